@@ -1,0 +1,1 @@
+//! The orchestrator: gRPC services, storage, dispatch, leases and log fan-out.

@@ -1,0 +1,203 @@
+//! The Lua sandbox every pipeline script runs in.
+//!
+//! Only the safe parts of the standard library are offered: `table`, `string` (without
+//! `dump`, and with pattern functions that obey the time budget), `math`, `utf8`,
+//! `coroutine`, and a time-only subset of `os`. There is no `io`, `debug`, `package`,
+//! `require` of files, `dofile`, `loadfile`, binary `load`, or `collectgarbage` control.
+//!
+//! Two limits hold for every evaluation:
+//! * memory: the allocator refuses to grow the state past [`Limits::memory`];
+//! * time: a count hook aborts the script once [`Limits::time`] has passed. Lua's own
+//!   pattern matcher runs inside one C call where no hook fires, so the pattern functions
+//!   are replaced by a Rust implementation that checks the same deadline (see `pattern`).
+//!
+//! Code that would run with hooks disabled (`__gc` and `__close` metamethods, `xpcall`
+//! message handlers) could escape the time limit, so `setmetatable` refuses those
+//! metamethods and `xpcall` is rebuilt on `pcall`.
+
+mod clock;
+mod pattern;
+mod strlib;
+
+use std::time::Duration;
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+pub use clock::Clock;
+
+/// Resource limits for one Lua state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most memory the Lua state may allocate, in bytes.
+    pub memory: usize,
+    /// The longest a single evaluation may run.
+    pub time: Duration,
+}
+
+impl Limits {
+    /// Limits for evaluating a pipeline definition: generous for any real pipeline, small
+    /// enough that a hostile one cannot hurt the server validating it.
+    pub const DEFINITION: Limits = Limits { memory: 64 * 1024 * 1024, time: Duration::from_secs(2) };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFINITION
+    }
+}
+
+/// How many VM instructions run between two deadline checks.
+const HOOK_PERIOD: u32 = 1_000;
+
+/// The error message of a script stopped by its time budget.
+pub const TIME_BUDGET_EXCEEDED: &str = "script exceeded its time budget";
+
+/// Creates a sandboxed Lua state with `limits` armed but no deadline running yet; call
+/// [`Clock::arm`] (through [`clock`]) before each evaluation.
+pub fn new_state(limits: Limits) -> mlua::Result<Lua> {
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
+    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    lua.set_memory_limit(limits.memory)?;
+    let clock = Clock::new(limits.time);
+    lua.set_app_data(clock.clone());
+    install_hook(&lua, clock, HOOK_PERIOD)?;
+    restrict_globals(&lua)?;
+    strlib::install(&lua)?;
+    Ok(lua)
+}
+
+/// The deadline clock of a state made by [`new_state`].
+pub fn clock(lua: &Lua) -> Clock {
+    lua.app_data_ref::<Clock>().map(|c| c.clone()).unwrap_or_else(|| Clock::new(Limits::DEFINITION.time))
+}
+
+/// Fails with [`TIME_BUDGET_EXCEEDED`] when the state's deadline has passed. Long-running
+/// Rust functions called from Lua call this as they work.
+pub fn check_deadline(lua: &Lua) -> mlua::Result<()> {
+    match lua.app_data_ref::<Clock>() {
+        Some(clock) if clock.expired() => Err(budget_error(&clock)),
+        _ => Ok(()),
+    }
+}
+
+fn budget_error(clock: &Clock) -> mlua::Error {
+    mlua::Error::runtime(format!("{TIME_BUDGET_EXCEEDED} of {:?}", clock.budget()))
+}
+
+/// Installs the deadline hook. Once the deadline has passed the hook re-installs itself
+/// to fire on every instruction, so a script that catches the error with `pcall` fails
+/// again at its very next instruction instead of looping on.
+fn install_hook(lua: &Lua, clock: Clock, period: u32) -> mlua::Result<()> {
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(period), move |lua, _debug| {
+        if !clock.expired() {
+            return Ok(mlua::VmState::Continue);
+        }
+        if period != 1 {
+            install_hook(lua, clock.clone(), 1)?;
+        }
+        Err(budget_error(&clock))
+    })
+}
+
+/// Re-arms a state for a new evaluation: a fresh deadline and the normal hook period.
+pub fn arm(lua: &Lua) -> mlua::Result<()> {
+    let clock = clock(lua);
+    clock.arm();
+    install_hook(lua, clock, HOOK_PERIOD)
+}
+
+fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
+    let globals = lua.globals();
+    for name in ["dofile", "loadfile", "require", "io", "debug", "package", "print"] {
+        globals.raw_set(name, Value::Nil)?;
+    }
+
+    // `os`: only the functions that read the clock.
+    let os: Table = globals.get("os")?;
+    let safe_os = lua.create_table()?;
+    for name in ["time", "clock", "date", "difftime"] {
+        safe_os.raw_set(name, os.get::<Value>(name)?)?;
+    }
+    globals.raw_set("os", safe_os)?;
+
+    let string: Table = globals.get("string")?;
+    string.raw_set("dump", Value::Nil)?;
+
+    globals.raw_set("print", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    globals.raw_set("load", lua.create_function(safe_load)?)?;
+    globals.raw_set("collectgarbage", lua.create_function(safe_collectgarbage)?)?;
+
+    let setmetatable: Function = globals.get("setmetatable")?;
+    globals.raw_set(
+        "setmetatable",
+        lua.create_function(move |_, (table, meta): (Value, Value)| {
+            if let Value::Table(meta) = &meta {
+                for forbidden in ["__gc", "__close"] {
+                    if !meta.raw_get::<Value>(forbidden)?.is_nil() {
+                        return Err(mlua::Error::runtime(format!(
+                            "setmetatable: the `{forbidden}` metamethod is not allowed in the sandbox"
+                        )));
+                    }
+                }
+            }
+            setmetatable.call::<Value>((table, meta))
+        })?,
+    )?;
+
+    // `xpcall` runs its message handler inside the error machinery with hooks off; this
+    // version unwinds with `pcall` first and calls the handler afterwards, hooks on.
+    let xpcall: Function = lua
+        .load(
+            r#"
+            local pcall, select, table_pack, table_unpack = pcall, select, table.pack, table.unpack
+            return function(f, handler, ...)
+                local result = table_pack(pcall(f, ...))
+                if result[1] then
+                    return table_unpack(result, 1, result.n)
+                end
+                return false, handler(result[2])
+            end
+            "#,
+        )
+        .set_name("=sandbox")
+        .call(())?;
+    globals.raw_set("xpcall", xpcall)?;
+    Ok(())
+}
+
+/// `load` for text chunks only: binary chunks could break the VM.
+fn safe_load(
+    lua: &Lua,
+    (chunk, name, _mode, env): (Value, Option<String>, Option<String>, Option<Table>),
+) -> mlua::Result<MultiValue> {
+    let source = match chunk {
+        Value::String(s) => s.as_bytes().to_vec(),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "load: only text chunks are allowed in the sandbox, got a {}",
+                other.type_name()
+            )));
+        }
+    };
+    if source.first() == Some(&0x1b) {
+        return (Value::Nil, "load: binary chunks are not allowed in the sandbox").into_lua_multi(lua);
+    }
+    let mut chunk = lua.load(source).set_mode(ChunkMode::Text).set_name(name.unwrap_or_else(|| "=(load)".into()));
+    if let Some(env) = env {
+        chunk = chunk.set_environment(env);
+    }
+    match chunk.into_function() {
+        Ok(function) => function.into_lua_multi(lua),
+        Err(err) => (Value::Nil, err.to_string()).into_lua_multi(lua),
+    }
+}
+
+fn safe_collectgarbage(lua: &Lua, option: Option<String>) -> mlua::Result<f64> {
+    match option.as_deref().unwrap_or("collect") {
+        "count" => Ok(lua.used_memory() as f64 / 1024.0),
+        other => Err(mlua::Error::runtime(format!("collectgarbage('{other}') is not allowed in the sandbox"))),
+    }
+}
+
+use mlua::IntoLuaMulti;

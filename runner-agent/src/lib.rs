@@ -1,0 +1,1 @@
+//! The runner agent: runs pipeline stages in Podman containers and streams logs back.
