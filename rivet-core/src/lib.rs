@@ -1,4 +1,28 @@
 //! Rivet's core: domain types, the Lua sandbox, pipeline loading and validation, and input
 //! typing. This crate does no I/O and knows neither tonic nor sea-orm.
+//!
+//! ```
+//! let source = r#"
+//!     return pipeline.define {
+//!         name = "hello",
+//!         stages = { { name = "greet", script = function() end } },
+//!     }
+//! "#;
+//! let definition = rivet_core::check(source, "hello.lua").unwrap();
+//! assert_eq!(definition.stages[0].name, "greet");
+//! ```
 
+mod diagnostic;
+mod dsl;
+pub mod inputs;
+mod loader;
+pub mod model;
 pub mod sandbox;
+mod validate;
+
+pub use diagnostic::{Diagnostic, LoadError};
+pub use inputs::{InputError, InputErrors, resolve};
+pub use loader::{LoadedPipeline, check, load};
+pub use model::{InputSpec, InputType, InputValue, PipelineDefinition, ResolvedInputs, StageSpec, Tag};
+pub use sandbox::Limits;
+pub use validate::StageFunctions;

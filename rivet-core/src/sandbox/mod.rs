@@ -89,14 +89,20 @@ fn budget_error(clock: &Clock) -> mlua::Error {
 /// to fire on every instruction, so a script that catches the error with `pcall` fails
 /// again at its very next instruction instead of looping on.
 fn install_hook(lua: &Lua, clock: Clock, period: u32) -> mlua::Result<()> {
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(period), move |lua, _debug| {
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(period), move |lua, debug| {
         if !clock.expired() {
             return Ok(mlua::VmState::Continue);
         }
         if period != 1 {
             install_hook(lua, clock.clone(), 1)?;
         }
-        Err(budget_error(&clock))
+        // Name the place like Lua's own errors do (`file:line: message`).
+        let source = debug.source();
+        let place = match (source.short_src, debug.current_line()) {
+            (Some(file), Some(line)) => format!("{file}:{line}: "),
+            _ => String::new(),
+        };
+        Err(mlua::Error::runtime(format!("{place}{TIME_BUDGET_EXCEEDED} of {:?}", clock.budget())))
     })
 }
 

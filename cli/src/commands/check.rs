@@ -1,0 +1,120 @@
+//! `rivet pipeline check FILE...`: validates pipeline scripts without running them.
+
+use std::path::Path;
+
+use rivet_core::{Diagnostic, InputSpec, LoadError, PipelineDefinition};
+use serde::Serialize;
+
+use crate::Output;
+use crate::exit;
+
+/// Scripts larger than this are refused before Lua sees them.
+const MAX_SCRIPT_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    file: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pipeline: Option<PipelineDefinition>,
+    errors: Vec<Diagnostic>,
+}
+
+pub fn run(files: &[std::path::PathBuf], output: Output) -> anyhow::Result<u8> {
+    let reports: Vec<Report> = files.iter().map(|file| check_file(file)).collect();
+    let invalid = reports.iter().filter(|report| !report.valid).count();
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Output::Text => {
+            for report in &reports {
+                print_text(report);
+            }
+            if files.len() > 1 {
+                println!("{} of {} pipelines valid", reports.len() - invalid, reports.len());
+            }
+        }
+    }
+    Ok(if invalid == 0 { exit::OK } else { exit::INVALID_PIPELINE })
+}
+
+fn check_file(path: &Path) -> Report {
+    let file = path.display().to_string();
+    let invalid = |message: String| Report {
+        file: file.clone(),
+        valid: false,
+        pipeline: None,
+        errors: vec![Diagnostic { file: file.clone(), line: 0, field: String::new(), message }],
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_SCRIPT_BYTES => {
+            return invalid(format!(
+                "file is {} bytes; pipeline scripts may be at most {MAX_SCRIPT_BYTES}",
+                meta.len()
+            ));
+        }
+        Ok(_) => {}
+        Err(err) => return invalid(format!("cannot read file: {err}")),
+    }
+    let source = match std::fs::read_to_string(path) {
+        Ok(source) => source,
+        Err(err) => return invalid(format!("cannot read file: {err}")),
+    };
+    match rivet_core::check(&source, &file) {
+        Ok(pipeline) => Report { file, valid: true, pipeline: Some(pipeline), errors: Vec::new() },
+        Err(LoadError::Invalid(errors)) => Report { file, valid: false, pipeline: None, errors },
+        Err(err @ LoadError::Sandbox(_)) => invalid(err.to_string()),
+    }
+}
+
+fn print_text(report: &Report) {
+    match &report.pipeline {
+        Some(pipeline) => {
+            println!("{}: valid pipeline \"{}\"", report.file, pipeline.name);
+            if !pipeline.inputs.is_empty() {
+                let inputs: Vec<String> = pipeline.inputs.iter().map(describe_input).collect();
+                println!("  inputs: {}", inputs.join(", "));
+            }
+            if !pipeline.runner.is_empty() {
+                let tags: Vec<String> = pipeline.runner.iter().map(ToString::to_string).collect();
+                println!("  runner: {}", tags.join(", "));
+            }
+            let stages: Vec<String> = pipeline
+                .stages
+                .iter()
+                .map(|stage| {
+                    let mut text = stage.name.clone();
+                    if let Some(image) = &stage.container {
+                        text.push_str(&format!(" [{image}]"));
+                    }
+                    if stage.has_condition {
+                        text.push_str(" (conditional)");
+                    }
+                    text
+                })
+                .collect();
+            println!("  stages: {}", stages.join(" → "));
+        }
+        None => {
+            for error in &report.errors {
+                eprintln!("{error}");
+            }
+            let count = report.errors.len();
+            eprintln!("{}: invalid, {count} error{}", report.file, if count == 1 { "" } else { "s" });
+        }
+    }
+}
+
+fn describe_input(input: &InputSpec) -> String {
+    let mut parts = vec![input.input_type.to_string()];
+    if input.required {
+        parts.push("required".to_owned());
+    }
+    if let Some(default) = &input.default {
+        parts.push(format!("default {default}"));
+    }
+    if !input.options.is_empty() {
+        let options: Vec<String> = input.options.iter().map(ToString::to_string).collect();
+        parts.push(format!("one of {}", options.join("|")));
+    }
+    format!("{} ({})", input.name, parts.join(", "))
+}

@@ -1,0 +1,177 @@
+//! The plain data a pipeline script defines: what the orchestrator stores and the runner
+//! uses to run stages by name. Produced by [`crate::load`]; no Lua in here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A validated pipeline definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineDefinition {
+    /// Human-readable name; also the key under which pipelines are versioned.
+    pub name: String,
+    /// What the pipeline does.
+    #[serde(default)]
+    pub description: String,
+    /// Typed inputs, sorted by name.
+    #[serde(default)]
+    pub inputs: Vec<InputSpec>,
+    /// Labels a runner must carry to run this pipeline.
+    #[serde(default)]
+    pub runner: Vec<Tag>,
+    /// Lua plugins the pipeline uses, by name.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    /// Names of the secrets the pipeline may read.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Stages, in the order they run.
+    pub stages: Vec<StageSpec>,
+}
+
+impl PipelineDefinition {
+    /// The input named `name`.
+    pub fn input(&self, name: &str) -> Option<&InputSpec> {
+        self.inputs.iter().find(|input| input.name == name)
+    }
+
+    /// The stage named `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageSpec> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+}
+
+/// The type of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    /// Any text.
+    String,
+    /// A finite number.
+    Number,
+    /// `true` or `false`.
+    Bool,
+}
+
+impl InputType {
+    /// The name used in pipeline scripts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputType::String => "string",
+            InputType::Number => "number",
+            InputType::Bool => "bool",
+        }
+    }
+
+    /// Parses the name used in pipeline scripts.
+    pub fn parse(name: &str) -> Option<InputType> {
+        match name {
+            "string" => Some(InputType::String),
+            "number" => Some(InputType::Number),
+            "bool" | "boolean" => Some(InputType::Bool),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for InputType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed input value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InputValue {
+    /// A `bool` input's value.
+    Bool(bool),
+    /// A `number` input's value; always finite.
+    Number(f64),
+    /// A `string` input's value.
+    String(String),
+}
+
+impl InputValue {
+    /// The type of this value.
+    pub fn input_type(&self) -> InputType {
+        match self {
+            InputValue::Bool(_) => InputType::Bool,
+            InputValue::Number(_) => InputType::Number,
+            InputValue::String(_) => InputType::String,
+        }
+    }
+}
+
+/// Renders values the way pipeline scripts read them through `input.get`: integral numbers
+/// without a fraction (`4`, not `4.0`), bools as `true`/`false`.
+impl fmt::Display for InputValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputValue::Bool(value) => write!(f, "{value}"),
+            InputValue::Number(value) if value.fract() == 0.0 && value.abs() < 1e15 => write!(f, "{}", *value as i64),
+            InputValue::Number(value) => write!(f, "{value}"),
+            InputValue::String(value) => f.write_str(value),
+        }
+    }
+}
+
+/// One declared input of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// The input's name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub input_type: InputType,
+    /// What it is for; shown when prompting.
+    #[serde(default)]
+    pub description: String,
+    /// Used when the launch gives no value.
+    #[serde(default)]
+    pub default: Option<InputValue>,
+    /// When not empty, the only values allowed.
+    #[serde(default)]
+    pub options: Vec<InputValue>,
+    /// Whether a launch must give a value. Never true for an input with a default.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A runner label the pipeline requires, e.g. `os = linux`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Tag {
+    /// The label's key.
+    pub key: String,
+    /// The value the runner's label must have.
+    pub value: String,
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// One stage of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSpec {
+    /// Unique within the pipeline; `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+    pub name: String,
+    /// The image the stage's processes run in; the runner's default when absent.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Whether the stage has a `condition` function deciding if it runs.
+    #[serde(default)]
+    pub has_condition: bool,
+    /// The longest the stage may run, in seconds; the runner's default when absent.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// The line of the script that defines the stage.
+    #[serde(default)]
+    pub line: u32,
+}
+
+/// Typed input values of one job, by input name.
+pub type ResolvedInputs = BTreeMap<String, InputValue>;

@@ -1,0 +1,660 @@
+//! Turns the table a pipeline script returned into a [`PipelineDefinition`], reporting
+//! every problem at once with its line and field path.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::diagnostic::{Diagnostics, LoadError};
+use crate::dsl;
+use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageSpec, Tag};
+
+const PIPELINE_FIELDS: &[&str] = &["name", "description", "inputs", "runner", "plugins", "secrets", "stages"];
+const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout"];
+const INPUT_FIELDS: &[&str] = &["name", "type", "description", "default", "options", "required"];
+const TAG_FIELDS: &[&str] = &["key", "value"];
+
+/// The longest stage timeout a pipeline may ask for.
+const MAX_STAGE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A stage's Lua functions, in the state that loaded the script.
+#[derive(Debug, Clone)]
+pub struct StageFunctions {
+    /// Decides whether the stage runs.
+    pub condition: Option<Function>,
+    /// The stage's body.
+    pub script: Function,
+}
+
+/// Validates `spec`, the table given to `pipeline.define`.
+pub(crate) fn validate(
+    lua: &Lua,
+    spec: &Table,
+    file: &str,
+    source: &str,
+) -> Result<(PipelineDefinition, Vec<StageFunctions>), LoadError> {
+    let mut validator = Validator { lua, lines: source.lines().collect(), diagnostics: Diagnostics::new(file) };
+    let result = validator.pipeline(spec);
+    match result {
+        Some(result) if validator.diagnostics.is_empty() => Ok(result),
+        _ => Err(validator.diagnostics.into_error()),
+    }
+}
+
+struct Validator<'a> {
+    lua: &'a Lua,
+    lines: Vec<&'a str>,
+    diagnostics: Diagnostics,
+}
+
+/// The fields of one Lua table, by name, with the line the table was written at.
+struct Fields {
+    values: BTreeMap<String, Value>,
+    line: u32,
+    path: String,
+}
+
+impl Fields {
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.values.get(key).filter(|value| !value.is_nil()).cloned()
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.values.get(key).is_some_and(|value| !value.is_nil())
+    }
+
+    fn path(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_owned() } else { format!("{}.{key}", self.path) }
+    }
+}
+
+impl Validator<'_> {
+    fn pipeline(&mut self, spec: &Table) -> Option<(PipelineDefinition, Vec<StageFunctions>)> {
+        let line = dsl::line_of(self.lua, spec).unwrap_or(1);
+        let mut fields = self.fields(spec, "", line, PIPELINE_FIELDS);
+
+        let name = match self.string(&mut fields, "name") {
+            Some(name) if name.trim().is_empty() => {
+                self.error_at(&fields, "name", "must not be empty");
+                None
+            }
+            Some(name) if name.len() > 200 => {
+                self.error_at(&fields, "name", "must be at most 200 characters");
+                None
+            }
+            Some(name) => Some(name),
+            None => {
+                if !fields.has("name") {
+                    self.diagnostics.push(line, "name", "is required: give the pipeline a name");
+                }
+                None
+            }
+        };
+        let description = self.string(&mut fields, "description").unwrap_or_default();
+        let inputs = self.inputs(&mut fields);
+        let runner = self.tags(&mut fields);
+        let plugins = self.names(&mut fields, "plugins", is_plugin_name, "letters, digits, `_`, `-` and `.`");
+        let secrets =
+            self.names(&mut fields, "secrets", is_identifier, "letters, digits and `_`, not starting with a digit");
+        let stages = self.stages(&mut fields, line);
+
+        let name = name?;
+        let (stages, functions) = stages.into_iter().unzip();
+        Some((PipelineDefinition { name, description, inputs, runner, plugins, secrets, stages }, functions))
+    }
+
+    fn stages(&mut self, parent: &mut Fields, parent_line: u32) -> Vec<(StageSpec, StageFunctions)> {
+        let Some(value) = parent.take("stages") else {
+            self.diagnostics.push(parent_line, "stages", "is required: a pipeline needs at least one stage");
+            return Vec::new();
+        };
+        let items = self.list(value, "stages", parent_line);
+        if items.as_ref().is_some_and(Vec::is_empty) {
+            self.diagnostics.push(self.field_line(parent_line, "stages"), "stages", "must contain at least one stage");
+        }
+        let mut seen = HashSet::new();
+        let mut stages = Vec::new();
+        let mut previous_line = self.field_line(parent_line, "stages");
+        for (index, item) in items.unwrap_or_default().into_iter().enumerate() {
+            let path = format!("stages[{}]", index + 1);
+            let Value::Table(table) = item else {
+                self.diagnostics.push(parent_line, path, format!("must be a table, got {}", item.type_name()));
+                continue;
+            };
+            let line = self.stage_line(&table, previous_line);
+            previous_line = line;
+            if let Some(stage) = self.stage(&table, path.clone(), line) {
+                if !seen.insert(stage.0.name.clone()) {
+                    self.diagnostics.push(
+                        stage.0.line,
+                        format!("{path}.name"),
+                        format!("duplicate stage name `{}`: stage names must be unique", stage.0.name),
+                    );
+                }
+                stages.push(stage);
+            }
+        }
+        stages
+    }
+
+    /// The line a stage is written at: that of its `pipeline.stage` call, else of its
+    /// script or condition function (inside the stage's table), else the first `name =`
+    /// after the previous stage.
+    fn stage_line(&self, table: &Table, previous_line: u32) -> u32 {
+        let function_line = |key: &str| match table.raw_get::<Value>(key) {
+            Ok(Value::Function(f)) => f.info().line_defined.and_then(|l| u32::try_from(l).ok()),
+            _ => None,
+        };
+        dsl::line_of(self.lua, table)
+            .or_else(|| function_line("script"))
+            .or_else(|| function_line("condition"))
+            .unwrap_or_else(|| {
+                let start = previous_line as usize;
+                (start..self.lines.len())
+                    .find(|&index| assigns(self.lines[index], "name"))
+                    .and_then(|index| u32::try_from(index + 1).ok())
+                    .unwrap_or(previous_line)
+            })
+    }
+
+    fn stage(&mut self, table: &Table, path: String, line: u32) -> Option<(StageSpec, StageFunctions)> {
+        let mut fields = self.fields(table, &path, line, STAGE_FIELDS);
+
+        let name = match self.string(&mut fields, "name") {
+            Some(name) if is_stage_name(&name) => Some(name),
+            Some(name) => {
+                self.error_at(
+                    &fields,
+                    "name",
+                    format!("`{name}` is not a valid stage name: use 1 to 63 letters, digits, `_`, `-` or `.`, starting with a letter or digit"),
+                );
+                None
+            }
+            None => {
+                if !fields.has("name") {
+                    self.diagnostics.push(line, fields.path("name"), "is required");
+                }
+                None
+            }
+        };
+        let container = match self.string(&mut fields, "container") {
+            Some(image) if is_image_reference(&image) => Some(image),
+            Some(image) => {
+                self.error_at(&fields, "container", format!("`{image}` is not a valid image reference"));
+                None
+            }
+            None => None,
+        };
+        let condition = self.function(&mut fields, "condition");
+        let script = self.function(&mut fields, "script");
+        if script.is_none() && !fields.has("script") {
+            self.diagnostics.push(line, fields.path("script"), "is required: a function that runs the stage");
+        }
+        let timeout_secs = self.timeout(&mut fields);
+
+        let (name, script) = (name?, script?);
+        let spec = StageSpec { name, container, has_condition: condition.is_some(), timeout_secs, line };
+        Some((spec, StageFunctions { condition, script }))
+    }
+
+    fn timeout(&mut self, fields: &mut Fields) -> Option<u64> {
+        let value = fields.take("timeout")?;
+        let parsed = match &value {
+            Value::Integer(secs) => u64::try_from(*secs).ok().map(Duration::from_secs),
+            Value::Number(secs) if secs.is_finite() && *secs >= 0.0 => Some(Duration::from_secs_f64(secs.ceil())),
+            Value::String(text) => text.to_str().ok().and_then(|text| parse_duration(&text)),
+            _ => None,
+        };
+        match parsed {
+            Some(timeout) if !timeout.is_zero() && timeout <= MAX_STAGE_TIMEOUT => Some(timeout.as_secs()),
+            _ => {
+                self.error_at(
+                    fields,
+                    "timeout",
+                    "must be a positive number of seconds or a duration like \"90s\", \"10m\" or \"1h30m\", at most 7 days",
+                );
+                None
+            }
+        }
+    }
+
+    fn inputs(&mut self, parent: &mut Fields) -> Vec<InputSpec> {
+        let Some(value) = parent.take("inputs") else { return Vec::new() };
+        let Value::Table(table) = value else {
+            self.error_at(parent, "inputs", format!("must be a table of input specs, got {}", value.type_name()));
+            return Vec::new();
+        };
+        let mut inputs: Vec<InputSpec> = Vec::new();
+        for (key, value) in sorted_pairs(&table) {
+            // Two forms: `inputs = { branch = {...} }` and, from the builder or
+            // `pipeline.input`, a list of specs that carry their own name.
+            let (path, key_name) = match &key {
+                Value::String(name) => {
+                    let name = name.to_string_lossy();
+                    (format!("inputs.{name}"), Some(name))
+                }
+                Value::Integer(index) => (format!("inputs[{index}]"), None),
+                other => {
+                    self.error_at(parent, "inputs", format!("input names must be strings, got {}", other.type_name()));
+                    continue;
+                }
+            };
+            let Value::Table(spec) = value else {
+                let line = self.field_line(parent.line, "inputs");
+                self.diagnostics.push(line, path, format!("must be an input spec table, got {}", value.type_name()));
+                continue;
+            };
+            if let Some(input) = self.input(&spec, path, key_name, parent.line) {
+                if inputs.iter().any(|other| other.name == input.name) {
+                    self.error_at(parent, "inputs", format!("input `{}` is declared twice", input.name));
+                } else {
+                    inputs.push(input);
+                }
+            }
+        }
+        inputs
+    }
+
+    fn input(&mut self, table: &Table, path: String, key_name: Option<String>, parent_line: u32) -> Option<InputSpec> {
+        let line = dsl::line_of(self.lua, table)
+            .or_else(|| key_name.as_deref().map(|name| self.field_line(parent_line, name)))
+            .unwrap_or(parent_line);
+        let mut fields = self.fields(table, &path, line, INPUT_FIELDS);
+        let spec_name = self.string(&mut fields, "name");
+        let name = match (key_name, spec_name) {
+            (Some(key), Some(spec)) if key != spec => {
+                self.error_at(&fields, "name", format!("`{spec}` differs from the key `{key}` it is declared under"));
+                return None;
+            }
+            (Some(name), _) | (None, Some(name)) => name,
+            (None, None) => {
+                self.diagnostics.push(line, fields.path("name"), "is required for an input given in a list");
+                return None;
+            }
+        };
+        if !is_identifier_dash(&name) {
+            self.diagnostics.push(
+                line,
+                fields.path("name"),
+                format!("`{name}` is not a valid input name: use letters, digits, `_` and `-`, starting with a letter or `_`"),
+            );
+        }
+        let input_type = match self.string(&mut fields, "type") {
+            Some(name) => match InputType::parse(&name) {
+                Some(input_type) => Some(input_type),
+                None => {
+                    self.error_at(
+                        &fields,
+                        "type",
+                        format!("`{name}` is not an input type: use string, number or bool"),
+                    );
+                    None
+                }
+            },
+            None => {
+                if !fields.has("type") {
+                    self.diagnostics.push(line, fields.path("type"), "is required: one of string, number or bool");
+                }
+                None
+            }
+        };
+        let description = self.string(&mut fields, "description").unwrap_or_default();
+        let required = match fields.take("required") {
+            None => false,
+            Some(Value::Boolean(required)) => required,
+            Some(other) => {
+                self.error_at(&fields, "required", format!("must be true or false, got {}", other.type_name()));
+                false
+            }
+        };
+        let default_value = fields.take("default");
+        let options_value = fields.take("options");
+        let input_type = input_type?;
+
+        let default = default_value.and_then(|value| self.typed(&fields, "default", value, input_type));
+        let mut options = Vec::new();
+        if let Some(value) = options_value {
+            for (index, item) in
+                self.list(value, &fields.path("options"), line).unwrap_or_default().into_iter().enumerate()
+            {
+                let field = format!("options[{}]", index + 1);
+                if let Some(option) = self.typed(&fields, &field, item, input_type) {
+                    if options.contains(&option) {
+                        self.error_at(&fields, &field, format!("`{option}` is listed twice"));
+                    }
+                    options.push(option);
+                }
+            }
+            if options.is_empty() && !self.diagnostics.mentions(&fields.path("options")) {
+                self.error_at(&fields, "options", "must list at least one value when given");
+            }
+        }
+        if let Some(default) = &default
+            && !options.is_empty()
+            && !options.contains(default)
+        {
+            let listed: Vec<String> = options.iter().map(ToString::to_string).collect();
+            self.error_at(&fields, "default", format!("`{default}` is not one of the options ({})", listed.join(", ")));
+        }
+        // An input with a default is optional: the default fills in for a missing value.
+        let required = required && default.is_none();
+        Some(InputSpec { name, input_type, description, default, options, required })
+    }
+
+    /// Checks that `value` has the input's type.
+    fn typed(&mut self, fields: &Fields, field: &str, value: Value, input_type: InputType) -> Option<InputValue> {
+        let typed = match (input_type, &value) {
+            (InputType::String, Value::String(s)) => Some(InputValue::String(s.to_string_lossy())),
+            (InputType::Number, Value::Integer(n)) => Some(InputValue::Number(*n as f64)),
+            (InputType::Number, Value::Number(n)) if n.is_finite() => Some(InputValue::Number(*n)),
+            (InputType::Bool, Value::Boolean(b)) => Some(InputValue::Bool(*b)),
+            _ => None,
+        };
+        if typed.is_none() {
+            let got = match &value {
+                Value::Number(n) if !n.is_finite() => "a number that is not finite".to_owned(),
+                other => lua_type_name(other).to_owned(),
+            };
+            self.error_at(fields, field, format!("must be a {input_type} like the input's type, got {got}"));
+        }
+        typed
+    }
+
+    fn tags(&mut self, parent: &mut Fields) -> Vec<Tag> {
+        let Some(value) = parent.take("runner") else { return Vec::new() };
+        let Value::Table(table) = value else {
+            self.error_at(
+                parent,
+                "runner",
+                format!("must be a list of {{ key = .., value = .. }} tags, got {}", value.type_name()),
+            );
+            return Vec::new();
+        };
+        let mut tags = Vec::new();
+        for (key, value) in sorted_pairs(&table) {
+            match (key, value) {
+                // `runner = { os = "linux" }`
+                (Value::String(key), Value::String(value)) => {
+                    tags.push(Tag { key: key.to_string_lossy(), value: value.to_string_lossy() })
+                }
+                // `runner = { { key = "os", value = "linux" } }`
+                (Value::Integer(index), Value::Table(tag)) => {
+                    let path = format!("runner[{index}]");
+                    let line = dsl::line_of(self.lua, &tag).unwrap_or_else(|| self.field_line(parent.line, "runner"));
+                    let mut fields = self.fields(&tag, &path, line, TAG_FIELDS);
+                    let key = self.string(&mut fields, "key");
+                    let value = self.string(&mut fields, "value");
+                    match (key, value) {
+                        (Some(key), Some(value)) if !key.is_empty() => tags.push(Tag { key, value }),
+                        (Some(_), Some(_)) => self.error_at(&fields, "key", "must not be empty"),
+                        (key, value) => {
+                            for (field, missing) in [("key", key.is_none()), ("value", value.is_none())] {
+                                if missing && !fields.has(field) {
+                                    self.diagnostics.push(line, fields.path(field), "is required and must be a string");
+                                }
+                            }
+                        }
+                    }
+                }
+                (key, value) => self.error_at(
+                    parent,
+                    "runner",
+                    format!(
+                        "tags are {{ key = \"..\", value = \"..\" }} tables or `key = \"value\"` pairs, got {} = {}",
+                        lua_type_name(&key),
+                        lua_type_name(&value)
+                    ),
+                ),
+            }
+        }
+        tags
+    }
+
+    /// A list of unique names, such as `plugins` or `secrets`.
+    fn names(&mut self, parent: &mut Fields, field: &str, valid: fn(&str) -> bool, charset: &str) -> Vec<String> {
+        let Some(value) = parent.take(field) else { return Vec::new() };
+        let line = self.field_line(parent.line, field);
+        let mut names = Vec::new();
+        for (index, item) in self.list(value, field, line).unwrap_or_default().into_iter().enumerate() {
+            let path = format!("{field}[{}]", index + 1);
+            match item {
+                Value::String(name) => {
+                    let name = name.to_string_lossy();
+                    if !valid(&name) {
+                        self.diagnostics.push(line, path, format!("`{name}` is not a valid name: use {charset}"));
+                    } else if names.contains(&name) {
+                        self.diagnostics.push(line, path, format!("`{name}` is listed twice"));
+                    } else {
+                        names.push(name);
+                    }
+                }
+                other => self.diagnostics.push(line, path, format!("must be a string, got {}", lua_type_name(&other))),
+            }
+        }
+        names
+    }
+
+    /// Reads the fields of `table`, reporting non-string keys and unknown fields.
+    fn fields(&mut self, table: &Table, path: &str, line: u32, allowed: &[&str]) -> Fields {
+        let mut values = BTreeMap::new();
+        for (key, value) in sorted_pairs(table) {
+            match key {
+                Value::String(key) => {
+                    let key = key.to_string_lossy();
+                    if allowed.contains(&key.as_str()) {
+                        values.insert(key, value);
+                    } else {
+                        let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                        let mut message = format!("unknown field `{key}`");
+                        match suggest(&key, allowed) {
+                            Some(suggestion) => message.push_str(&format!(": did you mean `{suggestion}`?")),
+                            None => message.push_str(&format!(" (expected one of: {})", allowed.join(", "))),
+                        }
+                        self.diagnostics.push(self.field_line(line, &key), field, message);
+                    }
+                }
+                other => {
+                    let what = if path.is_empty() { "the pipeline" } else { path };
+                    self.diagnostics.push(
+                        line,
+                        path,
+                        format!("{what} takes named fields only, found a {} key", lua_type_name(&other)),
+                    );
+                }
+            }
+        }
+        Fields { values, line, path: path.to_owned() }
+    }
+
+    /// The items of a list (a table with keys 1..n).
+    fn list(&mut self, value: Value, path: &str, line: u32) -> Option<Vec<Value>> {
+        let Value::Table(table) = value else {
+            self.diagnostics.push(line, path, format!("must be a list, got {}", lua_type_name(&value)));
+            return None;
+        };
+        let pairs = sorted_pairs(&table);
+        let mut items = Vec::with_capacity(pairs.len());
+        for (expected, (key, value)) in (1..).zip(pairs) {
+            match key {
+                Value::Integer(index) if index == expected => items.push(value),
+                other => {
+                    let key = match &other {
+                        Value::String(s) => format!("`{}`", s.to_string_lossy()),
+                        Value::Integer(i) => i.to_string(),
+                        other => lua_type_name(other).to_owned(),
+                    };
+                    self.diagnostics.push(
+                        line,
+                        path,
+                        format!("must be a list {{ a, b, ... }} without gaps, found key {key}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(items)
+    }
+
+    fn string(&mut self, fields: &mut Fields, key: &str) -> Option<String> {
+        match fields.take(key)? {
+            Value::String(s) => Some(s.to_string_lossy()),
+            other => {
+                self.error_at(fields, key, format!("must be a string, got {}", lua_type_name(&other)));
+                None
+            }
+        }
+    }
+
+    fn function(&mut self, fields: &mut Fields, key: &str) -> Option<Function> {
+        match fields.take(key)? {
+            Value::Function(f) => Some(f),
+            other => {
+                self.error_at(fields, key, format!("must be a function, got {}", lua_type_name(&other)));
+                None
+            }
+        }
+    }
+
+    fn error_at(&mut self, fields: &Fields, key: &str, message: impl Into<String>) {
+        let base = key.split(['[', '.']).next().unwrap_or(key);
+        let line = self.field_line(fields.line, base);
+        self.diagnostics.push(line, fields.path(key), message);
+    }
+
+    /// The line nearest to `hint` on which `key = ` is written, or `hint`. Lua tables carry
+    /// no positions, so this reads the source text around the table's known line.
+    fn field_line(&self, hint: u32, key: &str) -> u32 {
+        const WINDOW: usize = 40;
+        let hint_index = (hint as usize).saturating_sub(1).min(self.lines.len().saturating_sub(1));
+        (0..=WINDOW)
+            .flat_map(|distance| [hint_index.checked_add(distance), hint_index.checked_sub(distance)])
+            .flatten()
+            .filter(|&index| index < self.lines.len())
+            .find(|&index| assigns(self.lines[index], key))
+            .and_then(|index| u32::try_from(index + 1).ok())
+            .unwrap_or(hint)
+    }
+}
+
+/// Whether `line` contains `key = ` as an assignment (not `==`).
+fn assigns(line: &str, key: &str) -> bool {
+    let mut rest = line;
+    while let Some(at) = rest.find(key) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + key.len()..].trim_start();
+        let starts_word = !before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if starts_word && after.starts_with('=') && !after.starts_with("==") {
+            return true;
+        }
+        rest = &rest[at + key.len()..];
+    }
+    false
+}
+
+/// A table's pairs in a stable order: integer keys ascending, then strings, then the rest.
+fn sorted_pairs(table: &Table) -> Vec<(Value, Value)> {
+    let mut pairs: Vec<(Value, Value)> = table.pairs::<Value, Value>().filter_map(Result::ok).collect();
+    pairs.sort_by(|(a, _), (b, _)| sort_key(a).cmp(&sort_key(b)));
+    pairs
+}
+
+fn sort_key(value: &Value) -> (u8, i64, String) {
+    match value {
+        Value::Integer(i) => (0, *i, String::new()),
+        Value::String(s) => (1, 0, s.to_string_lossy()),
+        other => (2, 0, other.type_name().to_owned()),
+    }
+}
+
+/// Lua's names for types, with integers and floats both called numbers.
+fn lua_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::Boolean(_) => "boolean",
+        other => other.type_name(),
+    }
+}
+
+/// The allowed name closest to a misspelt one, if it is close enough to be a typo.
+fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|candidate| (edit_distance(key, candidate), *candidate))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+fn is_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() < 64
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_identifier_dash(name: &str) -> bool {
+    is_identifier(&name.replace('-', "_")) && !name.starts_with('-') && name.len() <= 64
+}
+
+fn is_plugin_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// A container image reference: `[registry/]repository[:tag][@digest]`, without spaces.
+fn is_image_reference(image: &str) -> bool {
+    !image.is_empty()
+        && image.len() <= 255
+        && !image.starts_with(['-', ':', '@', '/'])
+        && image.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+}
+
+/// Parses `90`, `90s`, `10m`, `1h30m`, `2h`.
+pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+        let value: u64 = number.parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+        number.clear();
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
+}
