@@ -9,9 +9,9 @@
 # it starts the services and prints the two exports. A variable that is already set means
 # "use that service": nothing is started or changed for it. Otherwise:
 #
-# * PostgreSQL: when nothing answers on 127.0.0.1:5432, the machine's Debian cluster is
-#   started (pg_ctlcluster), or, when there is none, a throwaway cluster is made with initdb
-#   in a temporary directory (trust authentication, 127.0.0.1:5432 only). The tests connect
+# * PostgreSQL: when nothing answers on 127.0.0.1:5432, the machine's Debian cluster for
+#   port 5432 is started (pg_ctlcluster), or, when there is none, a throwaway cluster is
+#   made with initdb in a temporary directory (trust authentication, 127.0.0.1:5432 only). The tests connect
 #   as `postgres` without a password; when the Debian cluster asks for one and CI=true, a
 #   trust rule for that user on 127.0.0.1 is added at the top of its pg_hba.conf (outside CI
 #   the script says how and stops, rather than change a developer's database).
@@ -69,10 +69,10 @@ _rivet_start_throwaway_postgres() {
   }
 }
 
-# _rivet_trust_local_postgres VERSION lets `postgres` connect over 127.0.0.1 without a
-# password on the Debian cluster VERSION/main.
+# _rivet_trust_local_postgres VERSION NAME lets `postgres` connect over 127.0.0.1 without a
+# password on the Debian cluster VERSION/NAME.
 _rivet_trust_local_postgres() {
-  local hba=/etc/postgresql/$1/main/pg_hba.conf
+  local hba=/etc/postgresql/$1/$2/pg_hba.conf
   local rule='host all postgres 127.0.0.1/32 trust # added by rivet scripts/test-services.sh'
   if [[ ${CI:-} != true ]]; then
     _rivet_log "PostgreSQL asks postgres@127.0.0.1 for a password; either set RIVET_TEST_DATABASE_URL," \
@@ -80,17 +80,19 @@ _rivet_trust_local_postgres() {
     return 1
   fi
   _rivet_log "CI: trusting postgres@127.0.0.1 in $hba"
-  sed -i "1i $rule" "$hba" && pg_ctlcluster --skip-systemctl-redirect "$1" main reload
+  sed -i "1i $rule" "$hba" && pg_ctlcluster --skip-systemctl-redirect "$1" "$2" reload
 }
 
 _rivet_start_postgres() {
-  local version
-  version=$(find /etc/postgresql -mindepth 2 -maxdepth 2 -name main -printf '%P\n' 2>/dev/null |
-    cut -d/ -f1 | sort -V | tail -n 1)
+  # The Debian cluster set up for port 5432, if any (the newest when there are several). A
+  # cluster created while 5432 was taken gets another port and is left alone.
+  local cluster version name
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk '$3 == 5432 { print $1, $2 }' | sort -V | tail -n 1)
+  read -r version name <<<"$cluster"
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-    if [[ -n $version ]]; then
-      _rivet_log "starting the PostgreSQL $version cluster"
-      pg_ctlcluster --skip-systemctl-redirect "$version" main start || return 1
+    if [[ -n $cluster ]]; then
+      _rivet_log "starting the PostgreSQL cluster $version/$name"
+      pg_ctlcluster --skip-systemctl-redirect "$version" "$name" start || return 1
     else
       _rivet_start_throwaway_postgres || return 1
     fi
@@ -100,7 +102,7 @@ _rivet_start_postgres() {
     }
   fi
   _rivet_pg_connects && return 0
-  if [[ -n $version ]] && _rivet_trust_local_postgres "$version" && _rivet_wait _rivet_pg_connects; then
+  if [[ -n $cluster ]] && _rivet_trust_local_postgres "$version" "$name" && _rivet_wait _rivet_pg_connects; then
     return 0
   fi
   _rivet_log "cannot connect to $_rivet_pg_url"
