@@ -88,7 +88,7 @@ fn describe(value: &Value) -> String {
     match value {
         Value::Nil => "nothing".to_owned(),
         Value::Table(_) => "a plain table (wrap it in pipeline.define)".to_owned(),
-        other => format!("a {}", other.type_name()),
+        other => format!("a {}", validate::lua_type_name(other)),
     }
 }
 

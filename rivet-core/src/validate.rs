@@ -568,7 +568,7 @@ fn sort_key(value: &Value) -> (u8, i64, String) {
 }
 
 /// Lua's names for types, with integers and floats both called numbers.
-fn lua_type_name(value: &Value) -> &'static str {
+pub(crate) fn lua_type_name(value: &Value) -> &'static str {
     match value {
         Value::Integer(_) | Value::Number(_) => "number",
         Value::Boolean(_) => "boolean",

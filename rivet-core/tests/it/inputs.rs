@@ -30,7 +30,12 @@ fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn error_for(pairs: &[(&str, &str)], input: &str) -> String {
     let errors = resolve(&specs(), &raw(pairs)).unwrap_err();
-    errors.0.iter().find(|e| e.input == input).map(|e| e.message.clone()).unwrap_or_else(|| panic!("no error for {input}: {errors}"))
+    errors
+        .0
+        .iter()
+        .find(|e| e.input == input)
+        .map(|e| e.message.clone())
+        .unwrap_or_else(|| panic!("no error for {input}: {errors}"))
 }
 
 #[test]
@@ -52,7 +57,8 @@ fn required_inputs_are_enforced() {
 
 #[test]
 fn bools_accept_common_spellings() {
-    for (text, expected) in [("true", true), ("FALSE", false), ("yes", true), ("No", false), ("1", true), ("0", false)] {
+    for (text, expected) in [("true", true), ("FALSE", false), ("yes", true), ("No", false), ("1", true), ("0", false)]
+    {
         let resolved = resolve(&specs(), &raw(&[("image", "a"), ("skip", text)])).unwrap();
         assert_eq!(resolved["skip"], InputValue::Bool(expected), "{text}");
     }
@@ -68,7 +74,10 @@ fn numbers_must_be_finite() {
 
 #[test]
 fn options_are_enforced() {
-    assert!(error_for(&[("image", "a"), ("jobs", "3")], "jobs").contains("`3` is not one of the allowed values: 1, 2, 4, 8"));
+    assert!(
+        error_for(&[("image", "a"), ("jobs", "3")], "jobs")
+            .contains("`3` is not one of the allowed values: 1, 2, 4, 8")
+    );
     assert!(error_for(&[("image", "a"), ("mode", "slow")], "mode").contains("fast, safe"));
     // Numbers compare by value, not by spelling.
     let resolved = resolve(&specs(), &raw(&[("image", "a"), ("jobs", "2.0")])).unwrap();

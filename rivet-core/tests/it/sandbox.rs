@@ -97,11 +97,9 @@ fn pathological_patterns_are_bounded() {
 
 #[test]
 fn host_libraries_are_absent() {
-    for (code, global) in [
-        ("io.open('/etc/passwd')", "io"),
-        ("debug.sethook()", "debug"),
-        ("package.loadlib('x', 'y')", "package"),
-    ] {
+    for (code, global) in
+        [("io.open('/etc/passwd')", "io"), ("debug.sethook()", "debug"), ("package.loadlib('x', 'y')", "package")]
+    {
         let err = attack(code);
         assert!(err.contains(&format!("global '{global}'")), "{code}: {err}");
     }

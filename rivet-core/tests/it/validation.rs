@@ -16,10 +16,10 @@ fn seed_examples_are_valid() {
     assert_eq!(jobs.input_type, InputType::Number);
     assert_eq!(jobs.default, Some(InputValue::Number(4.0)));
     assert_eq!(jobs.options.len(), 5);
-    assert_eq!(build.runner, vec![Tag { key: "os".into(), value: "linux".into() }, Tag {
-        key: "arch".into(),
-        value: "x86_64".into()
-    }]);
+    assert_eq!(
+        build.runner,
+        vec![Tag { key: "os".into(), value: "linux".into() }, Tag { key: "arch".into(), value: "x86_64".into() }]
+    );
     let docker = valid(&std::fs::read_to_string(format!("{root}/docker-build.lua")).unwrap());
     assert!(docker.input("image_name").unwrap().required);
     assert!(!docker.input("push_image").unwrap().required);
@@ -55,8 +55,14 @@ fn name_is_required_and_not_empty() {
 #[test]
 fn at_least_one_stage() {
     assert_error(&errors("return pipeline.define { name = 'p' }"), &["stages: is required"]);
-    assert_error(&errors("return pipeline.define { name = 'p', stages = {} }"), &["stages: must contain at least one stage"]);
-    assert_error(&errors("return pipeline.define { name = 'p', stages = 'build' }"), &["stages: must be a list, got string"]);
+    assert_error(
+        &errors("return pipeline.define { name = 'p', stages = {} }"),
+        &["stages: must contain at least one stage"],
+    );
+    assert_error(
+        &errors("return pipeline.define { name = 'p', stages = 'build' }"),
+        &["stages: must be a list, got string"],
+    );
     assert_error(
         &errors("return pipeline.define { name = 'p', stages = { build = { name = 'b', script = function() end } } }"),
         &["stages: must be a list", "`build`"],
@@ -102,9 +108,13 @@ fn script_and_condition_are_functions() {
 
 #[test]
 fn container_is_an_image_reference() {
-    let e = errors("return pipeline.define { name = 'p', stages = { { name = 's', container = 3, script = function() end } } }");
+    let e = errors(
+        "return pipeline.define { name = 'p', stages = { { name = 's', container = 3, script = function() end } } }",
+    );
     assert_error(&e, &["stages[1].container: must be a string, got number"]);
-    let e = errors("return pipeline.define { name = 'p', stages = { { name = 's', container = 'rust latest', script = function() end } } }");
+    let e = errors(
+        "return pipeline.define { name = 'p', stages = { { name = 's', container = 'rust latest', script = function() end } } }",
+    );
     assert_error(&e, &["stages[1].container: `rust latest` is not a valid image reference"]);
     let ok = valid(
         "return pipeline.define { name = 'p', stages = { { name = 's', container = 'ghcr.io/org/img:1.2@sha256:abc', script = function() end } } }",
@@ -158,22 +168,27 @@ fn input_types() {
 
 #[test]
 fn defaults_and_options_have_the_input_type() {
-    assert_error(&errors(&input_pipeline("{ type = 'number', default = '4' }")), &[
-        "inputs.x.default: must be a number like the input's type, got string",
-    ]);
-    assert_error(&errors(&input_pipeline("{ type = 'bool', default = 'true' }")), &[
-        "inputs.x.default: must be a bool like the input's type, got string",
-    ]);
-    assert_error(&errors(&input_pipeline("{ type = 'string', default = 1 }")), &[
-        "inputs.x.default: must be a string like the input's type, got number",
-    ]);
+    assert_error(
+        &errors(&input_pipeline("{ type = 'number', default = '4' }")),
+        &["inputs.x.default: must be a number like the input's type, got string"],
+    );
+    assert_error(
+        &errors(&input_pipeline("{ type = 'bool', default = 'true' }")),
+        &["inputs.x.default: must be a bool like the input's type, got string"],
+    );
+    assert_error(
+        &errors(&input_pipeline("{ type = 'string', default = 1 }")),
+        &["inputs.x.default: must be a string like the input's type, got number"],
+    );
     assert_error(&errors(&input_pipeline("{ type = 'number', default = 0/0 }")), &["not finite"]);
-    assert_error(&errors(&input_pipeline("{ type = 'number', options = { 1, 'two' } }")), &[
-        "inputs.x.options[2]: must be a number like the input's type, got string",
-    ]);
-    assert_error(&errors(&input_pipeline("{ type = 'string', options = {} }")), &[
-        "inputs.x.options: must list at least one value",
-    ]);
+    assert_error(
+        &errors(&input_pipeline("{ type = 'number', options = { 1, 'two' } }")),
+        &["inputs.x.options[2]: must be a number like the input's type, got string"],
+    );
+    assert_error(
+        &errors(&input_pipeline("{ type = 'string', options = {} }")),
+        &["inputs.x.options: must list at least one value"],
+    );
     assert_error(&errors(&input_pipeline("{ type = 'string', options = { 'a', 'a' } }")), &["`a` is listed twice"]);
 }
 
@@ -191,9 +206,10 @@ fn an_input_with_a_default_is_optional() {
     assert!(def.inputs[0].required);
     let def = valid(&input_pipeline("{ type = 'string' }"));
     assert!(!def.inputs[0].required);
-    assert_error(&errors(&input_pipeline("{ type = 'string', required = 'yes' }")), &[
-        "inputs.x.required: must be true or false, got string",
-    ]);
+    assert_error(
+        &errors(&input_pipeline("{ type = 'string', required = 'yes' }")),
+        &["inputs.x.required: must be true or false, got string"],
+    );
 }
 
 #[test]
@@ -210,9 +226,10 @@ fn input_names_are_checked() {
 fn tags_are_string_pairs() {
     let def = valid(&pipeline_with("runner = { os = 'linux', arch = 'arm64' },"));
     assert_eq!(def.runner.len(), 2);
-    assert_error(&errors(&pipeline_with("runner = { { key = 'os', value = 1 } },")), &[
-        "runner[1].value: must be a string, got number",
-    ]);
+    assert_error(
+        &errors(&pipeline_with("runner = { { key = 'os', value = 1 } },")),
+        &["runner[1].value: must be a string, got number"],
+    );
     assert_error(&errors(&pipeline_with("runner = { { key = 'os' } },")), &["runner[1].value: is required"]);
     assert_error(&errors(&pipeline_with("runner = { os = 1 },")), &["runner: tags are"]);
     assert_error(&errors(&pipeline_with("runner = 'linux',")), &["runner: must be a list"]);
@@ -250,7 +267,10 @@ fn the_script_must_return_a_definition() {
     assert_error(&errors("local x = 1"), &["the script must return a pipeline, got nothing"]);
     assert_error(&errors("return { name = 'p' }"), &["got a plain table (wrap it in pipeline.define)"]);
     assert_error(&errors("return 42"), &["got a number"]);
-    assert_error(&errors("return pipeline.define('p')"), &["1: : pipeline.define{...}: the definition must be a table, got string"]);
+    assert_error(
+        &errors("return pipeline.define('p')"),
+        &["1: : pipeline.define{...}: the definition must be a table, got string"],
+    );
 }
 
 #[test]
