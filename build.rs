@@ -29,7 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // `RunnerService.Connect` would clash with the generated `connect` constructor, so
+    // clients are built from a `Channel` with `new` instead.
     tonic_prost_build::configure()
+        .build_transport(false)
         .file_descriptor_set_path(out_dir.join("rivet_descriptor.bin"))
         .compile_with_config(config, &protos, &includes)?;
     Ok(())

@@ -15,6 +15,7 @@
 mod diagnostic;
 mod dsl;
 pub mod inputs;
+pub mod job;
 mod loader;
 pub mod model;
 pub mod sandbox;
@@ -22,6 +23,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, LoadError};
 pub use inputs::{InputError, InputErrors, resolve};
+pub use job::{Assignment, FailureReason, JobState, LogLevel, LogLine, StageState};
 pub use loader::{LoadedPipeline, check, load};
 pub use model::{InputSpec, InputType, InputValue, PipelineDefinition, ResolvedInputs, StageSpec, Tag};
 pub use sandbox::Limits;

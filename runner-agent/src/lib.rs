@@ -1,1 +1,3 @@
 //! The runner agent: runs pipeline stages in Podman containers and streams logs back.
+
+pub mod job;

@@ -1,0 +1,1 @@
+//! Coordination: Redis for distributed mode, memory for embedded mode.

@@ -1,0 +1,294 @@
+//! The storage contract: everything the orchestrator keeps in its database.
+//!
+//! One implementation, `storage::SeaStore`, serves PostgreSQL (distributed mode) and SQLite
+//! (embedded mode) through sea-orm; the same test suite runs against both. Every method
+//! that changes a job's state is *fenced*: it names the epoch it expects, and does nothing
+//! (returning `Ok(None)`/`Ok(false)`) when the job has moved on to another assignment.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
+use uuid::Uuid;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded (e.g. an unknown state name).
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Shorthand for storage results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A pipeline version to store.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    /// From the definition; versions are numbered per name.
+    pub name: String,
+    /// The Lua source.
+    pub source: String,
+    /// The file name used in diagnostics.
+    pub file_name: String,
+    /// The validated definition.
+    pub definition: PipelineDefinition,
+}
+
+/// A stored pipeline version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineRecord {
+    /// The version's id.
+    pub id: Uuid,
+    /// The pipeline's name.
+    pub name: String,
+    /// 1 for the first version of a name, then +1 per create.
+    pub version: u32,
+    /// The Lua source.
+    pub source: String,
+    /// The file name used in diagnostics.
+    pub file_name: String,
+    /// The validated definition.
+    pub definition: PipelineDefinition,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A job to create, in state `queued`.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The job's id, chosen by the caller.
+    pub id: Uuid,
+    /// The pipeline version it runs.
+    pub pipeline_id: Uuid,
+    /// Typed inputs.
+    pub inputs: ResolvedInputs,
+    /// Makes a retried launch return the first job; unique when set.
+    pub idempotency_key: Option<String>,
+    /// How many attempts a lost runner may cost before the job is `lost`.
+    pub max_attempts: u32,
+}
+
+/// A stored job, with what it needs to be dispatched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    /// The job's id.
+    pub id: Uuid,
+    /// The pipeline version it runs.
+    pub pipeline_id: Uuid,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The pipeline's version number.
+    pub pipeline_version: u32,
+    /// Labels a runner must carry (from the definition), as key → value.
+    pub tags: BTreeMap<String, String>,
+    /// Its state.
+    pub state: JobState,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation of the outcome.
+    pub message: String,
+    /// Typed inputs.
+    pub inputs: ResolvedInputs,
+    /// From 1; raised by each requeue.
+    pub attempt: u32,
+    /// Raised by each assignment; 0 before the first.
+    pub epoch: u64,
+    /// The most attempts allowed.
+    pub max_attempts: u32,
+    /// The runner holding it, while assigned or running.
+    pub runner_id: Option<Uuid>,
+    /// The idempotency key it was launched with.
+    pub idempotency_key: Option<String>,
+    /// Outputs set by the pipeline.
+    pub outputs: BTreeMap<String, String>,
+    /// When it was launched.
+    pub created_at: DateTime<Utc>,
+    /// When a runner started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobRecord {
+    /// The job's current assignment.
+    pub fn assignment(&self) -> Assignment {
+        Assignment { job_id: self.id, attempt: self.attempt, epoch: self.epoch }
+    }
+}
+
+/// A stored state change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The state entered.
+    pub state: JobState,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, when there is more to say.
+    pub message: String,
+}
+
+/// One stage of a job, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageRecord {
+    /// The stage's name.
+    pub name: String,
+    /// Its state.
+    pub state: StageState,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs of this pipeline name.
+    pub pipeline_name: Option<String>,
+    /// Only jobs in these states; empty for all.
+    pub states: Vec<JobState>,
+}
+
+/// A position in the newest-first job listing: the last job of the previous page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCursor {
+    /// Its creation time.
+    pub created_at: DateTime<Utc>,
+    /// Its id, to break ties.
+    pub id: Uuid,
+}
+
+/// How a job finished, as a runner reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// A terminal state.
+    pub state: JobState,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation.
+    pub message: String,
+    /// Outputs set by the pipeline.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// The outcome of a cancel request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// The job was queued and is now cancelled.
+    Cancelled(JobRecord),
+    /// The job is held by a runner, which must be told to stop; the job is marked and
+    /// ends when the runner reports, or when its lease expires.
+    Requested(JobRecord),
+    /// The job had already ended.
+    AlreadyEnded(JobRecord),
+}
+
+/// A runner as the registry remembers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerRecord {
+    /// Its stable id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// How many jobs it runs at once.
+    pub capacity: u32,
+    /// Its version.
+    pub version: String,
+    /// When it was last heard from.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Everything the orchestrator stores.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new version of the pipeline `new.name`, numbered one above the latest
+    /// (atomically: two concurrent creates get two different versions).
+    async fn create_pipeline(&self, new: NewPipeline) -> StoreResult<PipelineRecord>;
+    /// One pipeline version by id.
+    async fn pipeline(&self, id: Uuid) -> StoreResult<Option<PipelineRecord>>;
+    /// A pipeline version by name: `version` or, when `None`, the latest.
+    async fn pipeline_by_name(&self, name: &str, version: Option<u32>) -> StoreResult<Option<PipelineRecord>>;
+    /// The latest version of each pipeline, ordered by name, starting after `after_name`.
+    async fn list_pipelines(&self, after_name: Option<&str>, limit: u64) -> StoreResult<Vec<PipelineRecord>>;
+    /// Deletes every version of a pipeline; returns how many there were. Jobs stay.
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<u32>;
+
+    /// Creates a queued job and records the `queued` transition. With an idempotency key
+    /// already used, returns the existing job and `false`.
+    async fn create_job(&self, new: NewJob) -> StoreResult<(JobRecord, bool)>;
+    /// A job by id.
+    async fn job(&self, id: Uuid) -> StoreResult<Option<JobRecord>>;
+    /// Jobs newest first, after `cursor`.
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<&JobCursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<JobRecord>>;
+    /// A job's transitions, oldest first.
+    async fn transitions(&self, job: Uuid) -> StoreResult<Vec<Transition>>;
+    /// A job's stages as reported so far, in the order they started.
+    async fn stages(&self, job: Uuid) -> StoreResult<Vec<StageRecord>>;
+
+    /// Claims the oldest queued job whose tags the runner's labels satisfy (every tag
+    /// key present with the same value): sets it `assigned` to the runner with
+    /// epoch + 1, atomically across replicas (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+    /// single writer on SQLite). Returns the job and the sequence its next log line gets
+    /// (the highest stored + 1).
+    async fn claim_job(
+        &self,
+        runner_id: Uuid,
+        labels: &BTreeMap<String, String>,
+    ) -> StoreResult<Option<(JobRecord, u64)>>;
+    /// `assigned → running` under `assignment`; sets `started_at`.
+    async fn mark_running(&self, assignment: Assignment) -> StoreResult<Option<JobRecord>>;
+    /// Ends a job under `assignment` with a terminal state; clears the runner.
+    async fn finish_job(&self, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>>;
+    /// The runner of `assignment` is gone (lease expired, or it rejected the job): back to
+    /// `queued` with attempt + 1 while attempts remain, otherwise `lost` with reason
+    /// `runner_lost`. A job with a cancel requested ends `cancelled` instead.
+    async fn requeue_job(&self, assignment: Assignment, message: &str) -> StoreResult<Option<JobRecord>>;
+    /// Cancels a job: see [`CancelOutcome`].
+    async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>>;
+    /// Whether a cancel was requested for the job.
+    async fn cancel_requested(&self, id: Uuid) -> StoreResult<bool>;
+    /// Jobs in `assigned` or `running`, for lease sweeps.
+    async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
+    /// Records a stage's state under `assignment` (insert or update by job and name).
+    async fn record_stage(
+        &self,
+        assignment: Assignment,
+        stage: &str,
+        state: StageState,
+        failure_reason: Option<FailureReason>,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Stores log lines under `assignment` in one statement. The job keeps the highest
+    /// sequence stored, with every line below it stored too: lines at or below it are
+    /// duplicates and dropped; a batch that would leave a gap above it is not stored (the
+    /// runner resends from the ack). Returns `None` when the assignment is stale, else the
+    /// job's highest stored sequence.
+    async fn append_logs(&self, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>>;
+    /// Up to `limit` stored lines of a job with sequence >= `from`, in order.
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>>;
+    /// The highest sequence stored for a job (0 when none).
+    async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64>;
+
+    /// Inserts or updates a runner.
+    async fn upsert_runner(&self, runner: &RunnerRecord) -> StoreResult<()>;
+    /// Every known runner.
+    async fn runners(&self) -> StoreResult<Vec<RunnerRecord>>;
+}

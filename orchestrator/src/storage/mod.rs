@@ -1,0 +1,1 @@
+//! Storage on sea-orm: PostgreSQL for distributed mode, SQLite for embedded mode.

@@ -1,0 +1,78 @@
+//! The contract between the connection layer (which talks to the orchestrator) and the job
+//! executor (which runs a job's stages in containers).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rivet_core::{Assignment, FailureReason, JobState, LogLine, ResolvedInputs, StageState};
+
+/// A job to run, as assigned by the orchestrator.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// The assignment every event is reported under.
+    pub assignment: Assignment,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The pipeline's Lua source.
+    pub source: String,
+    /// The file name of the source, for error messages.
+    pub file_name: String,
+    /// The validated, typed inputs.
+    pub inputs: ResolvedInputs,
+    /// The secrets the pipeline declared, by name.
+    pub secrets: BTreeMap<String, String>,
+    /// The sequence number of this attempt's first log line.
+    pub first_sequence: u64,
+    /// The job's overall timeout, if any.
+    pub timeout: Option<Duration>,
+}
+
+/// Something that happened while a job ran.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// A stage started.
+    StageStarted {
+        /// The stage's name.
+        stage: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A stage ended (also for skipped stages, with state `skipped`).
+    StageFinished {
+        /// The stage's name.
+        stage: String,
+        /// How it ended.
+        state: StageState,
+        /// Why it failed, when it did.
+        failure_reason: Option<FailureReason>,
+        /// A human-readable explanation.
+        message: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A log line, numbered in order from `JobSpec::first_sequence`.
+    Log(LogLine),
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// A terminal state: succeeded, failed, cancelled or timed out.
+    pub state: JobState,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation.
+    pub message: String,
+    /// The sequence of the last log line emitted (first_sequence - 1 when none).
+    pub last_sequence: u64,
+    /// Outputs set with `output.set`.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// Receives a job's events. `emit` never blocks: the connection layer buffers events
+/// (bounded in memory, spilled to disk) until the orchestrator has acknowledged them.
+pub trait EventSink: Send + Sync + 'static {
+    /// Records one event of the job running under `assignment`.
+    fn emit(&self, assignment: Assignment, event: JobEvent);
+}
