@@ -2,8 +2,13 @@
 //!
 //! Read top-down: `api` (tonic handlers) → `domain` (dispatch, leases, the job state
 //! machine; the `Store` and `Coordinator` contracts) → `storage` (sea-orm, PostgreSQL and
-//! SQLite) and `coord` (Redis and memory).
+//! SQLite) and `coord` (Redis and memory). `convert` is the one place that knows both the
+//! wire types and the domain types; `server` assembles the parts.
 
+pub mod api;
+pub mod config;
+pub mod convert;
 pub mod coord;
 pub mod domain;
+pub mod server;
 pub mod storage;

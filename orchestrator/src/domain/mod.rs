@@ -2,4 +2,10 @@
 //! that drives jobs through their lifecycle on top of them.
 
 pub mod coord;
+pub mod dispatch;
+pub mod error;
+pub mod leases;
+pub mod orchestrator;
+pub mod registry;
+pub mod session;
 pub mod store;

@@ -1,0 +1,127 @@
+//! `LogService`: replay a job's stored log from a sequence number, then follow it live
+//! until the job ends. Live lines come through the coordinator's fan-out (from whichever
+//! replica stored them); the store fills any gap, so a follower sees every line once, in
+//! order, with no gap and no duplicate at the hand-over.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rivet_core::LogLine;
+use rivet_proto::v1::log_service_server::LogService;
+use rivet_proto::v1::{StreamLogsRequest, StreamLogsResponse};
+use tokio::sync::mpsc::Sender;
+use tonic::{Request, Response, Status};
+
+use crate::api::jobs::async_stream;
+use crate::convert;
+use crate::domain::coord::Topic;
+use crate::domain::error::{Error, Result};
+use crate::domain::orchestrator::Orchestrator;
+
+/// Lines per read from the store, and per response message.
+const PAGE: u64 = 1_000;
+/// How often a follower checks the store when no live line arrives.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+/// The log service.
+#[derive(Debug, Clone)]
+pub struct Logs {
+    orchestrator: Orchestrator,
+}
+
+impl Logs {
+    /// Serves logs of `orchestrator`.
+    pub fn new(orchestrator: Orchestrator) -> Logs {
+        Logs { orchestrator }
+    }
+}
+
+type Out = Sender<Result<StreamLogsResponse, Status>>;
+
+/// Sends `lines` (all with sequence >= `next`, consecutive); returns the next sequence, or
+/// `None` when the client went away.
+async fn send(out: &Out, lines: &[LogLine], next: u64) -> Option<u64> {
+    if lines.is_empty() {
+        return Some(next);
+    }
+    let response = StreamLogsResponse { lines: lines.iter().map(convert::log_line_to_proto).collect() };
+    out.send(Ok(response)).await.ok()?;
+    Some(lines.last().map_or(next, |line| line.sequence + 1))
+}
+
+/// Sends everything stored from `next` on; returns the next sequence to send.
+async fn replay(orchestrator: &Orchestrator, job: uuid::Uuid, mut next: u64, out: &Out) -> Result<Option<u64>> {
+    loop {
+        let lines = orchestrator.store().read_logs(job, next, PAGE).await?;
+        let full = lines.len() as u64 == PAGE;
+        match send(out, &lines, next).await {
+            Some(after) => next = after,
+            None => return Ok(None),
+        }
+        if !full {
+            return Ok(Some(next));
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl LogService for Logs {
+    type StreamLogsStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamLogsResponse, Status>> + Send>>;
+
+    async fn stream_logs(&self, request: Request<StreamLogsRequest>) -> Result<Response<Self::StreamLogsStream>, Status> {
+        let request = request.into_inner();
+        let job = convert::uuid(&request.job_id, "job_id")?;
+        let orchestrator = self.orchestrator.clone();
+        orchestrator.job(job).await?;
+        // Subscribe before replaying: a line stored during the replay then arrives live.
+        let mut live = match request.follow {
+            true => Some(orchestrator.coord().subscribe(&Topic::JobLogs(job)).await.map_err(Error::from)?),
+            false => None,
+        };
+        let mut events = match request.follow {
+            true => Some(orchestrator.coord().subscribe(&Topic::JobEvents(job)).await.map_err(Error::from)?),
+            false => None,
+        };
+        let start = request.from_sequence.max(1);
+        let stream = async_stream(move |out| async move {
+            let Some(mut next) = replay(&orchestrator, job, start, &out).await? else { return Ok(()) };
+            let (Some(live), Some(events)) = (live.as_mut(), events.as_mut()) else { return Ok(()) };
+            // A job ends only after all its lines are stored: once it has, a last replay
+            // completes the log. The state is read at the start and on every event or poll.
+            let mut ended = orchestrator.job(job).await?.state.is_terminal();
+            loop {
+                if ended {
+                    replay(&orchestrator, job, next, &out).await?;
+                    return Ok(());
+                }
+                tokio::select! {
+                    payload = live.next() => {
+                        let Some(payload) = payload else { return Ok(()) };
+                        let lines: Vec<LogLine> = serde_json::from_slice(&payload)
+                            .map_err(|err| Error::Internal(format!("malformed log fan-out message: {err}")))?;
+                        let fresh: Vec<LogLine> = lines.into_iter().filter(|line| line.sequence >= next).collect();
+                        let contiguous = fresh.first().is_none_or(|line| line.sequence == next)
+                            && fresh.windows(2).all(|pair| pair[1].sequence == pair[0].sequence + 1);
+                        let after = if contiguous {
+                            send(&out, &fresh, next).await
+                        } else {
+                            // A message was missed: the store has it.
+                            replay(&orchestrator, job, next, &out).await?
+                        };
+                        match after { Some(after) => next = after, None => return Ok(()) }
+                        continue;
+                    }
+                    _ = events.next() => {}
+                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = out.closed() => return Ok(()),
+                }
+                ended = orchestrator.job(job).await?.state.is_terminal();
+                match replay(&orchestrator, job, next, &out).await? {
+                    Some(after) => next = after,
+                    None => return Ok(()),
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}

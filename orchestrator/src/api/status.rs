@@ -1,0 +1,59 @@
+//! Maps domain errors to gRPC statuses, exhaustively, so every new variant forces a
+//! decision. Unexpected errors are logged in full with an id and returned as `internal`
+//! without internals.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use uuid::Uuid;
+
+use crate::domain::coord::CoordError;
+use crate::domain::error::Error;
+use crate::domain::store::StoreError;
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        match err {
+            Error::NotFound { .. } => Status::not_found(err.to_string()),
+            Error::InvalidPipeline(diagnostics) => {
+                let violations: Vec<FieldViolation> = diagnostics
+                    .iter()
+                    .map(|d| FieldViolation::new(format!("{}:{}:{}", d.file, d.line, d.field), d.message.clone()))
+                    .collect();
+                let summary: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid pipeline:\n{}", summary.join("\n")),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            Error::InvalidInputs(errors) => {
+                let violations: Vec<FieldViolation> =
+                    errors.0.iter().map(|e| FieldViolation::new(format!("inputs.{}", e.input), e.message.clone())).collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid inputs: {errors}"),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            Error::InvalidArgument { field, message } => Status::with_error_details(
+                Code::InvalidArgument,
+                format!("{field}: {message}"),
+                ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message)]),
+            ),
+            Error::AlreadyEnded(..) => Status::failed_precondition(err.to_string()),
+            Error::StaleAssignment(_) => Status::aborted(err.to_string()),
+            Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),
+            Error::ShuttingDown => Status::unavailable(err.to_string()),
+            Error::Store(StoreError::Unavailable(_)) | Error::Coord(CoordError::Unavailable(_)) => {
+                internal(&err, Code::Unavailable, "a backing service is unavailable; retry shortly")
+            }
+            Error::Store(StoreError::Corrupt(_)) | Error::Internal(_) => internal(&err, Code::Internal, "internal error"),
+        }
+    }
+}
+
+fn internal(err: &Error, code: Code, public: &str) -> Status {
+    let id = Uuid::new_v4();
+    tracing::error!(error = %err, error_id = %id, "request failed");
+    Status::new(code, format!("{public} (error id {id})"))
+}

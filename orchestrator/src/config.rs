@@ -1,0 +1,112 @@
+//! The orchestrator's configuration: defaults < TOML file < `RIVET_*` environment
+//! (`__` separates nesting levels, e.g. `RIVET_AUTH__RUNNER_TOKENS='["t1"]'`).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything the orchestrator can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the gRPC server listens.
+    pub listen: SocketAddr,
+    /// The database: `postgres://…` for distributed mode, `sqlite://path?mode=rwc` (or
+    /// `sqlite::memory:`) for embedded mode.
+    pub database_url: String,
+    /// Redis for presence, leases and fan-out across replicas; unset for the in-memory
+    /// coordinator of a single replica.
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key and channel.
+    pub redis_namespace: String,
+    /// This replica's name in presence records; defaults to a random id.
+    pub replica_id: Option<String>,
+    /// How long a job's lease lasts without a heartbeat, in milliseconds.
+    pub lease_ttl_ms: u64,
+    /// How often runners send heartbeats, in milliseconds. Well under the lease TTL.
+    pub heartbeat_interval_ms: u64,
+    /// How many times a job may be assigned before a lost runner makes it `lost`.
+    pub max_attempts: u32,
+    /// The largest gRPC message accepted, in bytes (pipeline sources, log batches).
+    pub max_message_bytes: usize,
+    /// The largest pipeline source accepted, in bytes.
+    pub max_pipeline_bytes: usize,
+    /// How long a shutdown waits for runners to drain before it closes their streams.
+    pub shutdown_grace_ms: u64,
+    /// Credentials.
+    pub auth: AuthConfig,
+}
+
+/// Credentials the orchestrator accepts. When a list is empty, that side is open (as in
+/// the embedded mode, which listens on loopback only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Tokens runners present as `authorization: Bearer <token>`.
+    pub runner_tokens: Vec<String>,
+    /// Tokens users and clients present as `authorization: Bearer <token>`.
+    pub api_tokens: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7420)),
+            database_url: "sqlite://rivet.db?mode=rwc".to_owned(),
+            redis_url: None,
+            redis_namespace: "rivet".to_owned(),
+            replica_id: None,
+            lease_ttl_ms: 15_000,
+            heartbeat_interval_ms: 3_000,
+            max_attempts: 3,
+            max_message_bytes: 8 * 1024 * 1024,
+            max_pipeline_bytes: 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (when given, it must exist), then `RIVET_*` variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment.merge(Env::prefixed("RIVET_").split("__")).extract().map_err(Box::new)?;
+        config.validate().map_err(|message| Box::new(figment::Error::from(message)))?;
+        Ok(config)
+    }
+
+    /// Checks relations between settings that serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_interval_ms == 0 || self.lease_ttl_ms < 2 * self.heartbeat_interval_ms {
+            return Err(format!(
+                "lease_ttl_ms ({}) must be at least twice heartbeat_interval_ms ({}), which must not be 0",
+                self.lease_ttl_ms, self.heartbeat_interval_ms
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err("max_attempts must be at least 1".to_owned());
+        }
+        if self.max_pipeline_bytes > self.max_message_bytes {
+            return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The lease TTL.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
+    }
+
+    /// The heartbeat interval.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+}

@@ -1,0 +1,99 @@
+//! Push dispatch: queued jobs go to connected runners with free capacity whose labels
+//! satisfy the job's tags. Every replica runs a dispatcher for its own runners; claiming
+//! is atomic in the store, so replicas never hand out the same job twice.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rivet_proto::v1::{ConnectResponse, connect_response};
+use tokio_util::sync::CancellationToken;
+
+use crate::convert;
+use crate::domain::coord::Topic;
+use crate::domain::error::Result;
+use crate::domain::orchestrator::Orchestrator;
+use crate::domain::registry::ConnectedRunner;
+
+/// How often the dispatcher looks for work without being woken, as a safety net for a
+/// missed wake-up (fan-out is at most once).
+const DISPATCH_TICK: Duration = Duration::from_secs(1);
+
+/// Runs this replica's dispatcher until `shutdown`.
+pub async fn run(orchestrator: Orchestrator, shutdown: CancellationToken) {
+    let mut wakeups = match orchestrator.coord().subscribe(&Topic::Dispatch).await {
+        Ok(stream) => Some(stream),
+        Err(err) => {
+            tracing::warn!(error = %err, "dispatcher runs without cross-replica wake-ups");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(DISPATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = orchestrator.dispatcher_woken() => {}
+            Some(_) = next_wakeup(&mut wakeups) => {}
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = dispatch_once(&orchestrator).await {
+            tracing::warn!(error = %err, "dispatch failed; retrying on the next tick");
+        }
+    }
+}
+
+async fn next_wakeup(wakeups: &mut Option<futures_util::stream::BoxStream<'static, bytes::Bytes>>) -> Option<()> {
+    match wakeups {
+        Some(stream) => stream.next().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands queued jobs to this replica's runners until no runner has room or no job fits.
+pub async fn dispatch_once(orchestrator: &Orchestrator) -> Result<usize> {
+    let mut assigned = 0;
+    let mut runners: Vec<ConnectedRunner> = orchestrator.registry().snapshot();
+    // The emptiest runners first spreads the load.
+    runners.sort_by_key(|runner| std::cmp::Reverse(runner.free()));
+    for runner in runners {
+        for _ in 0..runner.free() {
+            if !assign_one(orchestrator, &runner).await? {
+                break;
+            }
+            assigned += 1;
+        }
+    }
+    Ok(assigned)
+}
+
+/// Claims one job for `runner` and pushes it; `false` when no queued job fits.
+async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Result<bool> {
+    let Some((job, first_sequence)) = orchestrator.store().claim_job(runner.id, &runner.labels).await? else {
+        return Ok(false);
+    };
+    let assignment = job.assignment();
+    orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await?;
+    orchestrator.registry().add_job(runner.id, job.id);
+    let pipeline = orchestrator.store().pipeline(job.pipeline_id).await?;
+    let sent = match pipeline {
+        Some(pipeline) => {
+            let message = convert::assign_job(&job, &pipeline, first_sequence);
+            let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
+            orchestrator.registry().send(runner.id, response).await
+        }
+        None => {
+            tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
+            false
+        }
+    };
+    if sent {
+        tracing::info!(job = %job.id, runner = %runner.id, attempt = job.attempt, "job assigned");
+    } else {
+        // The runner went away between the claim and the push: put the job back.
+        orchestrator.registry().remove_job(runner.id, job.id);
+        orchestrator.store().requeue_job(assignment, "the runner disconnected before it received the job").await?;
+        orchestrator.coord().release_lease(assignment).await?;
+    }
+    orchestrator.job_changed(job.id).await;
+    Ok(sent)
+}

@@ -1,0 +1,70 @@
+//! The orchestrator's domain errors. `api::status` maps each variant to a gRPC status.
+
+use rivet_core::{Assignment, Diagnostic, InputErrors, JobState};
+use uuid::Uuid;
+
+use crate::domain::coord::CoordError;
+use crate::domain::store::StoreError;
+
+/// What can go wrong in the orchestrator's domain.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A pipeline, job or runner that does not exist.
+    #[error("{what} `{id}` not found")]
+    NotFound {
+        /// What was looked for: "pipeline", "job".
+        what: &'static str,
+        /// The id or name given.
+        id: String,
+    },
+    /// A pipeline script that does not validate.
+    #[error("invalid pipeline: {} problem(s)", .0.len())]
+    InvalidPipeline(Vec<Diagnostic>),
+    /// Launch inputs that do not fit the pipeline's declarations.
+    #[error("invalid inputs: {0}")]
+    InvalidInputs(InputErrors),
+    /// A request field that is malformed.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The request field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An operation that needs a job which has not ended yet.
+    #[error("job {0} has already ended: it is {1}")]
+    AlreadyEnded(Uuid, JobState),
+    /// A runner message under an assignment that is no longer the job's current one.
+    #[error("assignment {0} is no longer current")]
+    StaleAssignment(Assignment),
+    /// A runner that does not speak our protocol version.
+    #[error("no common protocol version: the runner speaks {offered:?}, this orchestrator {supported}")]
+    ProtocolMismatch {
+        /// The versions the runner offered.
+        offered: Vec<u32>,
+        /// The version the orchestrator speaks.
+        supported: u32,
+    },
+    /// The orchestrator is shutting down.
+    #[error("the orchestrator is shutting down")]
+    ShuttingDown,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Redis (or the in-memory coordinator) failed.
+    #[error(transparent)]
+    Coord(#[from] CoordError),
+    /// A bug or an unexpected state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A malformed request field.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Error {
+        Error::InvalidArgument { field: field.to_owned(), message: message.into() }
+    }
+}
+
+/// Shorthand for domain results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,239 @@
+//! The orchestrator's core: pipelines, launches, cancels, and the signals (fan-out
+//! messages, dispatch wake-ups) that keep replicas in step.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rivet_core::{Assignment, FailureReason, LogLine, PipelineDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::coord::{Coordinator, Topic};
+use crate::domain::error::{Error, Result};
+use crate::domain::registry::Registry;
+use crate::domain::store::{CancelOutcome, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
+
+/// A command for the replica that holds a runner's stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RunnerCommand {
+    /// Stop the job running under this assignment.
+    Cancel {
+        /// The assignment to stop.
+        assignment: Assignment,
+        /// Why.
+        reason: FailureReason,
+    },
+}
+
+/// The orchestrator's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    coord: Arc<dyn Coordinator>,
+    config: Config,
+    registry: Registry,
+    replica: String,
+    dispatch: Notify,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Orchestrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator").field("replica", &self.inner.replica).finish_non_exhaustive()
+    }
+}
+
+impl Orchestrator {
+    /// Assembles an orchestrator from its parts.
+    pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config) -> Orchestrator {
+        let replica = config.replica_id.clone().unwrap_or_else(|| format!("replica-{}", Uuid::new_v4().simple()));
+        Orchestrator {
+            inner: Arc::new(Inner {
+                store,
+                coord,
+                config,
+                registry: Registry::default(),
+                replica,
+                dispatch: Notify::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The coordinator.
+    pub fn coord(&self) -> &dyn Coordinator {
+        self.inner.coord.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The runners connected to this replica.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Cancelled when the orchestrator shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Wakes this replica's dispatcher.
+    pub fn wake_dispatcher(&self) {
+        self.inner.dispatch.notify_one();
+    }
+
+    pub(crate) async fn dispatcher_woken(&self) {
+        self.inner.dispatch.notified().await;
+    }
+
+    /// Validates a pipeline script off the async threads (Lua evaluation is CPU work).
+    pub async fn validate(&self, source: String, file_name: String) -> Result<PipelineDefinition> {
+        if source.len() > self.inner.config.max_pipeline_bytes {
+            return Err(Error::invalid(
+                "source",
+                format!("is {} bytes; pipeline scripts may be at most {}", source.len(), self.inner.config.max_pipeline_bytes),
+            ));
+        }
+        let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
+        tokio::task::spawn_blocking(move || rivet_core::check(&source, &file_name))
+            .await
+            .map_err(|err| Error::Internal(format!("pipeline validation panicked: {err}")))?
+            .map_err(|err| match err {
+                rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
+                other => Error::Internal(other.to_string()),
+            })
+    }
+
+    /// Validates and stores a pipeline version.
+    pub async fn create_pipeline(&self, source: String, file_name: String) -> Result<PipelineRecord> {
+        let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
+        let definition = self.validate(source.clone(), file_name.clone()).await?;
+        let new = NewPipeline { name: definition.name.clone(), source, file_name, definition };
+        Ok(self.inner.store.create_pipeline(new).await?)
+    }
+
+    /// Finds a pipeline by version id or by name (`version` 0 for the latest).
+    pub async fn find_pipeline(&self, reference: &str, version: u32) -> Result<PipelineRecord> {
+        if reference.is_empty() {
+            return Err(Error::invalid("pipeline", "is required: a pipeline name or version id"));
+        }
+        let found = match Uuid::parse_str(reference) {
+            Ok(id) => self.inner.store.pipeline(id).await?,
+            Err(_) => self.inner.store.pipeline_by_name(reference, (version > 0).then_some(version)).await?,
+        };
+        found.ok_or_else(|| Error::NotFound { what: "pipeline", id: reference.to_owned() })
+    }
+
+    /// Launches a job: resolves the pipeline and types the inputs, then queues the job.
+    pub async fn launch(
+        &self,
+        pipeline: &str,
+        inputs: BTreeMap<String, String>,
+        idempotency_key: Option<String>,
+    ) -> Result<JobRecord> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let pipeline = self.find_pipeline(pipeline, 0).await?;
+        let inputs = rivet_core::resolve(&pipeline.definition.inputs, &inputs).map_err(Error::InvalidInputs)?;
+        let new = NewJob {
+            id: Uuid::now_v7(),
+            pipeline_id: pipeline.id,
+            inputs,
+            idempotency_key,
+            max_attempts: self.inner.config.max_attempts,
+        };
+        let (job, created) = self.inner.store.create_job(new).await?;
+        if created {
+            self.job_changed(job.id).await;
+            self.announce_dispatch().await;
+        }
+        Ok(job)
+    }
+
+    /// A job by id.
+    pub async fn job(&self, id: Uuid) -> Result<JobRecord> {
+        self.inner.store.job(id).await?.ok_or_else(|| Error::NotFound { what: "job", id: id.to_string() })
+    }
+
+    /// Cancels a job. A queued job ends at once; a running one is stopped by its runner,
+    /// wherever it is connected.
+    pub async fn cancel(&self, id: Uuid) -> Result<JobRecord> {
+        let outcome = self.inner.store.cancel_job(id).await?;
+        match outcome {
+            None => Err(Error::NotFound { what: "job", id: id.to_string() }),
+            Some(CancelOutcome::AlreadyEnded(job)) => Err(Error::AlreadyEnded(job.id, job.state)),
+            Some(CancelOutcome::Cancelled(job)) => {
+                self.job_changed(job.id).await;
+                Ok(job)
+            }
+            Some(CancelOutcome::Requested(job)) => {
+                if let Some(runner) = job.runner_id {
+                    let command = RunnerCommand::Cancel { assignment: job.assignment(), reason: FailureReason::Cancelled };
+                    self.send_runner_command(runner, &command).await;
+                }
+                self.job_changed(job.id).await;
+                Ok(job)
+            }
+        }
+    }
+
+    /// Delivers a command to whichever replica holds the runner's stream.
+    pub async fn send_runner_command(&self, runner: Uuid, command: &RunnerCommand) {
+        match serde_json::to_vec(command) {
+            Ok(payload) => {
+                if let Err(err) = self.inner.coord.publish(&Topic::Runner(runner), Bytes::from(payload)).await {
+                    tracing::warn!(%runner, error = %err, "failed to publish a runner command");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "failed to encode a runner command"),
+        }
+    }
+
+    /// Tells followers of a job (on every replica) that it changed.
+    pub async fn job_changed(&self, job: Uuid) {
+        if let Err(err) = self.inner.coord.publish(&Topic::JobEvents(job), Bytes::new()).await {
+            tracing::warn!(%job, error = %err, "failed to publish a job event");
+        }
+    }
+
+    /// Tells followers of a job (on every replica) about newly stored log lines.
+    pub async fn logs_stored(&self, job: Uuid, lines: &[LogLine]) {
+        let payload = match serde_json::to_vec(lines) {
+            Ok(payload) => payload,
+            Err(err) => return tracing::error!(error = %err, "failed to encode log lines"),
+        };
+        if let Err(err) = self.inner.coord.publish(&Topic::JobLogs(job), Bytes::from(payload)).await {
+            tracing::warn!(%job, error = %err, "failed to publish log lines");
+        }
+    }
+
+    /// Wakes the dispatchers of every replica.
+    pub async fn announce_dispatch(&self) {
+        self.wake_dispatcher();
+        if let Err(err) = self.inner.coord.publish(&Topic::Dispatch, Bytes::new()).await {
+            tracing::warn!(error = %err, "failed to announce a dispatch");
+        }
+    }
+}

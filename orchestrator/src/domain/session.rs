@@ -1,0 +1,295 @@
+//! One runner's stream: hello and welcome, then heartbeats, job reports and log batches
+//! in, and assignments, cancels and acks out. Every report is fenced by its assignment's
+//! epoch; a stale one is answered with `Refused` so the runner stops working on it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures_util::{Stream, StreamExt};
+use rivet_core::job::PROTOCOL_VERSION;
+use rivet_core::{Assignment, JobState, StageState};
+use rivet_proto::v1::{self as pb, ConnectRequest, ConnectResponse, connect_request, connect_response};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::convert;
+use crate::domain::coord::Topic;
+use crate::domain::error::{Error, Result};
+use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
+use crate::domain::store::{Finish, RunnerRecord};
+
+/// How many messages may wait for a slow runner before senders wait.
+const OUTBOX: usize = 256;
+
+/// A validated hello.
+struct Hello {
+    runner: RunnerRecord,
+    running: Vec<(Assignment, u64)>,
+}
+
+/// Serves one runner stream: answers the hello, then handles messages until the stream
+/// ends. Returns the receiver of messages to send to the runner; `serve` runs on a task.
+pub async fn open<S>(orchestrator: Orchestrator, mut incoming: S) -> Result<mpsc::Receiver<ConnectResponse>>
+where
+    S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Send + Unpin + 'static,
+{
+    let first = incoming.next().await;
+    let hello = match first {
+        Some(Ok(ConnectRequest { body: Some(connect_request::Body::Hello(hello)) })) => parse_hello(hello)?,
+        Some(Ok(_)) => return Err(Error::invalid("body", "the first message on a runner stream must be a hello")),
+        Some(Err(status)) => return Err(Error::invalid("body", status.message().to_owned())),
+        None => return Err(Error::invalid("body", "the stream ended before the hello")),
+    };
+    let (sender, receiver) = mpsc::channel(OUTBOX);
+    let runner_id = hello.runner.id;
+
+    // Keep the jobs the runner still runs under their current epoch; abandon the rest.
+    let mut kept = HashSet::new();
+    let mut abandon = Vec::new();
+    let mut acks = Vec::new();
+    for (assignment, _last_sequence) in &hello.running {
+        let current = orchestrator.store().job(assignment.job_id).await?;
+        match current {
+            Some(job) if job.state.is_active() && job.epoch == assignment.epoch => {
+                orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await?;
+                kept.insert(job.id);
+                let stored = orchestrator.store().last_log_sequence(job.id).await?;
+                acks.push(pb::LogAck { job_id: job.id.to_string(), sequence: stored });
+            }
+            _ => abandon.push(convert::assignment_to_proto(*assignment)),
+        }
+    }
+    orchestrator.store().upsert_runner(&hello.runner).await?;
+    orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await?;
+    let connection = orchestrator.registry().connect(
+        runner_id,
+        hello.runner.labels.clone(),
+        hello.runner.capacity,
+        kept,
+        sender.clone(),
+    );
+    let welcome = pb::RunnerWelcome {
+        protocol_version: PROTOCOL_VERSION,
+        lease_ttl_ms: orchestrator.config().lease_ttl_ms,
+        heartbeat_interval_ms: orchestrator.config().heartbeat_interval_ms,
+        abandon,
+        acks,
+    };
+    // The channel is fresh, so this cannot wait.
+    let _ = sender.send(ConnectResponse { body: Some(connect_response::Body::Welcome(welcome)) }).await;
+    tracing::info!(runner = %runner_id, name = %hello.runner.name, capacity = hello.runner.capacity, "runner connected");
+
+    let commands = orchestrator.coord().subscribe(&Topic::Runner(runner_id)).await?;
+    let session = Session { orchestrator: orchestrator.clone(), runner: hello.runner, sender };
+    tokio::spawn(async move {
+        session.serve(incoming, commands).await;
+        let orchestrator = session.orchestrator;
+        orchestrator.registry().disconnect(runner_id, connection);
+        if !orchestrator.registry().contains(runner_id)
+            && let Err(err) = orchestrator.coord().set_offline(runner_id, orchestrator.replica()).await
+        {
+            tracing::warn!(runner = %runner_id, error = %err, "failed to mark the runner offline");
+        }
+        tracing::info!(runner = %runner_id, "runner disconnected");
+    });
+    orchestrator.wake_dispatcher();
+    Ok(receiver)
+}
+
+fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
+    if !hello.protocol_versions.contains(&PROTOCOL_VERSION) {
+        return Err(Error::ProtocolMismatch { offered: hello.protocol_versions, supported: PROTOCOL_VERSION });
+    }
+    let id = Uuid::parse_str(&hello.runner_id).map_err(|err| Error::invalid("hello.runner_id", format!("is not a UUID: {err}")))?;
+    if hello.capacity == 0 || hello.capacity > 1024 {
+        return Err(Error::invalid("hello.capacity", "must be between 1 and 1024"));
+    }
+    let mut running = Vec::new();
+    for job in hello.running_jobs {
+        let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "hello.running_jobs.assignment")?;
+        running.push((assignment, job.last_sequence));
+    }
+    let runner = RunnerRecord {
+        id,
+        name: if hello.name.is_empty() { hello.runner_id.clone() } else { hello.name },
+        labels: hello.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        capacity: hello.capacity,
+        version: hello.version,
+        last_seen: chrono::Utc::now(),
+    };
+    Ok(Hello { runner, running })
+}
+
+struct Session {
+    orchestrator: Orchestrator,
+    runner: RunnerRecord,
+    sender: mpsc::Sender<ConnectResponse>,
+}
+
+impl Session {
+    async fn serve<S>(&self, mut incoming: S, mut commands: futures_util::stream::BoxStream<'static, bytes::Bytes>)
+    where
+        S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Unpin,
+    {
+        let shutdown = self.orchestrator.shutdown_token().clone();
+        loop {
+            tokio::select! {
+                message = incoming.next() => match message {
+                    Some(Ok(ConnectRequest { body: Some(body) })) => {
+                        if let Err(err) = self.handle(body).await {
+                            tracing::warn!(runner = %self.runner.id, error = %err, "failed to handle a runner message");
+                        }
+                    }
+                    Some(Ok(ConnectRequest { body: None })) => {
+                        tracing::debug!(runner = %self.runner.id, "ignoring an empty runner message");
+                    }
+                    Some(Err(status)) => {
+                        tracing::info!(runner = %self.runner.id, status = %status, "runner stream failed");
+                        return;
+                    }
+                    None => return,
+                },
+                Some(payload) = commands.next() => self.command(&payload).await,
+                _ = shutdown.cancelled() => {
+                    // Keep serving until the runner closes or the server stops: it must
+                    // be able to report the jobs it drains.
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, body: connect_response::Body) {
+        let _ = self.sender.send(ConnectResponse { body: Some(body) }).await;
+    }
+
+    async fn refuse(&self, assignment: Assignment, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::info!(runner = %self.runner.id, %assignment, %reason, "refused a runner message");
+        let refused = pb::Refused { assignment: Some(convert::assignment_to_proto(assignment)), reason };
+        self.send(connect_response::Body::Refused(refused)).await;
+    }
+
+    async fn command(&self, payload: &[u8]) {
+        match serde_json::from_slice::<RunnerCommand>(payload) {
+            Ok(RunnerCommand::Cancel { assignment, reason }) => {
+                let cancel = pb::CancelJob {
+                    assignment: Some(convert::assignment_to_proto(assignment)),
+                    reason: convert::failure_reason_to_proto(Some(reason)),
+                };
+                self.send(connect_response::Body::CancelJob(cancel)).await;
+            }
+            Err(err) => tracing::warn!(error = %err, "ignoring a malformed runner command"),
+        }
+    }
+
+    async fn handle(&self, body: connect_request::Body) -> Result<()> {
+        let orchestrator = &self.orchestrator;
+        let store = orchestrator.store();
+        match body {
+            connect_request::Body::Hello(_) => {
+                return Err(Error::invalid("body", "a runner says hello only once per stream"));
+            }
+            connect_request::Body::Heartbeat(heartbeat) => {
+                let ttl = orchestrator.config().lease_ttl();
+                orchestrator.coord().set_online(self.runner.id, orchestrator.replica(), ttl).await?;
+                let mut running = HashSet::new();
+                for job in heartbeat.running_jobs {
+                    let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "heartbeat.running_jobs")?;
+                    if orchestrator.coord().renew_lease(assignment, ttl).await? {
+                        running.insert(assignment.job_id);
+                    } else {
+                        self.refuse(assignment, "the lease expired and the job was handed on").await;
+                    }
+                }
+                orchestrator.registry().set_jobs(self.runner.id, running);
+            }
+            connect_request::Body::JobAccepted(accepted) => {
+                let assignment = convert::assignment_from_proto(accepted.assignment.as_ref(), "job_accepted.assignment")?;
+                match store.mark_running(assignment).await? {
+                    Some(_) => orchestrator.job_changed(assignment.job_id).await,
+                    None => self.refuse(assignment, "the job is no longer assigned to this runner").await,
+                }
+            }
+            connect_request::Body::JobRejected(rejected) => {
+                let assignment = convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
+                orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
+                let message = format!("runner {} rejected the job: {}", self.runner.name, rejected.reason);
+                if store.requeue_job(assignment, &message).await?.is_some() {
+                    orchestrator.coord().release_lease(assignment).await?;
+                    orchestrator.job_changed(assignment.job_id).await;
+                    orchestrator.announce_dispatch().await;
+                }
+            }
+            connect_request::Body::StageStarted(started) => {
+                let assignment = convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
+                let at = convert::time_from_proto(started.time.as_ref());
+                if store.record_stage(assignment, &started.stage, StageState::Running, None, "", at).await? {
+                    orchestrator.job_changed(assignment.job_id).await;
+                } else {
+                    self.refuse(assignment, "stale assignment").await;
+                }
+            }
+            connect_request::Body::StageFinished(finished) => {
+                let assignment = convert::assignment_from_proto(finished.assignment.as_ref(), "stage_finished.assignment")?;
+                let state = convert::stage_state_from_proto(finished.state)?;
+                let reason = convert::failure_reason_from_proto(finished.failure_reason);
+                let at = convert::time_from_proto(finished.time.as_ref());
+                if store.record_stage(assignment, &finished.stage, state, reason, &finished.message, at).await? {
+                    orchestrator.job_changed(assignment.job_id).await;
+                } else {
+                    self.refuse(assignment, "stale assignment").await;
+                }
+            }
+            connect_request::Body::LogBatch(batch) => {
+                let assignment = convert::assignment_from_proto(batch.assignment.as_ref(), "log_batch.assignment")?;
+                let lines = batch
+                    .lines
+                    .into_iter()
+                    .map(|line| convert::log_line_from_proto(line, assignment.attempt))
+                    .collect::<Result<Vec<_>>>()?;
+                match store.append_logs(assignment, &lines).await? {
+                    Some(stored) => {
+                        let fresh: Vec<_> = lines.into_iter().filter(|line| line.sequence <= stored).collect();
+                        if !fresh.is_empty() {
+                            orchestrator.logs_stored(assignment.job_id, &fresh).await;
+                        }
+                        let ack = pb::LogAck { job_id: assignment.job_id.to_string(), sequence: stored };
+                        self.send(connect_response::Body::LogAck(ack)).await;
+                    }
+                    None => self.refuse(assignment, "stale assignment: the job was handed to another runner").await,
+                }
+            }
+            connect_request::Body::JobFinished(finished) => {
+                let assignment = convert::assignment_from_proto(finished.assignment.as_ref(), "job_finished.assignment")?;
+                // Hold the finish until every line is stored; the runner resends both.
+                let stored = store.last_log_sequence(assignment.job_id).await?;
+                if stored < finished.last_sequence {
+                    let ack = pb::LogAck { job_id: assignment.job_id.to_string(), sequence: stored };
+                    self.send(connect_response::Body::LogAck(ack)).await;
+                    return Ok(());
+                }
+                let state = convert::job_state_from_proto(finished.state)?;
+                if !state.is_terminal() || state == JobState::Lost {
+                    return Err(Error::invalid("job_finished.state", format!("`{state}` is not a state a runner can end a job in")));
+                }
+                let finish = Finish {
+                    state,
+                    failure_reason: convert::failure_reason_from_proto(finished.failure_reason),
+                    message: finished.message,
+                    outputs: finished.outputs.into_iter().collect(),
+                };
+                orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
+                match store.finish_job(assignment, finish).await? {
+                    Some(job) => {
+                        orchestrator.coord().release_lease(assignment).await?;
+                        tracing::info!(job = %job.id, state = %job.state, "job finished");
+                        orchestrator.job_changed(job.id).await;
+                    }
+                    None => self.refuse(assignment, "stale assignment: the job was handed to another runner").await,
+                }
+                orchestrator.wake_dispatcher();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! `rivet-orchestrator`: Rivet's control plane.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use rivet_orchestrator::config::Config;
+use rivet_orchestrator::server;
+use tracing_subscriber::EnvFilter;
+
+/// Rivet's orchestrator: gRPC API, storage, dispatch, leases and live logs.
+#[derive(Debug, Parser)]
+#[command(name = "rivet-orchestrator", version, about)]
+struct Args {
+    /// A TOML configuration file; `RIVET_*` environment variables override it.
+    #[arg(long, short, env = "RIVET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    // Parse the configuration before binding anything: an invalid one exits clearly.
+    let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let (store, coord) = server::connect_backends(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let running = server::start(config, store, coord, listener).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining runners");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
