@@ -555,7 +555,7 @@ fn assigns(line: &str, key: &str) -> bool {
 /// A table's pairs in a stable order: integer keys ascending, then strings, then the rest.
 fn sorted_pairs(table: &Table) -> Vec<(Value, Value)> {
     let mut pairs: Vec<(Value, Value)> = table.pairs::<Value, Value>().filter_map(Result::ok).collect();
-    pairs.sort_by(|(a, _), (b, _)| sort_key(a).cmp(&sort_key(b)));
+    pairs.sort_by_key(|(key, _)| sort_key(key));
     pairs
 }
 

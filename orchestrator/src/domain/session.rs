@@ -282,6 +282,8 @@ impl Session {
                 match store.finish_job(assignment, finish).await? {
                     Some(job) => {
                         orchestrator.coord().release_lease(assignment).await?;
+                        let closed = pb::JobClosed { assignment: Some(convert::assignment_to_proto(assignment)) };
+                        self.send(connect_response::Body::JobClosed(closed)).await;
                         tracing::info!(job = %job.id, state = %job.state, "job finished");
                         orchestrator.job_changed(job.id).await;
                     }
