@@ -3,9 +3,10 @@
 //! This crate is the only one that knows the wire format's generated types; conversions to
 //! and from the domain types of `rivet-core` live at each service's edge.
 
-#![allow(clippy::all, missing_docs)]
+pub mod convert;
 
 /// Version 1 of the API.
+#[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("rivet.v1");
 }

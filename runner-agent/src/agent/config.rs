@@ -1,0 +1,94 @@
+//! The runner's configuration: defaults < TOML file < `RIVET_RUNNER_*` environment
+//! (`__` separates nesting levels, e.g. `RIVET_RUNNER_EXECUTOR__DEFAULT_IMAGE=alpine`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ExecutorConfig;
+
+/// Everything the runner agent can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The orchestrator's gRPC address (or its load balancer's).
+    pub orchestrator_url: String,
+    /// The runner token, sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// The runner's name; defaults to the host name.
+    pub name: Option<String>,
+    /// Extra labels; `os` and `arch` are always added from the machine.
+    pub labels: BTreeMap<String, String>,
+    /// How many jobs it runs at once.
+    pub capacity: u32,
+    /// Where it keeps its id and spilled log lines.
+    pub state_dir: PathBuf,
+    /// How many bytes of unacknowledged log text per job stay in memory before the rest
+    /// spills to disk.
+    pub log_memory_bytes: usize,
+    /// The first reconnect delay, in milliseconds; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    /// The longest reconnect delay, in milliseconds.
+    pub reconnect_max_ms: u64,
+    /// The largest gRPC message sent or received, in bytes.
+    pub max_message_bytes: usize,
+    /// How jobs run.
+    pub executor: ExecutorConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            orchestrator_url: "http://127.0.0.1:7420".to_owned(),
+            token: None,
+            name: None,
+            labels: BTreeMap::new(),
+            capacity: 2,
+            state_dir: PathBuf::from("/var/lib/rivet-runner"),
+            log_memory_bytes: 16 * 1024 * 1024,
+            reconnect_min_ms: 200,
+            reconnect_max_ms: 30_000,
+            max_message_bytes: 8 * 1024 * 1024,
+            executor: ExecutorConfig::default(),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Loads defaults, then `file` (when given, it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<AgentConfig, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(AgentConfig::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: AgentConfig = figment.merge(Env::prefixed("RIVET_RUNNER_").split("__")).extract().map_err(Box::new)?;
+        if config.capacity == 0 {
+            return Err(Box::new(figment::Error::from("capacity must be at least 1".to_owned())));
+        }
+        Ok(config)
+    }
+
+    /// The labels announced in the hello: the configured ones plus `os` and `arch`.
+    pub fn announced_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.labels.clone();
+        labels.entry("os".to_owned()).or_insert_with(|| std::env::consts::OS.to_owned());
+        labels.entry("arch".to_owned()).or_insert_with(|| std::env::consts::ARCH.to_owned());
+        labels
+    }
+
+    /// The runner's name.
+    pub fn runner_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "rivet-runner".to_owned())
+        })
+    }
+
+    /// Reconnect delays: exponential from the minimum to the maximum.
+    pub fn reconnect_bounds(&self) -> (Duration, Duration) {
+        (Duration::from_millis(self.reconnect_min_ms.max(1)), Duration::from_millis(self.reconnect_max_ms.max(self.reconnect_min_ms)))
+    }
+}

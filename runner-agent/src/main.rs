@@ -1,0 +1,64 @@
+//! `rivet-runner`: the runner agent. Connects out to the orchestrator, runs the jobs it is
+//! given in Podman containers, and streams their logs back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use rivet_runner::agent::{Agent, AgentConfig, Stop};
+use rivet_runner::executor::PodmanRunner;
+use tracing_subscriber::EnvFilter;
+
+/// Rivet's runner agent.
+#[derive(Debug, Parser)]
+#[command(name = "rivet-runner", version, about)]
+struct Args {
+    /// A TOML configuration file; `RIVET_RUNNER_*` environment variables override it.
+    #[arg(long, short, env = "RIVET_RUNNER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let config = AgentConfig::load(args.config.as_deref()).context("invalid configuration")?;
+    let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
+    let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;
+    tracing::info!(runner = %agent.runner_id(), "runner starting");
+    let stop = Stop::default();
+    tokio::spawn(watch_signals(stop.clone()));
+    agent.run(stop).await?;
+    tracing::info!("runner stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C drains: running jobs finish, no new ones are taken. A second one, or
+/// SIGQUIT, stops now: running jobs are cancelled and reported as failed.
+async fn watch_signals(stop: Stop) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+    else {
+        tracing::error!("cannot listen for signals; stop the runner with SIGKILL");
+        return;
+    };
+    let mut drains = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => drains += 1,
+            _ = int.recv() => drains += 1,
+            _ = quit.recv() => drains = 2,
+        }
+        if drains == 1 {
+            tracing::info!("draining: finishing running jobs, taking no new ones (signal again to stop now)");
+            stop.drain.cancel();
+        } else {
+            tracing::warn!("stopping now: cancelling running jobs");
+            stop.now.cancel();
+        }
+    }
+}
