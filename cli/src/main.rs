@@ -1,16 +1,41 @@
 //! `rivet`: the command-line client for Rivet pipelines.
 
+mod client;
 mod commands;
+mod config;
+mod error;
 mod exit;
+mod logs;
+mod prompt;
+mod resolve;
+mod view;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use rivet_proto::v1 as pb;
+
+use crate::client::Client;
+use crate::commands::job::Launch;
 
 /// Rivet: CI/CD pipelines as Lua code, every command in a container.
+///
+/// The server comes from --server, RIVET_SERVER, `server` in
+/// $XDG_CONFIG_HOME/rivet/config.toml, or http://127.0.0.1:7420 (`rivet dev`), in that
+/// order; the API token likewise from --token, RIVET_TOKEN or `token`.
 #[derive(Debug, Parser)]
 #[command(name = "rivet", version, about, propagate_version = true)]
 struct Cli {
+    /// The Rivet server's gRPC address [env: RIVET_SERVER] [default: http://127.0.0.1:7420].
+    #[arg(long, global = true, value_name = "URL")]
+    server: Option<String>,
+    /// The API token to present [env: RIVET_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// How list and show commands print: a table for people, or JSON for machines.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    output: Option<Format>,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,9 +45,24 @@ enum Command {
     /// Work with pipeline definitions.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Launch, inspect, follow and cancel jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// See the runners.
+    #[command(subcommand)]
+    Runner(RunnerCommand),
+    /// See the client's settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Set up editor support.
     #[command(subcommand)]
     Init(InitCommand),
+    /// Print a shell completion script, e.g. `rivet completions bash > ~/.local/share/bash-completion/completions/rivet`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,11 +71,108 @@ enum PipelineCommand {
     Check {
         /// The Lua files to check.
         #[arg(required = true)]
-        files: Vec<std::path::PathBuf>,
-        /// How to print the result.
-        #[arg(long, short, value_enum, default_value_t = Output::Text)]
-        output: Output,
+        files: Vec<PathBuf>,
+        /// The short form of --output.
+        #[arg(short = 'o', value_enum, hide = true)]
+        output_short: Option<Format>,
     },
+    /// Store a pipeline script on the server (a new version when its name exists).
+    Create {
+        /// The Lua file.
+        file: PathBuf,
+    },
+    /// List the pipelines, each at its latest version.
+    List,
+    /// Show a pipeline: its inputs, stages and runner tags.
+    #[command(disable_version_flag = true)]
+    Show {
+        /// A pipeline name, a version id, or the start of one.
+        pipeline: String,
+        /// The version to show, with a name; the latest by default.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        /// Print the Lua source too.
+        #[arg(long)]
+        source: bool,
+    },
+    /// Delete a pipeline and all its versions; its jobs stay readable.
+    Delete {
+        /// A pipeline name, a version id, or the start of one.
+        pipeline: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Launch a job of a pipeline. On a terminal, asks for every input not given.
+    Launch {
+        /// A pipeline name, a version id, or the start of one.
+        pipeline: String,
+        /// An input value; repeat for each input.
+        #[arg(long = "input", short, value_name = "NAME=VALUE", value_parser = commands::job::parse_input)]
+        inputs: Vec<(String, String)>,
+        /// Follow the job's log until it ends, and exit with its result.
+        #[arg(long, short)]
+        follow: bool,
+        /// Never ask for inputs, even on a terminal: fail listing every missing one.
+        #[arg(long)]
+        no_input: bool,
+        /// A retried launch with the same key returns the first job instead of a new one.
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// List jobs, newest first.
+    List {
+        /// Only jobs of this pipeline (a name, a version id, or the start of one).
+        #[arg(long, short)]
+        pipeline: Option<String>,
+        /// Only jobs in this state; repeat for several.
+        #[arg(long = "state", short, value_enum, value_name = "STATE")]
+        states: Vec<StateArg>,
+        /// The most jobs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show a job: its state, stages with durations, and why it failed.
+    Show {
+        /// A job id or the start of one.
+        job: String,
+    },
+    /// Print a job's log, coloured by level, with a header per stage.
+    Logs {
+        /// A job id or the start of one.
+        job: String,
+        /// Keep printing new lines until the job ends, and exit with its result.
+        #[arg(long, short)]
+        follow: bool,
+        /// Prefix each line with its time.
+        #[arg(long, short)]
+        timestamps: bool,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// A job id or the start of one.
+        job: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunnerCommand {
+    /// List the runners, online and offline.
+    List {
+        /// Only the runners connected now.
+        #[arg(long)]
+        online: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print each effective setting and where it came from.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,7 +181,7 @@ enum InitCommand {
     Lua {
         /// The project directory to write into.
         #[arg(long, short = 'o', default_value = ".")]
-        dir: std::path::PathBuf,
+        dir: PathBuf,
         /// Overwrite a `.luarc.json` that was edited by hand.
         #[arg(long)]
         force: bool,
@@ -53,11 +190,40 @@ enum InitCommand {
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// For people.
-    Text,
-    /// For machines: one JSON document on stdout.
+pub enum Format {
+    /// For people (`text` works too).
+    #[value(alias = "text")]
+    Table,
+    /// For machines: one JSON document on stdout (JSON lines for logs).
     Json,
+}
+
+/// Job states, for `job list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StateArg {
+    Queued,
+    Assigned,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    Lost,
+}
+
+impl StateArg {
+    fn to_proto(self) -> pb::JobState {
+        match self {
+            StateArg::Queued => pb::JobState::Queued,
+            StateArg::Assigned => pb::JobState::Assigned,
+            StateArg::Running => pb::JobState::Running,
+            StateArg::Succeeded => pb::JobState::Succeeded,
+            StateArg::Failed => pb::JobState::Failed,
+            StateArg::Cancelled => pb::JobState::Cancelled,
+            StateArg::TimedOut => pb::JobState::TimedOut,
+            StateArg::Lost => pb::JobState::Lost,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -69,15 +235,82 @@ fn main() -> ExitCode {
             return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
-    let result = match cli.command {
-        Command::Pipeline(PipelineCommand::Check { files, output }) => commands::check::run(&files, output),
+    let format = cli.output.unwrap_or(Format::Table);
+    let overrides = config::Overrides { server: cli.server, token: cli.token };
+    let result: anyhow::Result<u8> = match cli.command {
+        Command::Pipeline(PipelineCommand::Check { files, output_short }) => {
+            commands::check::run(&files, output_short.unwrap_or(format))
+        }
         Command::Init(InitCommand::Lua { dir, force }) => commands::init::run(&dir, force),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rivet", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Config(ConfigCommand::Show) => config::load(&overrides)
+            .map(|loaded| commands::settings::show(&loaded, format))
+            .map_err(anyhow::Error::from),
+        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(remote(command, &overrides, format)).map_err(anyhow::Error::from),
+            Err(err) => Err(anyhow::Error::from(err).context("cannot start the async runtime")),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(exit::FAILURE)
-        }
+        Err(err) => match err.downcast_ref::<error::Error>() {
+            Some(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(error.code)
+            }
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(exit::FAILURE)
+            }
+        },
+    }
+}
+
+/// Runs a command that talks to a server.
+async fn remote(command: Command, overrides: &config::Overrides, format: Format) -> Result<u8, error::Error> {
+    let settings = config::load(overrides)?.settings;
+    let client = Client::connect(&settings).await?;
+    match command {
+        Command::Pipeline(command) => match command {
+            PipelineCommand::Create { file } => commands::pipeline::create(&client, &file, format).await,
+            PipelineCommand::List => commands::pipeline::list(&client, format).await,
+            PipelineCommand::Show { pipeline, version, source } => {
+                commands::pipeline::show(&client, &pipeline, version.unwrap_or(0), source, format).await
+            }
+            PipelineCommand::Delete { pipeline, yes } => commands::pipeline::delete(&client, &pipeline, yes).await,
+            PipelineCommand::Check { .. } => unreachable!("`pipeline check` runs locally"),
+        },
+        Command::Job(command) => match command {
+            JobCommand::Launch { pipeline, inputs, follow, no_input, idempotency_key } => {
+                let launch =
+                    Launch { inputs: commands::job::collect_inputs(inputs)?, no_input, follow, idempotency_key };
+                commands::job::launch(&client, &pipeline, &launch, format).await
+            }
+            JobCommand::List { pipeline, states, limit } => {
+                let states: Vec<pb::JobState> = states.into_iter().map(StateArg::to_proto).collect();
+                commands::job::list(&client, pipeline.as_deref(), &states, limit, format).await
+            }
+            JobCommand::Show { job } => commands::job::show(&client, &job, format).await,
+            JobCommand::Logs { job, follow, timestamps } => {
+                commands::job::logs(&client, &job, follow, timestamps, format).await
+            }
+            JobCommand::Cancel { job } => commands::job::cancel(&client, &job, format).await,
+        },
+        Command::Runner(RunnerCommand::List { online }) => commands::runner::list(&client, online, format).await,
+        Command::Config(_) | Command::Init(_) | Command::Completions { .. } => unreachable!("runs locally"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// clap's own consistency checks, which otherwise only run when a command is built.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use rivet_core::{Diagnostic, InputSpec, LoadError, PipelineDefinition};
 use serde::Serialize;
 
-use crate::Output;
+use crate::Format;
 use crate::exit;
 
 /// Scripts larger than this are refused before Lua sees them.
@@ -20,12 +20,12 @@ struct Report {
     errors: Vec<Diagnostic>,
 }
 
-pub fn run(files: &[std::path::PathBuf], output: Output) -> anyhow::Result<u8> {
+pub fn run(files: &[std::path::PathBuf], output: Format) -> anyhow::Result<u8> {
     let reports: Vec<Report> = files.iter().map(|file| check_file(file)).collect();
     let invalid = reports.iter().filter(|report| !report.valid).count();
     match output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
-        Output::Text => {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Format::Table => {
             for report in &reports {
                 print_text(report);
             }

@@ -2,3 +2,7 @@
 
 pub mod check;
 pub mod init;
+pub mod job;
+pub mod pipeline;
+pub mod runner;
+pub mod settings;

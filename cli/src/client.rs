@@ -1,0 +1,91 @@
+//! The connection to an orchestrator: one channel, the four service clients, and the
+//! bearer token on every call.
+
+use std::time::Duration;
+
+use rivet_proto::v1::job_service_client::JobServiceClient;
+use rivet_proto::v1::log_service_client::LogServiceClient;
+use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
+use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::Settings;
+use crate::error::{self, Error, Subject};
+use crate::exit;
+
+/// The largest message accepted from the server (pipeline sources, log batches, lists).
+const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Adds `authorization: Bearer <token>` to every request when a token is configured.
+#[derive(Debug, Clone)]
+pub struct Auth(Option<AsciiMetadataValue>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+type Service = InterceptedService<Channel, Auth>;
+
+/// Clients of every service on one connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The server's address, for messages.
+    pub server: String,
+    /// Pipelines.
+    pub pipelines: PipelineServiceClient<Service>,
+    /// Jobs.
+    pub jobs: JobServiceClient<Service>,
+    /// Logs.
+    pub logs: LogServiceClient<Service>,
+    /// Runners.
+    pub runners: RunnerServiceClient<Service>,
+}
+
+impl Client {
+    /// Connects to the configured server; an unreachable one is an error that says how to
+    /// start one.
+    pub async fn connect(settings: &Settings) -> Result<Client, Error> {
+        let server = settings.server.clone();
+        let endpoint = Endpoint::from_shared(server.clone())
+            .map_err(|err| {
+                Error::new(exit::USAGE, format!("invalid server address `{server}`: {err}"))
+                    .hint("use a URL such as http://127.0.0.1:7420 (RIVET_SERVER or --server)")
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(|err| error::from_transport(&err, &server))?;
+        let token = match &settings.token {
+            Some(token) => Some(format!("Bearer {token}").parse::<AsciiMetadataValue>().map_err(|_| {
+                Error::new(exit::USAGE, "the token contains characters that cannot be sent in a header")
+                    .hint("check RIVET_TOKEN (or --token); `rivet config show` shows where it comes from")
+            })?),
+            None => None,
+        };
+        let auth = Auth(token);
+        Ok(Client {
+            pipelines: PipelineServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            jobs: JobServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            logs: LogServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            runners: RunnerServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            server,
+        })
+    }
+
+    /// Turns a status from this server into an error for the user.
+    pub fn error(&self, status: tonic::Status, subject: Subject) -> Error {
+        error::from_status(&status, &self.server, subject)
+    }
+}

@@ -1,0 +1,167 @@
+//! The client's settings: defaults < `$XDG_CONFIG_HOME/rivet/config.toml` (or
+//! `~/.config/rivet/config.toml`) < `RIVET_SERVER`/`RIVET_TOKEN` < `--server`/`--token`.
+//!
+//! Each layer is a named figment provider, so `rivet config show` can say where every
+//! effective value came from.
+
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::exit;
+
+/// The server a fresh install talks to: the one `rivet dev` starts.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7420";
+
+/// Everything the client can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The orchestrator's gRPC address, e.g. `http://127.0.0.1:7420`; `http://` is
+    /// assumed when no scheme is given.
+    pub server: String,
+    /// An API token, sent as `authorization: Bearer <token>`; unset for a server without
+    /// authentication (such as `rivet dev`).
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// The settings given on the command line, which override everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--server`.
+    pub server: Option<String>,
+    /// `--token`.
+    pub token: Option<String>,
+}
+
+/// Loaded settings and the figment that knows where each came from.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The effective settings.
+    pub settings: Settings,
+    /// The configuration file looked at, whether or not it exists.
+    pub file: Option<PathBuf>,
+    figment: Figment,
+}
+
+/// The configuration file: `$XDG_CONFIG_HOME/rivet/config.toml`, else
+/// `$HOME/.config/rivet/config.toml`; none when neither variable is set.
+pub fn config_file() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|dir| !dir.is_empty())?).join(".config"),
+    };
+    Some(base.join("rivet").join("config.toml"))
+}
+
+/// Loads the settings; an unreadable or invalid file is an error naming it.
+pub fn load(overrides: &Overrides) -> Result<Loaded, Error> {
+    let file = config_file();
+    let mut figment = Figment::from(Layer::new("default", [("server", Some(DEFAULT_SERVER.to_owned()))]));
+    if let Some(file) = &file {
+        figment = figment.merge(Toml::file(file));
+    }
+    figment = figment
+        .merge(Env::prefixed("RIVET_").only(&["server", "token"]))
+        .merge(Layer::new("flag", [("server", overrides.server.clone()), ("token", overrides.token.clone())]));
+    let mut settings: Settings = figment.extract().map_err(|err| {
+        let place = file.as_ref().map(|file| format!(" (file {})", file.display())).unwrap_or_default();
+        Error::new(exit::USAGE, format!("invalid configuration{place}: {err}"))
+            .hint("the file takes `server = \"http://host:port\"` and `token = \"...\"`")
+    })?;
+    settings.server = normalize_server(&settings.server);
+    if settings.token.as_deref().is_some_and(str::is_empty) {
+        settings.token = None;
+    }
+    Ok(Loaded { settings, file, figment })
+}
+
+/// Adds `http://` to an address without a scheme and drops a trailing slash.
+pub fn normalize_server(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    if server.contains("://") { server.to_owned() } else { format!("http://{server}") }
+}
+
+impl Loaded {
+    /// Where the effective value of `key` came from, for `rivet config show`.
+    pub fn source_of(&self, key: &str) -> String {
+        let Some(metadata) = self.figment.find_metadata(key) else { return "not set".to_owned() };
+        match &metadata.source {
+            Some(Source::File(path)) => format!("config file {}", path.display()),
+            _ if metadata.name.contains("environment") => format!("environment variable RIVET_{}", key.to_uppercase()),
+            _ if metadata.name == "flag" => format!("flag --{key}"),
+            _ => metadata.name.to_string(),
+        }
+    }
+}
+
+/// A provider of a few optional string values under one name: the defaults, the flags.
+struct Layer {
+    name: &'static str,
+    values: Dict,
+}
+
+impl Layer {
+    fn new<const N: usize>(name: &'static str, values: [(&str, Option<String>); N]) -> Layer {
+        let values =
+            values.into_iter().filter_map(|(key, value)| Some((key.to_owned(), Value::from(value?)))).collect();
+        Layer { name, values }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_without_scheme_gets_http() {
+        assert_eq!(normalize_server("127.0.0.1:7420"), "http://127.0.0.1:7420");
+        assert_eq!(normalize_server("https://ci.example/"), "https://ci.example");
+    }
+
+    #[test]
+    fn layers_are_named_by_their_source() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().display().to_string();
+            jail.set_env("XDG_CONFIG_HOME", dir);
+            jail.create_dir("rivet")?;
+            jail.create_file("rivet/config.toml", "server = \"http://file:1\"\ntoken = \"from-file\"")?;
+            jail.set_env("RIVET_TOKEN", "from-env");
+            let loaded = load(&Overrides { server: Some("flag:2".to_owned()), token: None }).expect("valid settings");
+            assert_eq!(loaded.settings.server, "http://flag:2");
+            assert_eq!(loaded.settings.token.as_deref(), Some("from-env"));
+            assert_eq!(loaded.source_of("server"), "flag --server");
+            assert_eq!(loaded.source_of("token"), "environment variable RIVET_TOKEN");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            let dir = jail.directory().display().to_string();
+            jail.set_env("XDG_CONFIG_HOME", dir);
+            jail.create_dir("rivet")?;
+            jail.create_file("rivet/config.toml", "sever = \"typo\"")?;
+            let error = load(&Overrides::default()).expect_err("unknown key");
+            assert!(error.message.contains("sever"), "{error}");
+            Ok(())
+        });
+    }
+}
