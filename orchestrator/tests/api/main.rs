@@ -1,0 +1,9 @@
+//! The orchestrator over real gRPC, on PostgreSQL + Redis and on SQLite + memory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod dispatch;
+mod jobs;
+mod pipelines;
+mod replicas;
+mod support;

@@ -1,0 +1,434 @@
+//! Test support: orchestrators on real backends (PostgreSQL + Redis, or SQLite + memory)
+//! served over real gRPC on loopback, clients, and a fake runner that speaks the runner
+//! protocol message by message.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rivet_orchestrator::config::Config;
+use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
+use rivet_orchestrator::domain::coord::Coordinator;
+use rivet_orchestrator::domain::store::Store;
+use rivet_orchestrator::server::{self, RunningServer};
+use rivet_orchestrator::storage::SeaStore;
+use rivet_orchestrator::storage::testing::{TestDb, fresh_postgres, fresh_sqlite};
+use rivet_proto::v1::job_service_client::JobServiceClient;
+use rivet_proto::v1::log_service_client::LogServiceClient;
+use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
+use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::{self as pb, ConnectRequest, connect_request, connect_response};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// How long a test waits for anything before it fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Which backends a cluster runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL + Redis: the distributed mode.
+    Postgres,
+    /// SQLite + memory: the embedded mode.
+    Sqlite,
+}
+
+/// Settings that keep tests quick: short leases and heartbeats.
+pub fn test_config() -> Config {
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        lease_ttl_ms: 1_500,
+        heartbeat_interval_ms: 250,
+        shutdown_grace_ms: 1_000,
+        max_attempts: 3,
+        ..Config::default()
+    }
+}
+
+/// Orchestrator replicas sharing one store and one coordination namespace.
+pub struct Cluster {
+    pub backend: Backend,
+    pub replicas: Vec<Option<RunningServer>>,
+    pub addrs: Vec<SocketAddr>,
+    config: Config,
+    database_url: String,
+    namespace: String,
+    memory: Option<Arc<MemoryCoordinator>>,
+    _db: Option<TestDb>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn redis_url() -> String {
+    std::env::var("RIVET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+impl Cluster {
+    /// One replica on `backend` with the test settings.
+    pub async fn start(backend: Backend) -> Cluster {
+        Cluster::with(backend, 1, |_| {}).await
+    }
+
+    /// `replicas` replicas on `backend`; `tweak` adjusts the settings. SQLite + memory is
+    /// a single-process mode, so it always has one replica.
+    pub async fn with(backend: Backend, replicas: usize, tweak: impl Fn(&mut Config)) -> Cluster {
+        let mut config = test_config();
+        tweak(&mut config);
+        let (database_url, db, dir) = match backend {
+            Backend::Postgres => {
+                let (store, db) = fresh_postgres().await;
+                drop(store);
+                (db.url().to_owned(), Some(db), None)
+            }
+            Backend::Sqlite => {
+                let (store, dir) = fresh_sqlite().await;
+                drop(store);
+                (rivet_orchestrator::storage::testing::sqlite_url(dir.path()), None, Some(dir))
+            }
+        };
+        let memory = (backend == Backend::Sqlite).then(|| Arc::new(MemoryCoordinator::new()));
+        let mut cluster = Cluster {
+            backend,
+            replicas: Vec::new(),
+            addrs: Vec::new(),
+            config,
+            database_url,
+            namespace: format!("rivet-test-{}", Uuid::new_v4().simple()),
+            memory,
+            _db: db,
+            _dir: dir,
+        };
+        let count = if backend == Backend::Sqlite { 1 } else { replicas };
+        for index in 0..count {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let server = cluster.serve(index, listener).await;
+            cluster.addrs.push(server.addr);
+            cluster.replicas.push(Some(server));
+        }
+        cluster
+    }
+
+    async fn serve(&self, index: usize, listener: TcpListener) -> RunningServer {
+        let store: Arc<dyn Store> = Arc::new(SeaStore::connect(&self.database_url).await.expect("store"));
+        let coord: Arc<dyn Coordinator> = match &self.memory {
+            Some(memory) => memory.clone(),
+            None => Arc::new(RedisCoordinator::connect(&redis_url(), &self.namespace).await.expect("redis")),
+        };
+        let mut config = self.config.clone();
+        config.replica_id = Some(format!("replica-{index}"));
+        server::start(config, store, coord, listener).await.expect("server")
+    }
+
+    /// The address of replica `index`.
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.addrs[index]
+    }
+
+    /// Kills replica `index` at once, like a crash.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(server) = self.replicas[index].take() {
+            server.abort();
+        }
+    }
+
+    /// Starts replica `index` again on the same address.
+    pub async fn restart(&mut self, index: usize) {
+        let addr = self.addrs[index];
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let server = self.serve(index, listener).await;
+        self.replicas[index] = Some(server);
+    }
+
+    /// Clients of replica `index`.
+    pub async fn api(&self, index: usize) -> Api {
+        Api::connect(self.addr(index)).await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for server in self.replicas.iter_mut().filter_map(Option::take) {
+            server.abort();
+        }
+    }
+}
+
+/// A gRPC channel to `addr`.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect")
+}
+
+/// The user-facing clients.
+#[derive(Clone)]
+pub struct Api {
+    pub pipelines: PipelineServiceClient<Channel>,
+    pub jobs: JobServiceClient<Channel>,
+    pub logs: LogServiceClient<Channel>,
+    pub runners: RunnerServiceClient<Channel>,
+}
+
+impl Api {
+    /// Clients of the orchestrator at `addr`.
+    pub async fn connect(addr: SocketAddr) -> Api {
+        let channel = channel(addr).await;
+        Api {
+            pipelines: PipelineServiceClient::new(channel.clone()),
+            jobs: JobServiceClient::new(channel.clone()),
+            logs: LogServiceClient::new(channel.clone()),
+            runners: RunnerServiceClient::new(channel),
+        }
+    }
+
+    /// Creates a pipeline from `source`.
+    pub async fn create(&mut self, source: &str) -> pb::Pipeline {
+        let request = pb::CreatePipelineRequest { source: source.to_owned(), file_name: "test.lua".to_owned() };
+        self.pipelines.create_pipeline(request).await.expect("create pipeline").into_inner().pipeline.expect("pipeline")
+    }
+
+    /// Launches `pipeline` with `inputs`.
+    pub async fn launch(&mut self, pipeline: &str, inputs: &[(&str, &str)]) -> Result<pb::Job, tonic::Status> {
+        let inputs = inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let request = pb::LaunchJobRequest { pipeline: pipeline.to_owned(), inputs, idempotency_key: String::new() };
+        Ok(self.jobs.launch_job(request).await?.into_inner().job.expect("job"))
+    }
+
+    /// The job `id`.
+    pub async fn job(&mut self, id: &str) -> pb::Job {
+        self.jobs.get_job(pb::GetJobRequest { job_id: id.to_owned() }).await.expect("get job").into_inner().job.expect("job")
+    }
+
+    /// Waits until the job `id` is in `state`.
+    pub async fn wait_for(&mut self, id: &str, state: pb::JobState) -> pb::Job {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let job = self.job(id).await;
+            if job.state == state as i32 {
+                return job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {id} never reached {state:?}; it is {:?}", job.state());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Follows the log of `job` from `from` until the server ends the stream.
+    pub async fn follow(&mut self, job: &str, from: u64) -> Vec<pb::LogLine> {
+        let request = pb::StreamLogsRequest { job_id: job.to_owned(), from_sequence: from, follow: true };
+        let mut stream = self.logs.stream_logs(request).await.expect("stream logs").into_inner();
+        let mut lines = Vec::new();
+        while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.expect("log stream stalled").expect("log stream") {
+            lines.extend(batch.lines);
+        }
+        lines
+    }
+}
+
+/// The one-stage pipeline most tests use, with `tags` as runner tags.
+pub fn pipeline_source(name: &str, tags: &[(&str, &str)]) -> String {
+    let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{{ key = \"{k}\", value = \"{v}\" }}")).collect();
+    format!(
+        r#"return pipeline.define {{
+  name = "{name}",
+  inputs = {{
+    count = {{ type = "number", default = 3 }},
+    target = {{ type = "string", options = {{ "debug", "release" }}, default = "debug" }},
+    image = {{ type = "string", required = true }},
+  }},
+  runner = {{ {} }},
+  stages = {{ {{ name = "build", script = function() end }} }},
+}}"#,
+        tags.join(", ")
+    )
+}
+
+/// A runner that speaks the protocol message by message, so tests control every step.
+pub struct FakeRunner {
+    pub id: Uuid,
+    pub welcome: pb::RunnerWelcome,
+    sender: mpsc::Sender<ConnectRequest>,
+    inbound: tonic::Streaming<pb::ConnectResponse>,
+    running: Arc<Mutex<Vec<pb::Assignment>>>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeRunner {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl FakeRunner {
+    /// Connects a new runner with `capacity` and `labels`.
+    pub async fn connect(addr: SocketAddr, capacity: u32, labels: &[(&str, &str)]) -> FakeRunner {
+        FakeRunner::connect_as(addr, Uuid::new_v4(), capacity, labels, Vec::new(), None).await.expect("runner connects")
+    }
+
+    /// Connects as runner `id`, reporting `running` jobs, with an optional token.
+    pub async fn connect_as(
+        addr: SocketAddr,
+        id: Uuid,
+        capacity: u32,
+        labels: &[(&str, &str)],
+        running: Vec<pb::RunningJob>,
+        token: Option<&str>,
+    ) -> Result<FakeRunner, tonic::Status> {
+        let mut client = RunnerServiceClient::new(channel(addr).await);
+        let (sender, receiver) = mpsc::channel(1024);
+        let hello = pb::RunnerHello {
+            protocol_versions: vec![rivet_core::job::PROTOCOL_VERSION],
+            runner_id: id.to_string(),
+            name: format!("fake-{}", &id.to_string()[..8]),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>().into_iter().collect(),
+            capacity,
+            running_jobs: running,
+            version: "test".to_owned(),
+        };
+        sender.send(request(connect_request::Body::Hello(hello))).await.expect("send hello");
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        if let Some(token) = token {
+            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+        }
+        let mut inbound = client.connect(request).await?.into_inner();
+        let welcome = match inbound.message().await? {
+            Some(pb::ConnectResponse { body: Some(connect_response::Body::Welcome(welcome)) }) => welcome,
+            other => panic!("expected a welcome, got {other:?}"),
+        };
+        // Heartbeats renew the leases of the jobs this runner accepted, like a real runner.
+        let running: Arc<Mutex<Vec<pb::Assignment>>> = Arc::default();
+        let beats = sender.clone();
+        let beating = running.clone();
+        let interval = Duration::from_millis(welcome.heartbeat_interval_ms.max(50));
+        let heartbeat = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let running_jobs = beating
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .map(|a| pb::RunningJob { assignment: Some(a.clone()), last_sequence: 0 })
+                    .collect();
+                let beat = pb::RunnerHeartbeat { running_jobs };
+                if beats.send(request(connect_request::Body::Heartbeat(beat))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(FakeRunner { id, welcome, sender, inbound, running, heartbeat })
+    }
+
+    /// The next message from the orchestrator, or `None` when none comes within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<connect_response::Body> {
+        match tokio::time::timeout(wait, self.inbound.message()).await {
+            Ok(Ok(Some(message))) => message.body,
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// The next message that `pick` accepts, skipping others (acks, mostly).
+    pub async fn expect<T>(&mut self, what: &str, pick: impl Fn(connect_response::Body) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let body = self.next_within(left).await.unwrap_or_else(|| panic!("runner {} never received {what}", self.id));
+            if let Some(found) = pick(body) {
+                return found;
+            }
+        }
+    }
+
+    /// The next assignment.
+    pub async fn assignment(&mut self) -> pb::AssignJob {
+        self.expect("an assignment", |body| match body {
+            connect_response::Body::AssignJob(assign) => Some(assign),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends a message.
+    pub async fn send(&self, body: connect_request::Body) {
+        self.sender.send(request(body)).await.expect("runner stream open");
+    }
+
+    /// Accepts an assignment; heartbeats renew its lease from now on.
+    pub async fn accept(&self, assign: &pb::AssignJob) {
+        self.running.lock().expect("lock").extend(assign.assignment.clone());
+        self.send(connect_request::Body::JobAccepted(pb::JobAccepted { assignment: assign.assignment.clone() })).await;
+    }
+
+    /// Sends log lines `sequences` under the assignment.
+    pub async fn log(&self, assign: &pb::AssignJob, sequences: std::ops::RangeInclusive<u64>) {
+        let lines = sequences
+            .map(|sequence| pb::LogLine {
+                sequence,
+                time: None,
+                level: pb::LogLevel::Info as i32,
+                stage: "build".to_owned(),
+                text: format!("line {sequence}"),
+                attempt: 0,
+            })
+            .collect();
+        self.send(connect_request::Body::LogBatch(pb::LogBatch { assignment: assign.assignment.clone(), lines })).await;
+    }
+
+    /// Ends the job with `state`, its last line being `last_sequence`.
+    pub async fn finish(&self, assign: &pb::AssignJob, state: pb::JobState, last_sequence: u64) {
+        self.running.lock().expect("lock").retain(|a| Some(a) != assign.assignment.as_ref());
+        let finished = pb::JobFinished {
+            assignment: assign.assignment.clone(),
+            state: state as i32,
+            failure_reason: 0,
+            message: String::new(),
+            last_sequence,
+            outputs: Default::default(),
+        };
+        self.send(connect_request::Body::JobFinished(finished)).await;
+    }
+
+    /// Waits for the ack of `sequence` for the assignment's job.
+    pub async fn acked(&mut self, assign: &pb::AssignJob, sequence: u64) {
+        let job = assign.assignment.as_ref().expect("assignment").job_id.clone();
+        self.expect(&format!("an ack of {sequence}"), |body| match body {
+            connect_response::Body::LogAck(ack) if ack.job_id == job && ack.sequence >= sequence => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for the orchestrator to refuse something about the assignment.
+    pub async fn refused(&mut self, assign: &pb::AssignJob) -> String {
+        let wanted = assign.assignment.clone();
+        self.expect("a refusal", |body| match body {
+            connect_response::Body::Refused(refused) if refused.assignment == wanted => Some(refused.reason),
+            _ => None,
+        })
+        .await
+    }
+}
+
+fn request(body: connect_request::Body) -> ConnectRequest {
+    ConnectRequest { body: Some(body) }
+}
+
+/// Runs `body` once per backend, as separate tests.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body($crate::support::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::support::Backend::Sqlite).await
+            }
+        }
+    };
+}
