@@ -312,9 +312,25 @@ impl Waiting {
     }
 }
 
+/// What Ctrl-C means while following.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Stop following and say the job goes on on the server.
+    Detach,
+    /// Return [`exit::INTERRUPTED`] quietly; the caller deals with the job.
+    #[allow(dead_code)] // used by `rivet run` (embedded mode)
+    Return,
+}
+
 /// Prints the log of job `job_id` to stdout: with `follow`, live until the job ends;
 /// otherwise what is stored now. Returns the exit code for the job's result.
-pub async fn show(client: &Client, job_id: &str, follow: bool, format: Format) -> Result<u8, Error> {
+pub async fn show(
+    client: &Client,
+    job_id: &str,
+    follow: bool,
+    format: Format,
+    interrupt: Interrupt,
+) -> Result<u8, Error> {
     let mut printer = Printer::new(format, stdout_colors());
     let job = get_job(client, job_id).await?;
     printer.update(job);
@@ -335,7 +351,7 @@ pub async fn show(client: &Client, job_id: &str, follow: bool, format: Format) -
         }
         return end(&mut printer, &mut out);
     }
-    follow_live(client, job_id, printer).await
+    follow_live(client, job_id, printer, interrupt).await
 }
 
 async fn get_job(client: &Client, job_id: &str) -> Result<pb::Job, Error> {
@@ -345,7 +361,7 @@ async fn get_job(client: &Client, job_id: &str) -> Result<pb::Job, Error> {
 }
 
 /// Follows the log and the job's state together until both streams end.
-async fn follow_live(client: &Client, job_id: &str, mut printer: Printer) -> Result<u8, Error> {
+async fn follow_live(client: &Client, job_id: &str, mut printer: Printer, interrupt: Interrupt) -> Result<u8, Error> {
     let to_error = |status: tonic::Status| client.error(status, Subject::Job);
     let request = StreamLogsRequest { job_id: job_id.to_owned(), from_sequence: 1, follow: true };
     let mut lines = client.logs.clone().stream_logs(request).await.map_err(to_error)?.into_inner();
@@ -386,7 +402,9 @@ async fn follow_live(client: &Client, job_id: &str, mut printer: Printer) -> Res
             },
             _ = &mut interrupted => {
                 waiting.hide();
-                eprintln!("\nstopped following; job {job_id} goes on (`rivet job cancel {job_id}` stops it)");
+                if interrupt == Interrupt::Detach {
+                    eprintln!("\nstopped following; job {job_id} goes on (`rivet job cancel {job_id}` stops it)");
+                }
                 return Ok(exit::INTERRUPTED);
             }
         }

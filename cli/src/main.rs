@@ -249,10 +249,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Show) => config::load(&overrides)
             .map(|loaded| commands::settings::show(&loaded, format))
             .map_err(anyhow::Error::from),
-        command => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(remote(command, &overrides, format)).map_err(anyhow::Error::from),
-            Err(err) => Err(anyhow::Error::from(err).context("cannot start the async runtime")),
-        },
+        command => block_on(remote(command, &overrides, format)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -267,6 +264,15 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Runs `future` on a multi-threaded runtime.
+fn block_on(future: impl Future<Output = Result<u8, error::Error>>) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| anyhow::Error::from(err).context("cannot start the async runtime"))?;
+    runtime.block_on(future).map_err(anyhow::Error::from)
 }
 
 /// Runs a command that talks to a server.
@@ -300,7 +306,9 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             JobCommand::Cancel { job } => commands::job::cancel(&client, &job, format).await,
         },
         Command::Runner(RunnerCommand::List { online }) => commands::runner::list(&client, online, format).await,
-        Command::Config(_) | Command::Init(_) | Command::Completions { .. } => unreachable!("runs locally"),
+        Command::Config(_) | Command::Init(_) | Command::Completions { .. } => {
+            unreachable!("runs locally")
+        }
     }
 }
 

@@ -73,7 +73,7 @@ pub async fn launch(client: &Client, reference: &str, launch: &Launch, format: F
     let job = launch_job(client, &pipeline, launch).await?;
     if launch.follow {
         eprintln!("launched job {} ({} v{})", job.id, job.pipeline_name, job.pipeline_version);
-        return logs::show(client, &job.id, true, log_format(format, false)).await;
+        return logs::show(client, &job.id, true, log_format(format, false), logs::Interrupt::Detach).await;
     }
     match format {
         Format::Json => view::print_json(&view::job_json(&job)),
@@ -236,7 +236,7 @@ pub async fn logs(
     format: Format,
 ) -> Result<u8, Error> {
     let id = resolve::job_id(client, reference).await?;
-    logs::show(client, &id, follow, log_format(format, timestamps)).await
+    logs::show(client, &id, follow, log_format(format, timestamps), logs::Interrupt::Detach).await
 }
 
 /// `rivet job cancel JOB`.
