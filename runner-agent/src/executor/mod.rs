@@ -48,6 +48,7 @@
 //! abandoned, and the job ends `cancelled` or `timed_out`.
 
 pub(crate) mod context;
+mod agent;
 mod error;
 mod output;
 pub(crate) mod podman;
@@ -63,6 +64,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use self::context::{ContextParts, JobContext};
+pub use self::agent::PodmanRunner;
 pub use self::error::Error;
 use self::stages::{Finish, Watch};
 use crate::config::ExecutorConfig;
