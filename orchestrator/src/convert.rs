@@ -7,6 +7,11 @@ use rivet_proto::v1 as pb;
 use crate::domain::error::Error;
 use crate::domain::store::{JobRecord, PipelineRecord, StageRecord, Transition};
 
+/// A request's id field, as the domain's error.
+pub fn id(text: &str, field: &str) -> Result<uuid::Uuid, Error> {
+    Ok(uuid(text, field)?)
+}
+
 impl From<ConvertError> for Error {
     fn from(err: ConvertError) -> Error {
         Error::InvalidArgument { field: err.field, message: err.message }

@@ -68,7 +68,7 @@ impl JobService for Jobs {
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<GetJobResponse>, Status> {
-        let id = convert::uuid(&request.get_ref().job_id, "job_id")?;
+        let id = convert::id(&request.get_ref().job_id, "job_id")?;
         let job = self.orchestrator.job(id).await?;
         Ok(Response::new(GetJobResponse { job: Some(job_proto(&self.orchestrator, &job).await?) }))
     }
@@ -80,7 +80,7 @@ impl JobService for Jobs {
             "" => None,
             reference => Some(self.orchestrator.find_pipeline(reference, 0).await?.name),
         };
-        let states = request.states.into_iter().map(convert::job_state_from_proto).collect::<Result<Vec<_>>>()?;
+        let states = request.states.into_iter().map(convert::job_state_from_proto).collect::<Result<Vec<_>, _>>().map_err(Error::from)?;
         let cursor = match request.page_token.as_str() {
             "" => None,
             token => Some(decode_cursor(token)?),
@@ -102,7 +102,7 @@ impl JobService for Jobs {
     }
 
     async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<CancelJobResponse>, Status> {
-        let id = convert::uuid(&request.get_ref().job_id, "job_id")?;
+        let id = convert::id(&request.get_ref().job_id, "job_id")?;
         let job = self.orchestrator.cancel(id).await?;
         tracing::info!(job = %job.id, state = %job.state, "cancel requested");
         Ok(Response::new(CancelJobResponse { job: Some(job_proto(&self.orchestrator, &job).await?) }))
@@ -111,7 +111,7 @@ impl JobService for Jobs {
     type WatchJobStream = WatchStream;
 
     async fn watch_job(&self, request: Request<WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
-        let id = convert::uuid(&request.get_ref().job_id, "job_id")?;
+        let id = convert::id(&request.get_ref().job_id, "job_id")?;
         let orchestrator = self.orchestrator.clone();
         // Subscribe before the first read, so no change between the two is missed.
         let mut events = orchestrator.coord().subscribe(&Topic::JobEvents(id)).await.map_err(Error::from)?;

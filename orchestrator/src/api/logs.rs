@@ -70,7 +70,7 @@ impl LogService for Logs {
 
     async fn stream_logs(&self, request: Request<StreamLogsRequest>) -> Result<Response<Self::StreamLogsStream>, Status> {
         let request = request.into_inner();
-        let job = convert::uuid(&request.job_id, "job_id")?;
+        let job = convert::id(&request.job_id, "job_id")?;
         let orchestrator = self.orchestrator.clone();
         orchestrator.job(job).await?;
         // Subscribe before replaying: a line stored during the replay then arrives live.

@@ -246,7 +246,7 @@ impl Session {
                     .lines
                     .into_iter()
                     .map(|line| convert::log_line_from_proto(line, assignment.attempt))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 match store.append_logs(assignment, &lines).await? {
                     Some(stored) => {
                         let fresh: Vec<_> = lines.into_iter().filter(|line| line.sequence <= stored).collect();

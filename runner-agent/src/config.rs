@@ -1,0 +1,109 @@
+//! The executor's settings. Loading them (defaults → TOML → `RIVET_*` environment) is the
+//! agent's job; this module only declares them, with their defaults, where they are used.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How the runner runs jobs: where Podman is, which limits hold for containers and for the
+/// Lua scripts, and where workspaces live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutorConfig {
+    /// The Podman service's API socket, as a URI (`unix:///path`).
+    pub podman_socket: String,
+    /// The image a stage's processes run in when the stage names no `container`.
+    pub default_image: String,
+    /// The directory that holds one workspace per running job (`<job id>-<attempt>`). It is
+    /// owned by the runner: [`crate::executor::cleanup_leftovers`] empties it at start-up.
+    pub workspace_root: PathBuf,
+    /// Keep the workspace of a job that did not succeed (failed, cancelled or timed out)
+    /// for inspection instead of removing it.
+    pub keep_workspace_on_failure: bool,
+    /// The value of the `rivet.runner` label on this runner's containers. Runners that share
+    /// one Podman service need different values: `cleanup_leftovers` removes every
+    /// container that carries this runner's value.
+    pub instance: String,
+    /// How long a stage may run, in seconds, when the pipeline gives it no `timeout`.
+    pub stage_timeout_secs: u64,
+    /// The most memory one process container may use, in bytes; `None` for no limit.
+    pub container_memory_bytes: Option<u64>,
+    /// The CPU time one process container may use, in billionths of a CPU (Docker's
+    /// `NanoCpus`: 1.5 CPUs is 1_500_000_000); `None` for no limit.
+    pub container_nano_cpus: Option<u64>,
+    /// The most processes one container may hold at once; `None` for no limit. Stops fork
+    /// bombs from exhausting the host.
+    pub container_pids_limit: Option<i64>,
+    /// Capabilities given back to processes after all are dropped. The default is the
+    /// smallest set that lets package managers install as root in a container.
+    pub container_capabilities: Vec<String>,
+    /// The most memory a job's Lua state may allocate, in bytes.
+    pub lua_memory_bytes: usize,
+    /// The Lua time budget of one stage, in milliseconds: time spent running Lua code, not
+    /// time spent waiting for processes or images.
+    pub lua_time_budget_ms: u64,
+    /// The most bytes `process.run` captures from one stream for the script; the rest is
+    /// still logged, only not returned.
+    pub max_captured_output_bytes: usize,
+    /// A single output line longer than this, in bytes, is logged in pieces of this size.
+    pub max_log_line_bytes: usize,
+    /// How long a cancelled or timed-out process has between SIGTERM and SIGKILL, in
+    /// seconds.
+    pub cancel_grace_secs: u64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            podman_socket: "unix:///run/podman/podman.sock".to_owned(),
+            default_image: "localhost/rivet-test:latest".to_owned(),
+            workspace_root: PathBuf::from("/var/lib/rivet-runner/workspaces"),
+            keep_workspace_on_failure: false,
+            instance: "1".to_owned(),
+            stage_timeout_secs: 60 * 60,
+            container_memory_bytes: Some(4 * 1024 * 1024 * 1024),
+            container_nano_cpus: None,
+            container_pids_limit: Some(4096),
+            container_capabilities: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID"]
+                .map(str::to_owned)
+                .to_vec(),
+            lua_memory_bytes: 64 * 1024 * 1024,
+            lua_time_budget_ms: 30_000,
+            max_captured_output_bytes: 16 * 1024 * 1024,
+            max_log_line_bytes: 64 * 1024,
+            cancel_grace_secs: 5,
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// The default stage timeout.
+    pub fn stage_timeout(&self) -> Duration {
+        Duration::from_secs(self.stage_timeout_secs)
+    }
+
+    /// The Lua time budget of one stage.
+    pub fn lua_time_budget(&self) -> Duration {
+        Duration::from_millis(self.lua_time_budget_ms)
+    }
+
+    /// The grace period between SIGTERM and SIGKILL.
+    pub fn cancel_grace(&self) -> Duration {
+        Duration::from_secs(self.cancel_grace_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_fields_take_their_defaults() {
+        let config: ExecutorConfig =
+            serde_json::from_str(r#"{"default_image": "alpine:3.20", "cancel_grace_secs": 1}"#).expect("valid config");
+        assert_eq!(config.default_image, "alpine:3.20");
+        assert_eq!(config.cancel_grace(), Duration::from_secs(1));
+        assert_eq!(config.podman_socket, ExecutorConfig::default().podman_socket);
+    }
+}
