@@ -290,11 +290,11 @@ impl FakeRunner {
             version: "test".to_owned(),
         };
         sender.send(request(connect_request::Body::Hello(hello))).await.expect("send hello");
-        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut call = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
         if let Some(token) = token {
-            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+            call.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
         }
-        let mut inbound = client.connect(request).await?.into_inner();
+        let mut inbound = client.connect(call).await?.into_inner();
         let welcome = match inbound.message().await? {
             Some(pb::ConnectResponse { body: Some(connect_response::Body::Welcome(welcome)) }) => welcome,
             other => panic!("expected a welcome, got {other:?}"),
@@ -419,15 +419,15 @@ fn request(body: connect_request::Body) -> ConnectRequest {
 /// Runs `body` once per backend, as separate tests.
 #[macro_export]
 macro_rules! both_backends {
-    ($name:ident, $body:path) => {
+    ($name:ident, $body:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $body($crate::support::Backend::Postgres).await
+                super::$body($crate::support::Backend::Postgres).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $body($crate::support::Backend::Sqlite).await
+                super::$body($crate::support::Backend::Sqlite).await
             }
         }
     };
