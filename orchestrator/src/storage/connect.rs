@@ -7,9 +7,9 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use sea_orm_migration::MigratorTrait;
 
 use super::codec::db_err;
-use super::migration::Migrator;
 use super::store::{Backend, SeaStore};
 use crate::domain::store::{StoreError, StoreResult};
+use crate::migration::Migrator;
 
 /// How long a SQLite writer waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);

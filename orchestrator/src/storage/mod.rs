@@ -20,9 +20,4 @@ mod store;
 #[doc(hidden)]
 pub mod testing;
 
-// The migrations sit beside `storage/` as the design's top-level `migration/` module; they
-// are declared here so that the crate root stays untouched by the storage work.
-#[path = "../migration/mod.rs"]
-pub mod migration;
-
 pub use store::{Backend, SeaStore};
