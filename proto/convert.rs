@@ -39,7 +39,8 @@ pub fn time_to_proto(time: DateTime<Utc>) -> Timestamp {
 
 /// A timestamp from the wire; now when absent or out of range.
 pub fn time_from_proto(time: Option<&Timestamp>) -> DateTime<Utc> {
-    time.and_then(|t| Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).single()).unwrap_or_else(Utc::now)
+    time.and_then(|t| Utc.timestamp_opt(t.seconds, u32::try_from(t.nanos).unwrap_or(0)).single())
+        .unwrap_or_else(Utc::now)
 }
 
 /// Parses a UUID field.
@@ -81,7 +82,8 @@ pub fn job_state_to_proto(state: JobState) -> i32 {
 
 /// A job state from the wire.
 pub fn job_state_from_proto(value: i32) -> ConvertResult<JobState> {
-    let state = pb::JobState::try_from(value).map_err(|_| ConvertError::new("state", format!("unknown job state {value}")))?;
+    let state =
+        pb::JobState::try_from(value).map_err(|_| ConvertError::new("state", format!("unknown job state {value}")))?;
     Ok(match state {
         pb::JobState::Unspecified => return Err(ConvertError::new("state", "is required")),
         pb::JobState::Queued => JobState::Queued,
@@ -110,7 +112,8 @@ pub fn stage_state_to_proto(state: StageState) -> i32 {
 
 /// A stage state from the wire.
 pub fn stage_state_from_proto(value: i32) -> ConvertResult<StageState> {
-    let state = pb::StageState::try_from(value).map_err(|_| ConvertError::new("state", format!("unknown stage state {value}")))?;
+    let state = pb::StageState::try_from(value)
+        .map_err(|_| ConvertError::new("state", format!("unknown stage state {value}")))?;
     Ok(match state {
         pb::StageState::Unspecified => return Err(ConvertError::new("state", "is required")),
         pb::StageState::Pending => StageState::Pending,
@@ -246,7 +249,11 @@ pub fn definition_to_proto(definition: &PipelineDefinition) -> pb::PipelineDefin
         name: definition.name.clone(),
         description: definition.description.clone(),
         inputs: definition.inputs.iter().map(input_spec_to_proto).collect(),
-        runner_tags: definition.runner.iter().map(|tag| pb::Tag { key: tag.key.clone(), value: tag.value.clone() }).collect(),
+        runner_tags: definition
+            .runner
+            .iter()
+            .map(|tag| pb::Tag { key: tag.key.clone(), value: tag.value.clone() })
+            .collect(),
         plugins: definition.plugins.clone(),
         secrets: definition.secrets.clone(),
         stages: definition
@@ -271,4 +278,3 @@ pub fn diagnostic_to_proto(diagnostic: &Diagnostic) -> pb::Diagnostic {
         message: diagnostic.message.clone(),
     }
 }
-

@@ -10,5 +10,6 @@ pub mod config;
 pub mod convert;
 pub mod coord;
 pub mod domain;
+pub mod migration;
 pub mod server;
 pub mod storage;

@@ -115,9 +115,9 @@ pub async fn start(
         .add_service(tonic::service::interceptor::InterceptedService::new(jobs, interceptor.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(logs, interceptor))
         .add_service(runners);
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-        stop.cancelled().await
-    }));
+    let server = tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
+    );
 
     let tasks = TaskTracker::new();
     let shutdown = orchestrator.shutdown_token().clone();

@@ -56,7 +56,9 @@ impl Auth {
     }
 
     /// An interceptor for services that only users call.
-    pub fn api_interceptor(&self) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
+    pub fn api_interceptor(
+        &self,
+    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
         let auth = self.clone();
         move |request: Request<()>| {
             auth.check(request.metadata(), Role::Api)?;

@@ -7,8 +7,8 @@ use chrono::DateTime;
 use futures_util::{Stream, StreamExt};
 use rivet_proto::v1::job_service_server::JobService;
 use rivet_proto::v1::{
-    self as pb, CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, LaunchJobRequest, LaunchJobResponse,
-    ListJobsRequest, ListJobsResponse, WatchJobRequest, WatchJobResponse,
+    self as pb, CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, LaunchJobRequest,
+    LaunchJobResponse, ListJobsRequest, ListJobsResponse, WatchJobRequest, WatchJobResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -80,7 +80,12 @@ impl JobService for Jobs {
             "" => None,
             reference => Some(self.orchestrator.find_pipeline(reference, 0).await?.name),
         };
-        let states = request.states.into_iter().map(convert::job_state_from_proto).collect::<Result<Vec<_>, _>>().map_err(Error::from)?;
+        let states = request
+            .states
+            .into_iter()
+            .map(convert::job_state_from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::from)?;
         let cursor = match request.page_token.as_str() {
             "" => None,
             token => Some(decode_cursor(token)?),

@@ -66,9 +66,13 @@ async fn replay(orchestrator: &Orchestrator, job: uuid::Uuid, mut next: u64, out
 
 #[tonic::async_trait]
 impl LogService for Logs {
-    type StreamLogsStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamLogsResponse, Status>> + Send>>;
+    type StreamLogsStream =
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamLogsResponse, Status>> + Send>>;
 
-    async fn stream_logs(&self, request: Request<StreamLogsRequest>) -> Result<Response<Self::StreamLogsStream>, Status> {
+    async fn stream_logs(
+        &self,
+        request: Request<StreamLogsRequest>,
+    ) -> Result<Response<Self::StreamLogsStream>, Status> {
         let request = request.into_inner();
         let job = convert::id(&request.job_id, "job_id")?;
         let orchestrator = self.orchestrator.clone();

@@ -3,7 +3,8 @@
 use rivet_proto::v1::pipeline_service_server::PipelineService;
 use rivet_proto::v1::{
     CreatePipelineRequest, CreatePipelineResponse, DeletePipelineRequest, DeletePipelineResponse, GetPipelineRequest,
-    GetPipelineResponse, ListPipelinesRequest, ListPipelinesResponse, ValidatePipelineRequest, ValidatePipelineResponse,
+    GetPipelineResponse, ListPipelinesRequest, ListPipelinesResponse, ValidatePipelineRequest,
+    ValidatePipelineResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -58,7 +59,10 @@ impl PipelineService for Pipelines {
         Ok(Response::new(response))
     }
 
-    async fn get_pipeline(&self, request: Request<GetPipelineRequest>) -> Result<Response<GetPipelineResponse>, Status> {
+    async fn get_pipeline(
+        &self,
+        request: Request<GetPipelineRequest>,
+    ) -> Result<Response<GetPipelineResponse>, Status> {
         let request = request.into_inner();
         let pipeline = self.orchestrator.find_pipeline(&request.pipeline, request.version).await?;
         Ok(Response::new(GetPipelineResponse { pipeline: Some(convert::pipeline_to_proto(&pipeline)) }))
@@ -71,8 +75,7 @@ impl PipelineService for Pipelines {
         let request = request.into_inner();
         let limit = page_size(request.page_size)?;
         let after = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
-        let mut pipelines =
-            self.orchestrator.store().list_pipelines(after, limit + 1).await.map_err(Error::from)?;
+        let mut pipelines = self.orchestrator.store().list_pipelines(after, limit + 1).await.map_err(Error::from)?;
         let next_page_token = if pipelines.len() as u64 > limit {
             pipelines.truncate(limit as usize);
             pipelines.last().map(|p| p.name.clone()).unwrap_or_default()

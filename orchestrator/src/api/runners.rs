@@ -5,8 +5,8 @@ use std::pin::Pin;
 use futures_util::Stream;
 use rivet_proto::v1::runner_service_server::RunnerService;
 use rivet_proto::v1::{self as pb, ConnectRequest, ConnectResponse, ListRunnersRequest, ListRunnersResponse};
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::auth::{Auth, Role};
@@ -33,7 +33,10 @@ impl Runners {
 impl RunnerService for Runners {
     type ConnectStream = Pin<Box<dyn Stream<Item = Result<ConnectResponse, Status>> + Send>>;
 
-    async fn connect(&self, request: Request<Streaming<ConnectRequest>>) -> Result<Response<Self::ConnectStream>, Status> {
+    async fn connect(
+        &self,
+        request: Request<Streaming<ConnectRequest>>,
+    ) -> Result<Response<Self::ConnectStream>, Status> {
         self.auth.check(request.metadata(), Role::Runner)?;
         if self.orchestrator.shutdown_token().is_cancelled() {
             return Err(Error::ShuttingDown.into());
@@ -42,7 +45,10 @@ impl RunnerService for Runners {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver).map(Ok))))
     }
 
-    async fn list_runners(&self, request: Request<ListRunnersRequest>) -> Result<Response<ListRunnersResponse>, Status> {
+    async fn list_runners(
+        &self,
+        request: Request<ListRunnersRequest>,
+    ) -> Result<Response<ListRunnersResponse>, Status> {
         self.auth.check(request.metadata(), Role::Api)?;
         let include_offline = request.get_ref().include_offline;
         let online = self.orchestrator.coord().online_runners().await.map_err(Error::from)?;
@@ -53,11 +59,8 @@ impl RunnerService for Runners {
             if !is_online && !include_offline {
                 continue;
             }
-            let running_job_ids = active
-                .iter()
-                .filter(|job| job.runner_id == Some(runner.id))
-                .map(|job| job.id.to_string())
-                .collect();
+            let running_job_ids =
+                active.iter().filter(|job| job.runner_id == Some(runner.id)).map(|job| job.id.to_string()).collect();
             runners.push(pb::Runner {
                 id: runner.id.to_string(),
                 name: runner.name,

@@ -27,8 +27,11 @@ impl From<Error> for Status {
                 )
             }
             Error::InvalidInputs(errors) => {
-                let violations: Vec<FieldViolation> =
-                    errors.0.iter().map(|e| FieldViolation::new(format!("inputs.{}", e.input), e.message.clone())).collect();
+                let violations: Vec<FieldViolation> = errors
+                    .0
+                    .iter()
+                    .map(|e| FieldViolation::new(format!("inputs.{}", e.input), e.message.clone()))
+                    .collect();
                 Status::with_error_details(
                     Code::InvalidArgument,
                     format!("invalid inputs: {errors}"),
@@ -47,7 +50,9 @@ impl From<Error> for Status {
             Error::Store(StoreError::Unavailable(_)) | Error::Coord(CoordError::Unavailable(_)) => {
                 internal(&err, Code::Unavailable, "a backing service is unavailable; retry shortly")
             }
-            Error::Store(StoreError::Corrupt(_)) | Error::Internal(_) => internal(&err, Code::Internal, "internal error"),
+            Error::Store(StoreError::Corrupt(_)) | Error::Internal(_) => {
+                internal(&err, Code::Internal, "internal error")
+            }
         }
     }
 }

@@ -47,7 +47,9 @@ pub async fn sweep(orchestrator: &Orchestrator, suspects: &mut HashSet<Assignmen
             missing.insert(assignment);
             continue;
         }
-        if let Some(after) = orchestrator.store().requeue_job(assignment, "the runner was lost: its lease expired").await? {
+        if let Some(after) =
+            orchestrator.store().requeue_job(assignment, "the runner was lost: its lease expired").await?
+        {
             requeued += 1;
             tracing::warn!(job = %job.id, attempt = job.attempt, state = %after.state, "lease expired");
             if let Some(runner) = job.runner_id {

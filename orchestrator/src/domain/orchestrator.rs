@@ -112,7 +112,11 @@ impl Orchestrator {
         if source.len() > self.inner.config.max_pipeline_bytes {
             return Err(Error::invalid(
                 "source",
-                format!("is {} bytes; pipeline scripts may be at most {}", source.len(), self.inner.config.max_pipeline_bytes),
+                format!(
+                    "is {} bytes; pipeline scripts may be at most {}",
+                    source.len(),
+                    self.inner.config.max_pipeline_bytes
+                ),
             ));
         }
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
@@ -190,7 +194,8 @@ impl Orchestrator {
             }
             Some(CancelOutcome::Requested(job)) => {
                 if let Some(runner) = job.runner_id {
-                    let command = RunnerCommand::Cancel { assignment: job.assignment(), reason: FailureReason::Cancelled };
+                    let command =
+                        RunnerCommand::Cancel { assignment: job.assignment(), reason: FailureReason::Cancelled };
                     self.send_runner_command(runner, &command).await;
                 }
                 self.job_changed(job.id).await;

@@ -108,6 +108,13 @@ impl Registry {
         }
     }
 
+    /// Marks one runner draining (it said so), so it gets no new jobs.
+    pub fn set_draining(&self, id: Uuid) {
+        if let Some(runner) = self.lock().get_mut(&id) {
+            runner.draining = true;
+        }
+    }
+
     /// Marks every runner draining and returns their ids.
     pub fn drain_all(&self) -> Vec<Uuid> {
         let mut runners = self.lock();

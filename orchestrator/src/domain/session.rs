@@ -99,7 +99,8 @@ fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
     if !hello.protocol_versions.contains(&PROTOCOL_VERSION) {
         return Err(Error::ProtocolMismatch { offered: hello.protocol_versions, supported: PROTOCOL_VERSION });
     }
-    let id = Uuid::parse_str(&hello.runner_id).map_err(|err| Error::invalid("hello.runner_id", format!("is not a UUID: {err}")))?;
+    let id = Uuid::parse_str(&hello.runner_id)
+        .map_err(|err| Error::invalid("hello.runner_id", format!("is not a UUID: {err}")))?;
     if hello.capacity == 0 || hello.capacity > 1024 {
         return Err(Error::invalid("hello.capacity", "must be between 1 and 1024"));
     }
@@ -130,7 +131,8 @@ impl Session {
     where
         S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Unpin,
     {
-        let shutdown = self.orchestrator.shutdown_token().clone();
+        // A shutdown does not end the session: the runner must still be able to report
+        // the jobs it drains; it leaves when it has, or when the server stops.
         loop {
             tokio::select! {
                 message = incoming.next() => match message {
@@ -149,11 +151,6 @@ impl Session {
                     None => return,
                 },
                 Some(payload) = commands.next() => self.command(&payload).await,
-                _ = shutdown.cancelled() => {
-                    // Keep serving until the runner closes or the server stops: it must
-                    // be able to report the jobs it drains.
-                    std::future::pending::<()>().await;
-                }
             }
         }
     }
@@ -202,16 +199,21 @@ impl Session {
                     }
                 }
                 orchestrator.registry().set_jobs(self.runner.id, running);
+                if heartbeat.draining {
+                    orchestrator.registry().set_draining(self.runner.id);
+                }
             }
             connect_request::Body::JobAccepted(accepted) => {
-                let assignment = convert::assignment_from_proto(accepted.assignment.as_ref(), "job_accepted.assignment")?;
+                let assignment =
+                    convert::assignment_from_proto(accepted.assignment.as_ref(), "job_accepted.assignment")?;
                 match store.mark_running(assignment).await? {
                     Some(_) => orchestrator.job_changed(assignment.job_id).await,
                     None => self.refuse(assignment, "the job is no longer assigned to this runner").await,
                 }
             }
             connect_request::Body::JobRejected(rejected) => {
-                let assignment = convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
+                let assignment =
+                    convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 let message = format!("runner {} rejected the job: {}", self.runner.name, rejected.reason);
                 if store.requeue_job(assignment, &message).await?.is_some() {
@@ -221,7 +223,8 @@ impl Session {
                 }
             }
             connect_request::Body::StageStarted(started) => {
-                let assignment = convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
+                let assignment =
+                    convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
                 if store.record_stage(assignment, &started.stage, StageState::Running, None, "", at).await? {
                     orchestrator.job_changed(assignment.job_id).await;
@@ -230,7 +233,8 @@ impl Session {
                 }
             }
             connect_request::Body::StageFinished(finished) => {
-                let assignment = convert::assignment_from_proto(finished.assignment.as_ref(), "stage_finished.assignment")?;
+                let assignment =
+                    convert::assignment_from_proto(finished.assignment.as_ref(), "stage_finished.assignment")?;
                 let state = convert::stage_state_from_proto(finished.state)?;
                 let reason = convert::failure_reason_from_proto(finished.failure_reason);
                 let at = convert::time_from_proto(finished.time.as_ref());
@@ -260,7 +264,8 @@ impl Session {
                 }
             }
             connect_request::Body::JobFinished(finished) => {
-                let assignment = convert::assignment_from_proto(finished.assignment.as_ref(), "job_finished.assignment")?;
+                let assignment =
+                    convert::assignment_from_proto(finished.assignment.as_ref(), "job_finished.assignment")?;
                 // Hold the finish until every line is stored; the runner resends both.
                 let stored = store.last_log_sequence(assignment.job_id).await?;
                 if stored < finished.last_sequence {
@@ -270,7 +275,10 @@ impl Session {
                 }
                 let state = convert::job_state_from_proto(finished.state)?;
                 if !state.is_terminal() || state == JobState::Lost {
-                    return Err(Error::invalid("job_finished.state", format!("`{state}` is not a state a runner can end a job in")));
+                    return Err(Error::invalid(
+                        "job_finished.state",
+                        format!("`{state}` is not a state a runner can end a job in"),
+                    ));
                 }
                 let finish = Finish {
                     state,

@@ -1,1 +1,23 @@
 //! Storage on sea-orm: PostgreSQL for distributed mode, SQLite for embedded mode.
+//!
+//! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
+//! implementation is split by concern: `pipelines`, `jobs` (creation, reads, cancel),
+//! `claim`, `lifecycle` (the fenced state changes), `logs` and `runners`; `entity` holds
+//! the sea-orm entities and `codec` the conversions to the domain's types. The backends
+//! differ only in how a writer is made exclusive (see [`SeaStore`]), how concurrent
+//! migrations are serialised (`connect`), and the parameter limit of a multi-row insert.
+
+mod claim;
+mod codec;
+mod connect;
+mod entity;
+mod jobs;
+mod lifecycle;
+mod logs;
+mod pipelines;
+mod runners;
+mod store;
+#[doc(hidden)]
+pub mod testing;
+
+pub use store::{Backend, SeaStore};

@@ -44,9 +44,7 @@ async fn pushed_job_and_live_logs(backend: Backend) {
         }))
         .await;
     runner.finish(&assign, pb::JobState::Succeeded, 1000).await;
-    runner
-        .expect("job closed", |body| matches!(body, connect_response::Body::JobClosed(_)).then_some(()))
-        .await;
+    runner.expect("job closed", |body| matches!(body, connect_response::Body::JobClosed(_)).then_some(())).await;
 
     let lines = follower.await.unwrap();
     let sequences: Vec<u64> = lines.iter().map(|l| l.sequence).collect();

@@ -6,4 +6,5 @@ mod dispatch;
 mod jobs;
 mod pipelines;
 mod replicas;
+mod resilience;
 mod support;

@@ -17,12 +17,14 @@ async fn versions_and_listing(backend: Backend) {
     api.create(&pipeline_source("deploy", &[])).await;
 
     // The old version stays readable, by id and by number; the name gives the latest.
-    let old = api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: first.id.clone(), version: 0 }).await.unwrap();
+    let old =
+        api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: first.id.clone(), version: 0 }).await.unwrap();
     assert_eq!(old.into_inner().pipeline.unwrap().version, 1);
     let by_number =
         api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: "build".into(), version: 1 }).await.unwrap();
     assert_eq!(by_number.into_inner().pipeline.unwrap().id, first.id);
-    let latest = api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: "build".into(), version: 0 }).await.unwrap();
+    let latest =
+        api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: "build".into(), version: 0 }).await.unwrap();
     let latest = latest.into_inner().pipeline.unwrap();
     assert_eq!(latest.version, 2);
     assert_eq!(latest.definition.unwrap().runner_tags[0].value, "linux");
@@ -65,7 +67,10 @@ async fn invalid_lua(backend: Backend) {
 
     let syntax = api
         .pipelines
-        .create_pipeline(pb::CreatePipelineRequest { source: "return pipeline.define {".into(), file_name: String::new() })
+        .create_pipeline(pb::CreatePipelineRequest {
+            source: "return pipeline.define {".into(),
+            file_name: String::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(syntax.code(), Code::InvalidArgument);
@@ -92,7 +97,8 @@ async fn unknown_pipeline_is_not_found() {
     let status = api.launch("nope", &[]).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("pipeline `nope` not found"));
-    let status = api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: String::new(), version: 0 }).await.unwrap_err();
+    let status =
+        api.pipelines.get_pipeline(pb::GetPipelineRequest { pipeline: String::new(), version: 0 }).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
@@ -113,8 +119,11 @@ async fn oversized_messages_are_refused() {
         .unwrap_err();
     assert!(matches!(status.code(), Code::ResourceExhausted | Code::OutOfRange), "{status:?}");
     let big = format!("{}{}", "-- pad\n".repeat(3_000), pipeline_source("big", &[]));
-    let status =
-        api.pipelines.create_pipeline(pb::CreatePipelineRequest { source: big, file_name: String::new() }).await.unwrap_err();
+    let status = api
+        .pipelines
+        .create_pipeline(pb::CreatePipelineRequest { source: big, file_name: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("pipeline scripts may be at most 16384"), "{}", status.message());
     let list = api.pipelines.list_pipelines(pb::ListPipelinesRequest::default()).await.unwrap().into_inner();
@@ -143,7 +152,8 @@ async fn calls_need_the_right_token() {
     // Runners need a runner token; an API token is not one.
     let addr = cluster.addr(0);
     let id = uuid::Uuid::new_v4();
-    let refused = FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), Some("api-secret")).await.err().expect("refused");
+    let refused =
+        FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), Some("api-secret")).await.err().expect("refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
     let refused = FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), None).await.err().expect("refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
@@ -170,11 +180,15 @@ async fn health_and_reflection_answer() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
     let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("no service list") };
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("no service list")
+    };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for service in ["rivet.v1.PipelineService", "rivet.v1.JobService", "rivet.v1.LogService", "rivet.v1.RunnerService"] {
+    for service in ["rivet.v1.PipelineService", "rivet.v1.JobService", "rivet.v1.LogService", "rivet.v1.RunnerService"]
+    {
         assert!(names.iter().any(|n| n == service), "{service} missing from {names:?}");
     }
 }

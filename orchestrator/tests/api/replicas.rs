@@ -28,9 +28,7 @@ async fn a_job_launched_on_one_replica_runs_on_the_other_and_streams_back() {
     // Cancel through A reaches the runner on B.
     let mut again = cluster.api(0).await;
     again.jobs.cancel_job(pb::CancelJobRequest { job_id: job.id.clone() }).await.unwrap();
-    runner
-        .expect("a cancel", |body| matches!(body, pb::connect_response::Body::CancelJob(_)).then_some(()))
-        .await;
+    runner.expect("a cancel", |body| matches!(body, pb::connect_response::Body::CancelJob(_)).then_some(())).await;
     runner.finish(&assign, pb::JobState::Cancelled, 250).await;
     let lines = follower.await.unwrap();
     assert_eq!(lines.iter().map(|l| l.sequence).collect::<Vec<_>>(), (1..=250).collect::<Vec<_>>());

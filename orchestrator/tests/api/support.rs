@@ -50,7 +50,6 @@ pub fn test_config() -> Config {
 
 /// Orchestrator replicas sharing one store and one coordination namespace.
 pub struct Cluster {
-    pub backend: Backend,
     pub replicas: Vec<Option<RunningServer>>,
     pub addrs: Vec<SocketAddr>,
     config: Config,
@@ -90,7 +89,6 @@ impl Cluster {
         };
         let memory = (backend == Backend::Sqlite).then(|| Arc::new(MemoryCoordinator::new()));
         let mut cluster = Cluster {
-            backend,
             replicas: Vec::new(),
             addrs: Vec::new(),
             config,
@@ -162,7 +160,11 @@ impl Drop for Cluster {
 
 /// A gRPC channel to `addr`.
 pub async fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("endpoint").connect().await.expect("connect")
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect")
 }
 
 /// The user-facing clients.
@@ -201,7 +203,13 @@ impl Api {
 
     /// The job `id`.
     pub async fn job(&mut self, id: &str) -> pb::Job {
-        self.jobs.get_job(pb::GetJobRequest { job_id: id.to_owned() }).await.expect("get job").into_inner().job.expect("job")
+        self.jobs
+            .get_job(pb::GetJobRequest { job_id: id.to_owned() })
+            .await
+            .expect("get job")
+            .into_inner()
+            .job
+            .expect("job")
     }
 
     /// Waits until the job `id` is in `state`.
@@ -212,7 +220,11 @@ impl Api {
             if job.state == state as i32 {
                 return job;
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {id} never reached {state:?}; it is {:?}", job.state());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} never reached {state:?}; it is {:?}",
+                job.state()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -222,7 +234,9 @@ impl Api {
         let request = pb::StreamLogsRequest { job_id: job.to_owned(), from_sequence: from, follow: true };
         let mut stream = self.logs.stream_logs(request).await.expect("stream logs").into_inner();
         let mut lines = Vec::new();
-        while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.expect("log stream stalled").expect("log stream") {
+        while let Some(batch) =
+            tokio::time::timeout(PATIENCE, stream.message()).await.expect("log stream stalled").expect("log stream")
+        {
             lines.extend(batch.lines);
         }
         lines
@@ -284,17 +298,22 @@ impl FakeRunner {
             protocol_versions: vec![rivet_core::job::PROTOCOL_VERSION],
             runner_id: id.to_string(),
             name: format!("fake-{}", &id.to_string()[..8]),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>().into_iter().collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect(),
             capacity,
             running_jobs: running,
             version: "test".to_owned(),
         };
         sender.send(request(connect_request::Body::Hello(hello))).await.expect("send hello");
-        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        let mut call = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
         if let Some(token) = token {
-            request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+            call.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
         }
-        let mut inbound = client.connect(request).await?.into_inner();
+        let mut inbound = client.connect(call).await?.into_inner();
         let welcome = match inbound.message().await? {
             Some(pb::ConnectResponse { body: Some(connect_response::Body::Welcome(welcome)) }) => welcome,
             other => panic!("expected a welcome, got {other:?}"),
@@ -313,7 +332,7 @@ impl FakeRunner {
                     .iter()
                     .map(|a| pb::RunningJob { assignment: Some(a.clone()), last_sequence: 0 })
                     .collect();
-                let beat = pb::RunnerHeartbeat { running_jobs };
+                let beat = pb::RunnerHeartbeat { running_jobs, draining: false };
                 if beats.send(request(connect_request::Body::Heartbeat(beat))).await.is_err() {
                     return;
                 }
@@ -335,7 +354,8 @@ impl FakeRunner {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let body = self.next_within(left).await.unwrap_or_else(|| panic!("runner {} never received {what}", self.id));
+            let body =
+                self.next_within(left).await.unwrap_or_else(|| panic!("runner {} never received {what}", self.id));
             if let Some(found) = pick(body) {
                 return found;
             }
@@ -419,15 +439,15 @@ fn request(body: connect_request::Body) -> ConnectRequest {
 /// Runs `body` once per backend, as separate tests.
 #[macro_export]
 macro_rules! both_backends {
-    ($name:ident, $body:path) => {
+    ($name:ident, $body:ident) => {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                $body($crate::support::Backend::Postgres).await
+                super::$body($crate::support::Backend::Postgres).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $body($crate::support::Backend::Sqlite).await
+                super::$body($crate::support::Backend::Sqlite).await
             }
         }
     };

@@ -65,7 +65,8 @@ impl AgentConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: AgentConfig = figment.merge(Env::prefixed("RIVET_RUNNER_").split("__")).extract().map_err(Box::new)?;
+        let config: AgentConfig =
+            figment.merge(Env::prefixed("RIVET_RUNNER_").split("__")).extract().map_err(Box::new)?;
         if config.capacity == 0 {
             return Err(Box::new(figment::Error::from("capacity must be at least 1".to_owned())));
         }
@@ -83,12 +84,17 @@ impl AgentConfig {
     /// The runner's name.
     pub fn runner_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "rivet-runner".to_owned())
+            std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "rivet-runner".to_owned())
         })
     }
 
     /// Reconnect delays: exponential from the minimum to the maximum.
     pub fn reconnect_bounds(&self) -> (Duration, Duration) {
-        (Duration::from_millis(self.reconnect_min_ms.max(1)), Duration::from_millis(self.reconnect_max_ms.max(self.reconnect_min_ms)))
+        (
+            Duration::from_millis(self.reconnect_min_ms.max(1)),
+            Duration::from_millis(self.reconnect_max_ms.max(self.reconnect_min_ms)),
+        )
     }
 }

@@ -103,7 +103,8 @@ impl Agent {
     pub fn new(config: AgentConfig, runner: Arc<dyn JobRunner>) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&config.state_dir)?;
         let id_file = config.state_dir.join("runner-id");
-        let runner_id = match std::fs::read_to_string(&id_file).ok().and_then(|text| Uuid::parse_str(text.trim()).ok()) {
+        let runner_id = match std::fs::read_to_string(&id_file).ok().and_then(|text| Uuid::parse_str(text.trim()).ok())
+        {
             Some(id) => id,
             None => {
                 let id = Uuid::new_v4();
@@ -133,7 +134,10 @@ impl Agent {
     /// Connects and serves until `stop` says so and every job is reported.
     pub async fn run(self, stop: Stop) -> Result<(), AgentError> {
         let endpoint = Endpoint::from_shared(self.config.orchestrator_url.clone())
-            .map_err(|err| AgentError::InvalidUrl { url: self.config.orchestrator_url.clone(), message: err.to_string() })?
+            .map_err(|err| AgentError::InvalidUrl {
+                url: self.config.orchestrator_url.clone(),
+                message: err.to_string(),
+            })?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(15))
             .keep_alive_timeout(Duration::from_secs(10))
@@ -149,7 +153,9 @@ impl Agent {
                     Err(status) if is_fatal(&status) => return Err(AgentError::Refused(status)),
                     Err(status) => tracing::warn!(status = %status, "connection to the orchestrator failed"),
                 },
-                Err(err) => tracing::warn!(error = %err, url = %self.config.orchestrator_url, "cannot reach the orchestrator"),
+                Err(err) => {
+                    tracing::warn!(error = %err, url = %self.config.orchestrator_url, "cannot reach the orchestrator")
+                }
             }
             if stop.now.is_cancelled() && self.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
                 return Ok(());
@@ -170,9 +176,9 @@ impl Agent {
         sender.send(self.hello()).await.map_err(|_| tonic::Status::internal("outgoing channel closed"))?;
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
         if let Some(token) = &self.config.token {
-            let value = format!("Bearer {token}")
-                .parse()
-                .map_err(|_| tonic::Status::invalid_argument("the runner token has characters not allowed in metadata"))?;
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                tonic::Status::invalid_argument("the runner token has characters not allowed in metadata")
+            })?;
             request.metadata_mut().insert("authorization", value);
         }
         let mut inbound = client.connect(request).await?.into_inner();
@@ -201,7 +207,11 @@ impl Agent {
         loop {
             self.flush(&sender).await;
             if (draining || stop.drain.is_cancelled() || stop.now.is_cancelled()) && self.outbox.lock().is_empty() {
-                return Ok(if stop.drain.is_cancelled() || stop.now.is_cancelled() { Ended::Done } else { Ended::Reconnect });
+                return Ok(if stop.drain.is_cancelled() || stop.now.is_cancelled() {
+                    Ended::Done
+                } else {
+                    Ended::Reconnect
+                });
             }
             tokio::select! {
                 message = inbound.message() => match message? {
@@ -215,16 +225,19 @@ impl Agent {
                 },
                 _ = heartbeat.tick() => {
                     last_acks = self.outbox.resend_stalled(&last_acks);
-                    let running_jobs = self.running_jobs();
-                    let beat = pb::RunnerHeartbeat { running_jobs };
-                    let _ = sender.send(request_of(connect_request::Body::Heartbeat(beat))).await;
+                    self.heartbeat(&sender, draining || stop.drain.is_cancelled()).await;
                 }
                 _ = self.outbox.changed() => {}
                 _ = stop.now.cancelled(), if !draining => {
                     draining = true;
                     self.stop_all();
+                    self.heartbeat(&sender, true).await;
                 }
-                _ = stop.drain.cancelled(), if !draining => draining = true,
+                _ = stop.drain.cancelled(), if !draining => {
+                    draining = true;
+                    // Say so at once, so the orchestrator stops assigning jobs here.
+                    self.heartbeat(&sender, true).await;
+                }
             }
         }
     }
@@ -248,7 +261,10 @@ impl Agent {
                 let full = self.running.lock().map(|r| r.len() as u32 >= self.config.capacity).unwrap_or(true);
                 if *draining || stop.drain.is_cancelled() || full {
                     let reason = if full { "the runner is at capacity" } else { "the runner is draining" };
-                    let rejected = pb::JobRejected { assignment: Some(proto::assignment_to_proto(assignment)), reason: reason.to_owned() };
+                    let rejected = pb::JobRejected {
+                        assignment: Some(proto::assignment_to_proto(assignment)),
+                        reason: reason.to_owned(),
+                    };
                     let _ = sender.send(request_of(connect_request::Body::JobRejected(rejected))).await;
                     return None;
                 }
@@ -285,6 +301,11 @@ impl Agent {
             }
         }
         None
+    }
+
+    async fn heartbeat(&self, sender: &mpsc::Sender<ConnectRequest>, draining: bool) {
+        let beat = pb::RunnerHeartbeat { running_jobs: self.running_jobs(), draining };
+        let _ = sender.send(request_of(connect_request::Body::Heartbeat(beat))).await;
     }
 
     fn hello(&self) -> ConnectRequest {
@@ -382,7 +403,10 @@ impl Agent {
                     };
                     let Some(last) = lines.last().map(|line| line.sequence) else { break };
                     outbox.sent = last;
-                    let batch = pb::LogBatch { assignment: assignment.clone(), lines: lines.iter().map(proto::log_line).collect() };
+                    let batch = pb::LogBatch {
+                        assignment: assignment.clone(),
+                        lines: lines.iter().map(proto::log_line).collect(),
+                    };
                     messages.push(request_of(connect_request::Body::LogBatch(batch)));
                 }
                 if let Some(outcome) = &outbox.outcome
@@ -390,7 +414,10 @@ impl Agent {
                     && outbox.acked >= outbox.produced
                 {
                     outbox.finish_sent = true;
-                    messages.push(request_of(connect_request::Body::JobFinished(proto::job_finished(outbox.assignment, outcome))));
+                    messages.push(request_of(connect_request::Body::JobFinished(proto::job_finished(
+                        outbox.assignment,
+                        outcome,
+                    ))));
                 }
             }
         }
@@ -409,7 +436,10 @@ fn request_of(body: connect_request::Body) -> ConnectRequest {
 /// Whether a status means retrying cannot help (linkerd's `Recover`, in one place).
 fn is_fatal(status: &tonic::Status) -> bool {
     use tonic::Code;
-    matches!(status.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::Unauthenticated | Code::PermissionDenied)
+    matches!(
+        status.code(),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::Unauthenticated | Code::PermissionDenied
+    )
 }
 
 /// A number in [0, 1) from the OS's randomness (through a v4 UUID).

@@ -109,11 +109,11 @@ impl Outbox {
 
     /// Records the orchestrator's ack of a job's logs up to `sequence`.
     pub fn ack(&self, job: Uuid, sequence: u64) {
-        if let Some(outbox) = self.lock().get_mut(&job) {
-            if sequence > outbox.acked {
-                outbox.acked = sequence.min(outbox.produced);
-                outbox.logs.drop_through(outbox.acked);
-            }
+        if let Some(outbox) = self.lock().get_mut(&job)
+            && sequence > outbox.acked
+        {
+            outbox.acked = sequence.min(outbox.produced);
+            outbox.logs.drop_through(outbox.acked);
         }
         self.changed.notify_one();
     }
@@ -282,7 +282,14 @@ mod tests {
     use super::*;
 
     fn line(sequence: u64) -> LogLine {
-        LogLine { sequence, time: Utc::now(), level: LogLevel::Info, stage: "s".into(), text: format!("line {sequence}"), attempt: 1 }
+        LogLine {
+            sequence,
+            time: Utc::now(),
+            level: LogLevel::Info,
+            stage: "s".into(),
+            text: format!("line {sequence}"),
+            attempt: 1,
+        }
     }
 
     #[test]

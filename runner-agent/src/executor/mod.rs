@@ -47,8 +47,8 @@
 //! same way: the running process gets SIGTERM and SIGKILL after `cancel_grace_secs`, the script is given that long to unwind and is then
 //! abandoned, and the job ends `cancelled` or `timed_out`.
 
-pub(crate) mod context;
 mod agent;
+pub(crate) mod context;
 mod error;
 mod output;
 pub(crate) mod podman;
@@ -63,8 +63,8 @@ use rivet_core::{FailureReason, JobState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use self::context::{ContextParts, JobContext};
 pub use self::agent::PodmanRunner;
+use self::context::{ContextParts, JobContext};
 pub use self::error::Error;
 use self::stages::{Finish, Watch};
 use crate::config::ExecutorConfig;

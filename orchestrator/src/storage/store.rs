@@ -1,0 +1,247 @@
+//! [`SeaStore`]: the [`Store`] implementation, and how it serialises writers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rivet_core::{Assignment, FailureReason, LogLine, StageState};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use uuid::Uuid;
+
+use super::codec::db_err;
+use super::{claim, jobs, lifecycle, logs, pipelines, runners};
+use crate::domain::store::{
+    CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord, RunnerRecord,
+    StageRecord, Store, StoreResult, Transition,
+};
+
+/// The database behind a [`SeaStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PostgreSQL: distributed mode, many replicas.
+    Postgres,
+    /// SQLite: embedded mode, one process.
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend's name: `postgres` or `sqlite`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+
+    /// The most bind parameters one statement may carry.
+    pub(crate) fn max_parameters(self) -> usize {
+        match self {
+            // The protocol counts parameters in an unsigned 16-bit field.
+            Backend::Postgres => 65_535,
+            // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
+            Backend::Sqlite => 32_766,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The [`Store`] on sea-orm, for PostgreSQL and SQLite alike. Cheap to clone: clones share
+/// the connection pool and the writer lock.
+///
+/// Every write runs in one transaction. On PostgreSQL, rows are locked explicitly
+/// (`FOR UPDATE`, and `FOR UPDATE SKIP LOCKED` for the job being claimed), so replicas can
+/// write at the same time. SQLite silently drops those clauses; there, every write transaction
+/// first takes this store's writer lock and then opens with `BEGIN IMMEDIATE`, which takes
+/// SQLite's write lock before the first read. Reads inside a write transaction therefore
+/// see no concurrent writer, which makes the claim atomic; the in-process lock only saves
+/// writers from polling SQLite's busy timeout, while `BEGIN IMMEDIATE` still holds when
+/// another process opens the same file.
+#[derive(Clone)]
+pub struct SeaStore {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) backend: Backend,
+    writer: Arc<Mutex<()>>,
+}
+
+impl fmt::Debug for SeaStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeaStore").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl SeaStore {
+    pub(crate) fn new(db: DatabaseConnection, backend: Backend) -> SeaStore {
+        SeaStore { db, backend, writer: Arc::new(Mutex::new(())) }
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying connection, for tests that need to reach past the contract (e.g. to
+    /// plant a corrupt row).
+    #[doc(hidden)]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Opens a write transaction: see the type's documentation.
+    pub(crate) async fn write(&self) -> StoreResult<WriteTxn> {
+        let guard = match self.backend {
+            Backend::Sqlite => Some(Arc::clone(&self.writer).lock_owned().await),
+            Backend::Postgres => None,
+        };
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = self.db.begin_with_options(options).await.map_err(db_err)?;
+        Ok(WriteTxn { txn, _guard: guard })
+    }
+}
+
+/// A write transaction, holding the writer lock on SQLite until it ends. Dropping it
+/// without [`WriteTxn::commit`] rolls back.
+pub(crate) struct WriteTxn {
+    // Declared first so that it is dropped (rolled back) before the lock is released.
+    txn: DatabaseTransaction,
+    _guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// Commits, then releases the writer lock.
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        let WriteTxn { txn, _guard } = self;
+        txn.commit().await.map_err(db_err)
+    }
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+#[async_trait]
+impl Store for SeaStore {
+    async fn create_pipeline(&self, new: NewPipeline) -> StoreResult<PipelineRecord> {
+        pipelines::create(self, new).await
+    }
+
+    async fn pipeline(&self, id: Uuid) -> StoreResult<Option<PipelineRecord>> {
+        pipelines::by_id(self, id).await
+    }
+
+    async fn pipeline_by_name(&self, name: &str, version: Option<u32>) -> StoreResult<Option<PipelineRecord>> {
+        pipelines::by_name(self, name, version).await
+    }
+
+    async fn list_pipelines(&self, after_name: Option<&str>, limit: u64) -> StoreResult<Vec<PipelineRecord>> {
+        pipelines::list(self, after_name, limit).await
+    }
+
+    async fn delete_pipeline(&self, name: &str) -> StoreResult<u32> {
+        pipelines::delete(self, name).await
+    }
+
+    async fn create_job(&self, new: NewJob) -> StoreResult<(JobRecord, bool)> {
+        jobs::create(self, new).await
+    }
+
+    async fn job(&self, id: Uuid) -> StoreResult<Option<JobRecord>> {
+        jobs::by_id(self, id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<&JobCursor>,
+        limit: u64,
+    ) -> StoreResult<Vec<JobRecord>> {
+        jobs::list(self, filter, cursor, limit).await
+    }
+
+    async fn transitions(&self, job: Uuid) -> StoreResult<Vec<Transition>> {
+        jobs::transitions(self, job).await
+    }
+
+    async fn stages(&self, job: Uuid) -> StoreResult<Vec<StageRecord>> {
+        jobs::stages(self, job).await
+    }
+
+    async fn claim_job(
+        &self,
+        runner_id: Uuid,
+        labels: &BTreeMap<String, String>,
+    ) -> StoreResult<Option<(JobRecord, u64)>> {
+        claim::claim(self, runner_id, labels).await
+    }
+
+    async fn mark_running(&self, assignment: Assignment) -> StoreResult<Option<JobRecord>> {
+        lifecycle::mark_running(self, assignment).await
+    }
+
+    async fn finish_job(&self, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>> {
+        lifecycle::finish(self, assignment, finish).await
+    }
+
+    async fn requeue_job(&self, assignment: Assignment, message: &str) -> StoreResult<Option<JobRecord>> {
+        lifecycle::requeue(self, assignment, message).await
+    }
+
+    async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>> {
+        jobs::cancel(self, id).await
+    }
+
+    async fn cancel_requested(&self, id: Uuid) -> StoreResult<bool> {
+        jobs::cancel_requested(self, id).await
+    }
+
+    async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        jobs::active(self).await
+    }
+
+    async fn record_stage(
+        &self,
+        assignment: Assignment,
+        stage: &str,
+        state: StageState,
+        failure_reason: Option<FailureReason>,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        lifecycle::record_stage(self, assignment, stage, state, failure_reason, message, at).await
+    }
+
+    async fn append_logs(&self, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {
+        logs::append(self, assignment, lines).await
+    }
+
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>> {
+        logs::read(self, job, from, limit).await
+    }
+
+    async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64> {
+        logs::last_sequence(self, job).await
+    }
+
+    async fn upsert_runner(&self, runner: &RunnerRecord) -> StoreResult<()> {
+        runners::upsert(self, runner).await
+    }
+
+    async fn runners(&self) -> StoreResult<Vec<RunnerRecord>> {
+        runners::all(self).await
+    }
+}

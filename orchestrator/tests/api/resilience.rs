@@ -1,0 +1,208 @@
+//! The real runner agent (with a scripted job runner instead of podman) against broken
+//! connections and a restarted orchestrator: no log line is lost or duplicated.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rivet_core::{Assignment, JobState, LogLevel, LogLine, StageState};
+use rivet_proto::v1 as pb;
+use rivet_runner::agent::{Agent, AgentConfig, JobRunner, Stop};
+use rivet_runner::job::{EventSink, JobEvent, JobOutcome, JobSpec};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::both_backends;
+use crate::support::{Backend, Cluster, pipeline_source};
+
+/// Emits `lines` log lines in batches of 50, `pause` apart, then succeeds.
+struct ScriptedRunner {
+    lines: u64,
+    pause: Duration,
+}
+
+impl JobRunner for ScriptedRunner {
+    fn run(
+        &self,
+        spec: JobSpec,
+        sink: Arc<dyn EventSink>,
+        cancel: CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = JobOutcome> + Send + 'static>> {
+        let (lines, pause) = (self.lines, self.pause);
+        Box::pin(async move {
+            let a: Assignment = spec.assignment;
+            sink.emit(a, JobEvent::StageStarted { stage: "build".into(), at: Utc::now() });
+            let mut sequence = spec.first_sequence;
+            for index in 0..lines {
+                let text = format!("line {}", index + 1);
+                let line = LogLine {
+                    sequence,
+                    time: Utc::now(),
+                    level: LogLevel::Info,
+                    stage: "build".into(),
+                    text,
+                    attempt: a.attempt,
+                };
+                sink.emit(a, JobEvent::Log(line));
+                sequence += 1;
+                if index % 50 == 49 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = cancel.cancelled() => break,
+                    }
+                }
+            }
+            let state = if cancel.is_cancelled() { StageState::Cancelled } else { StageState::Succeeded };
+            sink.emit(
+                a,
+                JobEvent::StageFinished {
+                    stage: "build".into(),
+                    state,
+                    failure_reason: None,
+                    message: String::new(),
+                    at: Utc::now(),
+                },
+            );
+            JobOutcome {
+                state: if cancel.is_cancelled() { JobState::Cancelled } else { JobState::Succeeded },
+                failure_reason: None,
+                message: String::new(),
+                last_sequence: sequence - 1,
+                outputs: Default::default(),
+            }
+        })
+    }
+}
+
+/// A TCP proxy whose connections can be cut, to break a runner's stream on purpose.
+struct Proxy {
+    addr: SocketAddr,
+    cut: watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = watch::channel(0u64);
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, cut }
+    }
+
+    /// Drops every open connection; new ones still go through.
+    fn sever(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+fn start_agent(
+    orchestrator: SocketAddr,
+    lines: u64,
+    pause: Duration,
+) -> (Stop, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    let state = tempfile::tempdir().unwrap();
+    let config = AgentConfig {
+        orchestrator_url: format!("http://{orchestrator}"),
+        capacity: 1,
+        state_dir: state.path().to_owned(),
+        reconnect_min_ms: 50,
+        reconnect_max_ms: 400,
+        // Small, so a long log spills to disk and is read back.
+        log_memory_bytes: 16 * 1024,
+        ..AgentConfig::default()
+    };
+    let agent = Agent::new(config, Arc::new(ScriptedRunner { lines, pause })).unwrap();
+    let stop = Stop::default();
+    let running = stop.clone();
+    let task = tokio::spawn(async move {
+        agent.run(running).await.unwrap();
+    });
+    (stop, task, state)
+}
+
+fn assert_complete(lines: &[pb::LogLine], count: u64) {
+    let sequences: Vec<u64> = lines.iter().map(|l| l.sequence).collect();
+    assert_eq!(sequences, (1..=count).collect::<Vec<_>>(), "every line once, in order");
+    assert!(lines.iter().enumerate().all(|(i, l)| l.text == format!("line {}", i + 1)));
+}
+
+async fn broken_connections(backend: Backend) {
+    let cluster = Cluster::start(backend).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("flaky", &[])).await;
+    let proxy = Proxy::start(cluster.addr(0)).await;
+    let (stop, agent, _state) = start_agent(proxy.addr, 3_000, Duration::from_millis(40));
+    let job = api.launch("flaky", &[("image", "x")]).await.unwrap();
+    api.wait_for(&job.id, pb::JobState::Running).await;
+    let mut follower_api = api.clone();
+    let job_id = job.id.clone();
+    let follower = tokio::spawn(async move { follower_api.follow(&job_id, 1).await });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        proxy.sever();
+    }
+    let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;
+    assert_eq!(done.attempt, 1, "a broken stream must not cost the job its attempt");
+    assert_complete(&follower.await.unwrap(), 3_000);
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+both_backends!(a_runner_that_reconnects_loses_and_repeats_no_line, broken_connections);
+
+async fn restarted_orchestrator(backend: Backend) {
+    let mut cluster = Cluster::start(backend).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("survivor", &[])).await;
+    // The runner goes through a proxy so that killing the server also cuts its stream, as a
+    // crash of the process would.
+    let proxy = Proxy::start(cluster.addr(0)).await;
+    let (stop, agent, _state) = start_agent(proxy.addr, 2_000, Duration::from_millis(50));
+    let job = api.launch("survivor", &[("image", "x")]).await.unwrap();
+    api.wait_for(&job.id, pb::JobState::Running).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cluster.kill(0);
+    proxy.sever();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.restart(0).await;
+    let mut api = cluster.api(0).await;
+    let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;
+    assert_eq!(done.attempt, 1);
+    assert_complete(&api.follow(&job.id, 0).await, 2_000);
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+both_backends!(an_orchestrator_restarted_mid_job_loses_nothing, restarted_orchestrator);
+
+async fn draining(backend: Backend) {
+    let cluster = Cluster::start(backend).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("drain", &[])).await;
+    let (stop, agent, _state) = start_agent(cluster.addr(0), 200, Duration::from_millis(100));
+    let first = api.launch("drain", &[("image", "x")]).await.unwrap();
+    api.wait_for(&first.id, pb::JobState::Running).await;
+    // Draining: the running job finishes, no new one is taken, then the agent stops.
+    stop.drain.cancel();
+    let second = api.launch("drain", &[("image", "x")]).await.unwrap();
+    agent.await.unwrap();
+    assert_eq!(api.job(&first.id).await.state(), pb::JobState::Succeeded);
+    // Had the job reached the runner before it said it drains, it was rejected and requeued.
+    let second = api.wait_for(&second.id, pb::JobState::Queued).await;
+    assert_eq!(second.attempt, 1);
+}
+both_backends!(a_draining_runner_finishes_its_job_and_takes_no_new_one, draining);
