@@ -212,7 +212,7 @@ impl Printer {
                 if let Some(took) = took {
                     text.push_str(&format!(" after {took}"));
                 }
-                if let Some(reason) = view::failure_reason(stage.failure_reason) {
+                if let Some(reason) = view::failure_reason(stage.failure_reason).filter(|reason| *reason != state) {
                     text.push_str(&format!(" ({reason})"));
                 }
                 if !stage.message.is_empty() {
@@ -265,7 +265,7 @@ pub fn summary(job: &pb::Job) -> String {
     {
         text.push_str(&format!(" in {}", view::duration(took)));
     }
-    if let Some(reason) = view::failure_reason(job.failure_reason) {
+    if let Some(reason) = view::failure_reason(job.failure_reason).filter(|reason| *reason != state) {
         text.push_str(&format!(" ({reason})"));
     }
     if !job.message.is_empty() && job.state != pb::JobState::Succeeded as i32 {
@@ -318,7 +318,6 @@ pub enum Interrupt {
     /// Stop following and say the job goes on on the server.
     Detach,
     /// Return [`exit::INTERRUPTED`] quietly; the caller deals with the job.
-    #[allow(dead_code)] // used by `rivet run` (embedded mode)
     Return,
 }
 

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod config;
+mod embedded;
 mod error;
 mod exit;
 mod logs;
@@ -54,6 +55,24 @@ enum Command {
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run a pipeline once on an embedded server and runner, following its log; exits
+    /// with the job's result. Nothing needs to be running (but podman).
+    Run {
+        /// The Lua file.
+        file: PathBuf,
+        /// An input value; repeat for each input.
+        #[arg(long = "input", short, value_name = "NAME=VALUE", value_parser = commands::job::parse_input)]
+        inputs: Vec<(String, String)>,
+        /// Never ask for inputs, even on a terminal: fail listing every missing one.
+        #[arg(long)]
+        no_input: bool,
+    },
+    /// Keep an embedded server and runner up for other `rivet` commands, until Ctrl-C.
+    Dev {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7420", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Set up editor support.
     #[command(subcommand)]
     Init(InitCommand),
@@ -249,6 +268,13 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Show) => config::load(&overrides)
             .map(|loaded| commands::settings::show(&loaded, format))
             .map_err(anyhow::Error::from),
+        Command::Run { file, inputs, no_input } => {
+            commands::job::collect_inputs(inputs).map_err(anyhow::Error::from).and_then(|inputs| {
+                let launch = Launch { inputs, no_input, follow: true, idempotency_key: None };
+                block_on(commands::run::run(&file, launch, format))
+            })
+        }
+        Command::Dev { listen } => block_on(commands::dev::run(listen)),
         command => block_on(remote(command, &overrides, format)),
     };
     match result {
@@ -306,7 +332,11 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             JobCommand::Cancel { job } => commands::job::cancel(&client, &job, format).await,
         },
         Command::Runner(RunnerCommand::List { online }) => commands::runner::list(&client, online, format).await,
-        Command::Config(_) | Command::Init(_) | Command::Completions { .. } => {
+        Command::Config(_)
+        | Command::Init(_)
+        | Command::Completions { .. }
+        | Command::Run { .. }
+        | Command::Dev { .. } => {
             unreachable!("runs locally")
         }
     }

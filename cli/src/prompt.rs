@@ -99,7 +99,10 @@ fn ask(theme: &ColorfulTheme, spec: &InputSpec) -> dialoguer::Result<Option<Stri
         return select(theme, spec, &choices);
     }
     let optional = !spec.required && spec.default.is_none();
-    let mut input = Input::<String>::with_theme(theme).with_prompt(spec.name.as_str()).allow_empty(optional);
+    // An empty answer reaches the validator only when empty answers are allowed: allow
+    // them whenever there is no default, so a required input says why it asks again.
+    let mut input =
+        Input::<String>::with_theme(theme).with_prompt(spec.name.as_str()).allow_empty(spec.default.is_none());
     if let Some(default) = &spec.default {
         input = input.default(default.to_string()).show_default(true);
     }

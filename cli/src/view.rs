@@ -196,6 +196,12 @@ pub fn runner_json(runner: &pb::Runner) -> Value {
     })
 }
 
+/// `text` as one shell word: quoted when it holds anything but plain characters.
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+".contains(c));
+    if plain { text.to_owned() } else { format!("'{}'", text.replace('\'', "'\\''")) }
+}
+
 /// Prints a JSON document on stdout.
 pub fn print_json(value: &Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
@@ -264,6 +270,13 @@ mod tests {
         assert_eq!(failure_reason(pb::FailureReason::ExitCode as i32).as_deref(), Some("exit_code"));
         assert_eq!(failure_reason(0), None);
         assert_eq!(job_state(99), "unknown");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("hello"), "hello");
+        assert_eq!(shell_word("Inputs and logs"), "'Inputs and logs'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
     }
 
     #[test]

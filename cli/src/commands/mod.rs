@@ -1,8 +1,10 @@
 //! One module per command.
 
 pub mod check;
+pub mod dev;
 pub mod init;
 pub mod job;
 pub mod pipeline;
+pub mod run;
 pub mod runner;
 pub mod settings;

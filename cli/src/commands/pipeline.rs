@@ -46,7 +46,7 @@ pub async fn create(client: &Client, file: &Path, format: Format) -> Result<u8, 
         Format::Json => view::print_json(&view::pipeline_json(&pipeline, false)),
         Format::Table => {
             println!("created pipeline {} version {} ({})", pipeline.name, pipeline.version, pipeline.id);
-            eprintln!("launch it with `rivet job launch {}`", pipeline.name);
+            eprintln!("launch it with `rivet job launch {}`", view::shell_word(&pipeline.name));
         }
     }
     Ok(exit::OK)

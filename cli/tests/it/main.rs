@@ -7,5 +7,8 @@
 mod check;
 mod client;
 mod init;
+mod prompt;
+mod run;
+mod server;
 mod support;
 mod usage;

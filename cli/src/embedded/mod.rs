@@ -1,0 +1,184 @@
+//! The embedded mode: an orchestrator on SQLite with in-memory coordination, and a runner
+//! agent, both in this process. `rivet run` uses one for a single job in a temporary
+//! directory; `rivet dev` keeps one up for other `rivet` commands to talk to.
+//!
+//! It is the same code as the distributed mode: the orchestrator serves gRPC on a loopback
+//! port and the agent connects to it like any remote runner would.
+
+mod podman;
+
+use std::hash::{Hash, Hasher};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rivet_orchestrator::config::Config;
+use rivet_orchestrator::server::{self, RunningServer};
+use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop};
+use rivet_runner::config::ExecutorConfig;
+use rivet_runner::executor::PodmanRunner;
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::exit;
+
+pub use podman::Podman;
+
+/// How long a shutdown waits for the runner to report and leave.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The address to serve on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// The runner's state: its id, spilled logs, job workspaces, a Podman socket.
+    pub state_dir: PathBuf,
+    /// The runner's name in `rivet runner list`.
+    pub runner_name: String,
+    /// How many jobs the runner takes at once.
+    pub capacity: u32,
+}
+
+/// A running orchestrator and runner.
+#[derive(Debug)]
+pub struct Embedded {
+    /// Where the orchestrator listens.
+    pub addr: SocketAddr,
+    server: RunningServer,
+    agent: JoinHandle<Result<(), AgentError>>,
+    stop: Stop,
+    podman: Podman,
+}
+
+/// The label value that tells this runner's containers from other runners' on a shared
+/// Podman service: derived from the state directory, so a restarted `rivet dev` cleans up
+/// what its previous run left, and two instances never touch each other's containers.
+fn instance(state_dir: &Path) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    state_dir.hash(&mut hasher);
+    format!("rivet-embedded-{:016x}", hasher.finish())
+}
+
+impl Embedded {
+    /// Starts the orchestrator, then the runner (finding or starting a Podman service).
+    pub async fn start(options: Options) -> Result<Embedded, Error> {
+        let setup = |what: &str, err: &dyn std::fmt::Display| Error::new(exit::FAILURE, format!("{what}: {err}"));
+        std::fs::create_dir_all(&options.state_dir)
+            .map_err(|err| setup(&format!("cannot create {}", options.state_dir.display()), &err))?;
+        if let Some(parent) = options.database.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| setup(&format!("cannot create {}", parent.display()), &err))?;
+        }
+        let config = Config {
+            listen: options.listen,
+            database_url: format!("sqlite://{}?mode=rwc", options.database.display()),
+            redis_url: None,
+            shutdown_grace_ms: SHUTDOWN_GRACE.as_millis() as u64,
+            ..Config::default()
+        };
+        // Start Podman while the database opens: both take a moment.
+        let (podman, backends) =
+            tokio::join!(Podman::find_or_start(&options.state_dir), server::connect_backends(&config));
+        let mut podman = podman?;
+        let (store, coord) = match backends {
+            Ok(backends) => backends,
+            Err(err) => {
+                podman.stop().await;
+                return Err(setup("cannot open the embedded database", &format!("{err:#}")));
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(options.listen).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                podman.stop().await;
+                let error = Error::new(exit::FAILURE, format!("cannot listen on {}: {err}", options.listen));
+                return Err(if err.kind() == std::io::ErrorKind::AddrInUse {
+                    error.hint("is another `rivet dev` running? Use --listen 127.0.0.1:PORT for another port")
+                } else {
+                    error
+                });
+            }
+        };
+        let server = match server::start(config, store, coord, listener).await {
+            Ok(server) => server,
+            Err(err) => {
+                podman.stop().await;
+                return Err(setup("cannot start the embedded orchestrator", &format!("{err:#}")));
+            }
+        };
+        let addr = server.addr;
+
+        let executor = ExecutorConfig {
+            podman_socket: podman.socket_uri.clone(),
+            workspace_root: options.state_dir.join("workspaces"),
+            instance: instance(&options.state_dir),
+            ..ExecutorConfig::default()
+        };
+        let agent_config = AgentConfig {
+            orchestrator_url: format!("http://{addr}"),
+            name: Some(options.runner_name.clone()),
+            capacity: options.capacity,
+            state_dir: options.state_dir.join("runner"),
+            reconnect_min_ms: 20,
+            executor: executor.clone(),
+            ..AgentConfig::default()
+        };
+        let agent = match PodmanRunner::connect(executor).await {
+            Ok(runner) => {
+                Agent::new(agent_config, Arc::new(runner)).map_err(|err| setup("cannot start the runner", &err))
+            }
+            Err(err) => Err(setup("cannot use podman", &err)
+                .hint("check that `podman info` works, or point CONTAINER_HOST at a running podman service")),
+        };
+        let agent = match agent {
+            Ok(agent) => agent,
+            Err(err) => {
+                server.shutdown().await;
+                podman.stop().await;
+                return Err(err);
+            }
+        };
+        let stop = Stop::default();
+        let agent = tokio::spawn(agent.run(stop.clone()));
+        Ok(Embedded { addr, server, agent, stop, podman })
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the runner (cancelling its jobs when `cancel_jobs`, else letting them
+    /// finish), then the orchestrator, then the Podman service it started.
+    pub async fn shutdown(mut self, cancel_jobs: bool) {
+        if cancel_jobs {
+            self.stop.now.cancel();
+        }
+        self.stop.drain.cancel();
+        let mut agent = self.agent;
+        match tokio::time::timeout(SHUTDOWN_GRACE * 2, &mut agent).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the runner stopped with an error"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "the runner task failed"),
+            Err(_) => {
+                tracing::warn!("the runner did not stop in time");
+                agent.abort();
+            }
+        }
+        self.server.shutdown().await;
+        self.podman.stop().await;
+    }
+}
+
+/// Logs of the embedded server and runner on stderr: `RUST_LOG` decides, else `default`.
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,66 @@
+//! `rivet run FILE`: a pipeline run on an embedded server and runner, end to end.
+
+use predicates::prelude::*;
+use predicates::str::contains;
+
+use crate::support::{ensure_test_image, repo_root, rivet, temp_dir, text, write};
+
+#[test]
+fn hello_prints_its_line_and_exits_0() {
+    ensure_test_image();
+    let assert = rivet().arg("run").arg(repo_root().join("examples/hello.lua")).env("NO_COLOR", "1").assert().code(0);
+    let stdout = text(&assert.get_output().stdout);
+    assert!(stdout.contains("▶ stage hello\n"), "{stdout}");
+    assert!(stdout.contains("hello from rivet\n"), "{stdout}");
+    assert!(stdout.contains("✔ hello succeeded in"), "{stdout}");
+}
+
+#[test]
+fn a_failing_pipeline_exits_4() {
+    ensure_test_image();
+    let dir = temp_dir();
+    let file = write(
+        dir.path(),
+        "fail.lua",
+        r#"return pipeline.define({
+    name = "fail",
+    stages = { {
+        name = "only",
+        container = "localhost/rivet-test:latest",
+        script = function()
+            if process.run({ cmd = "false" }).exit_code ~= 0 then error("false failed") end
+        end,
+    } },
+})
+"#,
+    );
+    rivet().arg("run").arg(&file).assert().code(4).stdout(contains("✘ only failed")).stderr(contains("failed"));
+}
+
+#[test]
+fn inputs_are_given_and_missing_ones_listed() {
+    ensure_test_image();
+    let dir = temp_dir();
+    let file = write(dir.path(), "greeter.lua", crate::server::INPUTS);
+    rivet()
+        .arg("run")
+        .arg(&file)
+        .args(["--input", "who=Lin", "--input", "count=1"])
+        .assert()
+        .code(0)
+        .stdout(contains("hello Lin in dev"));
+    rivet()
+        .arg("run")
+        .arg(&file)
+        .arg("--no-input")
+        .assert()
+        .code(7)
+        .stderr(contains("input `count`: is required").and(contains("input `who`: is required")));
+}
+
+#[test]
+fn an_invalid_pipeline_exits_3_before_anything_starts() {
+    let dir = temp_dir();
+    let file = write(dir.path(), "bad.lua", "return pipeline.define({ name = 'x' })\n");
+    rivet().arg("run").arg(&file).assert().code(3).stderr(contains("bad.lua").and(contains("stages")));
+}
