@@ -11,8 +11,8 @@ use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use dialoguer::console::Style;
-use indicatif::{ProgressBar, ProgressStyle};
+use dialoguer::console::{Style, Term};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use rivet_proto::v1::{self as pb, GetJobRequest, StreamLogsRequest, WatchJobRequest};
 
 use crate::client::Client;
@@ -293,7 +293,8 @@ impl Waiting {
             _ => return self.hide(),
         };
         if self.bar.is_none() && std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new_spinner();
+            let target = ProgressDrawTarget::term_like_with_hz(Box::new(Narrow(Term::stderr())), 10);
+            let bar = ProgressBar::with_draw_target(None, target);
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
                 bar.set_style(style);
             }
@@ -309,6 +310,54 @@ impl Waiting {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// stderr, two columns narrower than it is. indicatif pads its line to the terminal's
+/// width, which leaves the cursor waiting to wrap: the `^C` a terminal echoes would then
+/// land on the next line, and clearing the spinner would clear that one instead.
+#[derive(Debug)]
+struct Narrow(Term);
+
+impl TermLike for Narrow {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(2).max(1)
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+
+    fn write_line(&self, line: &str) -> std::io::Result<()> {
+        self.0.write_line(line)
+    }
+
+    fn write_str(&self, text: &str) -> std::io::Result<()> {
+        self.0.write_str(text)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -402,7 +451,7 @@ async fn follow_live(client: &Client, job_id: &str, mut printer: Printer, interr
             _ = &mut interrupted => {
                 waiting.hide();
                 if interrupt == Interrupt::Detach {
-                    eprintln!("\nstopped following; job {job_id} goes on (`rivet job cancel {job_id}` stops it)");
+                    eprintln!("stopped following; job {job_id} goes on (`rivet job cancel {job_id}` stops it)");
                 }
                 return Ok(exit::INTERRUPTED);
             }

@@ -1,6 +1,7 @@
 //! `rivet run FILE`: runs a pipeline once on an embedded orchestrator and runner, like
 //! `act` does for GitHub Actions, and exits with the job's result.
 
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
@@ -51,6 +52,11 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
     let result = run_job(&server.url(), file, &launch, format).await;
     // A job that is still running (Ctrl-C, or an error while following) dies with us.
     let unfinished = !matches!(result, Ok(code) if code != exit::INTERRUPTED);
+    if matches!(result, Ok(exit::INTERRUPTED)) {
+        // After the `^C` the terminal echoed, start a line of our own.
+        let newline = if std::io::stderr().is_terminal() { "\n" } else { "" };
+        eprintln!("{newline}interrupted: cancelling the job and removing its containers");
+    }
     server.shutdown(unfinished).await;
     result
 }

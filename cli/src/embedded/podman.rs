@@ -71,6 +71,9 @@ impl Podman {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C on the terminal must not stop the service
+            // while the runner still needs it to stop the job's containers.
+            .process_group(0)
             .spawn()
             .map_err(|err| {
                 Error::new(exit::FAILURE, format!("cannot start `podman system service`: {err}"))
