@@ -42,7 +42,7 @@ impl Stack {
         let db = tempfile::tempdir().unwrap();
         let config = Config {
             database_url: format!("sqlite://{}?mode=rwc", db.path().join("rivet.db").display()),
-            lease_ttl_ms: 1_500,
+            lease_ttl_ms: 3_000,
             heartbeat_interval_ms: 250,
             shutdown_grace_ms: 1_000,
             ..Config::default()
