@@ -15,7 +15,7 @@ test:
     source scripts/test-services.sh
     scripts/lua-check.sh
     scripts/podman-smoke.sh
-    cargo nextest run --workspace
+    cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}"
 
 # Check formatting, clippy warnings, the protobuf API and the Lua stubs; changes nothing.
 lint:

@@ -78,9 +78,23 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: Config = figment.merge(Env::prefixed("RIVET_").split("__")).extract().map_err(Box::new)?;
+        // Only variables naming a setting: RIVET_SERVER (the CLI's), RIVET_RUNNER_* (the
+        // runner's) and RIVET_TEST_* (the tests') are someone else's.
+        let known = Config::top_level_keys();
+        let env = Env::prefixed("RIVET_").split("__").filter(move |key| {
+            let first = key.as_str().split("__").next().unwrap_or_default().to_ascii_lowercase();
+            known.contains(&first)
+        });
+        let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
+    }
+
+    fn top_level_keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Checks relations between settings that serde cannot.
@@ -108,5 +122,41 @@ impl Config {
     /// The heartbeat interval.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/orchestrator.toml");
+
+    /// The documented example configuration must load, hold the defaults, and mention
+    /// every setting: it is the configuration reference.
+    #[test]
+    fn the_example_configuration_is_complete_and_current() {
+        let config = Config::load(Some(Path::new(EXAMPLE))).expect("the example loads");
+        assert_eq!(config, Config::default());
+        let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
+        let json = serde_json::to_value(Config::default()).expect("serializable");
+        let mut keys: Vec<String> =
+            json.as_object().expect("an object").keys().filter(|k| *k != "auth").cloned().collect();
+        keys.extend(["api_tokens".to_owned(), "runner_tokens".to_owned()]);
+        for key in keys {
+            assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
+        }
+    }
+
+    #[test]
+    fn unknown_and_inconsistent_settings_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lease_tll_ms = 5").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a typo must not pass").to_string();
+        assert!(err.contains("lease_tll_ms"), "{err}");
+        std::fs::write(&file, "lease_ttl_ms = 1000\nheartbeat_interval_ms = 900").expect("write");
+        let err = Config::load(Some(&file)).expect_err("inconsistent").to_string();
+        assert!(err.contains("at least twice"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub struct ExecutorConfig {
     /// The Podman service's API socket, as a URI (`unix:///path`).
     pub podman_socket: String,
+    /// When the socket does not answer, start a private `podman system service` for the
+    /// runner's lifetime (the embedded mode needs no service installed).
+    pub podman_autostart: bool,
     /// The image a stage's processes run in when the stage names no `container`.
     pub default_image: String,
     /// The directory that holds one workspace per running job (`<job id>-<attempt>`). It is
@@ -57,6 +60,7 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         ExecutorConfig {
             podman_socket: "unix:///run/podman/podman.sock".to_owned(),
+            podman_autostart: true,
             default_image: "localhost/rivet-test:latest".to_owned(),
             workspace_root: PathBuf::from("/var/lib/rivet-runner/workspaces"),
             keep_workspace_on_failure: false,

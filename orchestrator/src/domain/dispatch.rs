@@ -55,9 +55,17 @@ pub async fn dispatch_once(orchestrator: &Orchestrator) -> Result<usize> {
     let mut runners: Vec<ConnectedRunner> = orchestrator.registry().snapshot();
     // The emptiest runners first spreads the load.
     runners.sort_by_key(|runner| std::cmp::Reverse(runner.free()));
-    for runner in runners {
+    // Label sets that found no job this round. A runner whose labels are a subset of one
+    // satisfies fewer tags, so it would find nothing either: with a fleet of identical
+    // runners, an idle round costs one query instead of one per runner.
+    let mut exhausted: Vec<&std::collections::BTreeMap<String, String>> = Vec::new();
+    for runner in &runners {
+        if exhausted.iter().any(|labels| runner.labels.iter().all(|(k, v)| labels.get(k) == Some(v))) {
+            continue;
+        }
         for _ in 0..runner.free() {
-            if !assign_one(orchestrator, &runner).await? {
+            if !assign_one(orchestrator, runner).await? {
+                exhausted.push(&runner.labels);
                 break;
             }
             assigned += 1;

@@ -79,7 +79,8 @@ where
     tracing::info!(runner = %runner_id, name = %hello.runner.name, capacity = hello.runner.capacity, "runner connected");
 
     let commands = orchestrator.coord().subscribe(&Topic::Runner(runner_id)).await?;
-    let session = Session { orchestrator: orchestrator.clone(), runner: hello.runner, sender };
+    let session =
+        Session { orchestrator: orchestrator.clone(), runner: hello.runner, sender, renewed: Default::default() };
     tokio::spawn(async move {
         session.serve(incoming, commands).await;
         let orchestrator = session.orchestrator;
@@ -124,6 +125,8 @@ struct Session {
     orchestrator: Orchestrator,
     runner: RunnerRecord,
     sender: mpsc::Sender<ConnectResponse>,
+    /// When each job's lease was last renewed by this session.
+    renewed: std::sync::Mutex<std::collections::HashMap<Assignment, tokio::time::Instant>>,
 }
 
 impl Session {
@@ -164,6 +167,23 @@ impl Session {
         tracing::info!(runner = %self.runner.id, %assignment, %reason, "refused a runner message");
         let refused = pb::Refused { assignment: Some(convert::assignment_to_proto(assignment)), reason };
         self.send(connect_response::Body::Refused(refused)).await;
+    }
+
+    /// Renews a job's lease when the runner reports on it, at most once per heartbeat
+    /// interval: a runner busy streaming logs is alive even when its heartbeats queue
+    /// behind the log batches on the stream.
+    async fn renew_on_activity(&self, assignment: Assignment) -> Result<()> {
+        let interval = self.orchestrator.config().heartbeat_interval();
+        let now = tokio::time::Instant::now();
+        {
+            let mut renewed = self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if renewed.get(&assignment).is_some_and(|last| now.duration_since(*last) < interval) {
+                return Ok(());
+            }
+            renewed.insert(assignment, now);
+        }
+        self.orchestrator.coord().renew_lease(assignment, self.orchestrator.config().lease_ttl()).await?;
+        Ok(())
     }
 
     async fn command(&self, payload: &[u8]) {
@@ -253,6 +273,7 @@ impl Session {
                     .collect::<Result<Vec<_>, _>>()?;
                 match store.append_logs(assignment, &lines).await? {
                     Some(stored) => {
+                        self.renew_on_activity(assignment).await?;
                         let fresh: Vec<_> = lines.into_iter().filter(|line| line.sequence <= stored).collect();
                         if !fresh.is_empty() {
                             orchestrator.logs_stored(assignment.job_id, &fresh).await;
@@ -289,6 +310,7 @@ impl Session {
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 match store.finish_job(assignment, finish).await? {
                     Some(job) => {
+                        self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
                         orchestrator.coord().release_lease(assignment).await?;
                         let closed = pb::JobClosed { assignment: Some(convert::assignment_to_proto(assignment)) };
                         self.send(connect_response::Body::JobClosed(closed)).await;

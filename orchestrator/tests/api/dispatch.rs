@@ -191,3 +191,25 @@ async fn lost_after_attempts(backend: Backend) {
     assert_eq!(lost.failure_reason(), pb::FailureReason::RunnerLost);
 }
 both_backends!(a_job_out_of_attempts_is_lost, lost_after_attempts);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_runners_and_refuses_new_work() {
+    let mut cluster = Cluster::start(Backend::Sqlite).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("late", &[])).await;
+    let mut runner = FakeRunner::connect(cluster.addr(0), 1, &[]).await;
+    let server = cluster.replicas[0].take().expect("running");
+    let shutdown = tokio::spawn(server.shutdown());
+    let drain = runner
+        .expect("a drain", |body| match body {
+            connect_response::Body::Drain(drain) => Some(drain),
+            _ => None,
+        })
+        .await;
+    assert!(drain.reason.contains("shutting down"), "{}", drain.reason);
+    let refused = api.launch("late", &[("image", "x")]).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    // The runner leaves, as a real one does on a drain; the shutdown then completes.
+    drop(runner);
+    tokio::time::timeout(crate::support::PATIENCE, shutdown).await.expect("shutdown finishes").unwrap();
+}

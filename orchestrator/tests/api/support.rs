@@ -40,7 +40,7 @@ pub enum Backend {
 pub fn test_config() -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        lease_ttl_ms: 1_500,
+        lease_ttl_ms: 3_000,
         heartbeat_interval_ms: 250,
         shutdown_grace_ms: 1_000,
         max_attempts: 3,

@@ -65,8 +65,9 @@ impl AgentConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let config: AgentConfig =
-            figment.merge(Env::prefixed("RIVET_RUNNER_").split("__")).extract().map_err(Box::new)?;
+        // RIVET_RUNNER_CONFIG names the file; it is not a setting.
+        let env = Env::prefixed("RIVET_RUNNER_").split("__").filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
+        let config: AgentConfig = figment.merge(env).extract().map_err(Box::new)?;
         if config.capacity == 0 {
             return Err(Box::new(figment::Error::from("capacity must be at least 1".to_owned())));
         }
@@ -96,5 +97,34 @@ impl AgentConfig {
             Duration::from_millis(self.reconnect_min_ms.max(1)),
             Duration::from_millis(self.reconnect_max_ms.max(self.reconnect_min_ms)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/runner.toml");
+
+    /// The documented example configuration must load, hold the defaults, and mention
+    /// every setting: it is the configuration reference.
+    #[test]
+    fn the_example_configuration_is_complete_and_current() {
+        let config = AgentConfig::load(Some(Path::new(EXAMPLE))).expect("the example loads");
+        assert_eq!(config, AgentConfig::default());
+        let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
+        let json = serde_json::to_value(AgentConfig::default()).expect("serializable");
+        let top = json.as_object().expect("an object");
+        let executor = top["executor"].as_object().expect("executor settings");
+        for key in top.keys().chain(executor.keys()).filter(|k| *k != "executor" && *k != "labels") {
+            assert!(text.contains(&format!("{key} =")), "deploy/config/runner.toml does not document `{key}`");
+        }
+    }
+
+    #[test]
+    fn labels_always_name_the_platform() {
+        let labels = AgentConfig::default().announced_labels();
+        assert_eq!(labels["os"], std::env::consts::OS);
+        assert_eq!(labels["arch"], std::env::consts::ARCH);
     }
 }

@@ -204,6 +204,7 @@ impl Agent {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_acks = BTreeMap::new();
         let mut draining = false;
+        let mut stopped_now = false;
         loop {
             self.flush(&sender).await;
             if (draining || stop.drain.is_cancelled() || stop.now.is_cancelled()) && self.outbox.lock().is_empty() {
@@ -228,7 +229,8 @@ impl Agent {
                     self.heartbeat(&sender, draining || stop.drain.is_cancelled()).await;
                 }
                 _ = self.outbox.changed() => {}
-                _ = stop.now.cancelled(), if !draining => {
+                _ = stop.now.cancelled(), if !stopped_now => {
+                    stopped_now = true;
                     draining = true;
                     self.stop_all();
                     self.heartbeat(&sender, true).await;

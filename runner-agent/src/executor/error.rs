@@ -45,6 +45,9 @@ pub enum Error {
         /// Podman's error.
         source: podman_api::Error,
     },
+    /// `podman system service` could not be started.
+    #[error("cannot start `podman system service` (is podman installed?): {0}")]
+    PodmanService(std::io::Error),
     /// The job's workspace could not be created or removed.
     #[error("workspace {path}: {source}")]
     Workspace {
@@ -66,7 +69,9 @@ impl Error {
             Error::Start { .. } => FailureReason::ScriptError,
             Error::Oom { .. } => FailureReason::Oom,
             Error::Stopped(reason) => *reason,
-            Error::Podman { .. } | Error::Workspace { .. } | Error::Thread(_) => FailureReason::Internal,
+            Error::Podman { .. } | Error::PodmanService(_) | Error::Workspace { .. } | Error::Thread(_) => {
+                FailureReason::Internal
+            }
         }
     }
 

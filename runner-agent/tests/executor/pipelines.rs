@@ -23,11 +23,14 @@ async fn hello_example_runs_end_to_end() {
 #[tokio::test]
 async fn seed_example_with_a_missing_image_fails_with_image_pull() {
     let env = Env::new().await;
-    let run = env.run(&example("build-and-test.lua")).await;
-    run.assert_failed(FailureReason::ImagePull, "rust:latest");
+    // No registry is reachable; an image that exists nowhere stands for the seed's
+    // `rust:latest` (which other tests tag locally).
+    let missing = "localhost/rivet-missing:latest";
+    let run = env.run(&example("build-and-test.lua").replace("rust:latest", missing)).await;
+    run.assert_failed(FailureReason::ImagePull, missing);
     let (state, reason, message) = run.stage("build");
     assert_eq!((state, reason), (StageState::Failed, Some(FailureReason::ImagePull)));
-    assert!(message.contains("image `rust:latest`"), "{message}");
+    assert!(message.contains(&format!("image `{missing}`")), "{message}");
     // The stage after the failed one is reported, as skipped.
     let (state, _, message) = run.stage("test");
     assert_eq!(state, StageState::Skipped);

@@ -37,9 +37,10 @@ pub struct Env {
 impl Env {
     pub async fn new() -> Env {
         ensure_images();
-        let (podman, service) = podman().await;
+        let (podman, service, socket) = podman().await;
         let workspaces = tempfile::tempdir().expect("a temporary directory");
         let config = ExecutorConfig {
+            podman_socket: socket,
             workspace_root: workspaces.path().join("workspaces"),
             instance: format!("test-{}", Uuid::new_v4()),
             cancel_grace_secs: 1,
@@ -252,11 +253,11 @@ impl Drop for Service {
 
 /// A client of the system Podman service when its socket answers, else of a service
 /// started for this test.
-async fn podman() -> (Podman, Option<Service>) {
+async fn podman() -> (Podman, Option<Service>, String) {
     if Path::new(SYSTEM_SOCKET).exists() {
         let podman = Podman::unix(SYSTEM_SOCKET);
         if podman.ping().await.is_ok() {
-            return (podman, None);
+            return (podman, None, format!("unix://{SYSTEM_SOCKET}"));
         }
     }
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -279,7 +280,7 @@ async fn podman() -> (Podman, Option<Service>) {
     let start = tokio::time::Instant::now();
     loop {
         if socket.exists() && podman.ping().await.is_ok() {
-            return (podman, Some(service));
+            return (podman, Some(service), format!("unix://{}", socket.display()));
         }
         assert!(start.elapsed() < Duration::from_secs(20), "podman system service did not start");
         tokio::time::sleep(Duration::from_millis(25)).await;

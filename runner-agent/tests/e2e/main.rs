@@ -1,0 +1,358 @@
+//! End to end: an orchestrator (SQLite + memory, in-process), the runner agent (in-process,
+//! or the real `rivet-runner` binary where a test kills it), real podman, real gRPC.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+#[path = "../executor/support.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rivet_orchestrator::config::Config;
+use rivet_orchestrator::coord::MemoryCoordinator;
+use rivet_orchestrator::server::{self, RunningServer};
+use rivet_orchestrator::storage::SeaStore;
+use rivet_proto::v1::job_service_client::JobServiceClient;
+use rivet_proto::v1::log_service_client::LogServiceClient;
+use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
+use rivet_proto::v1::{self as pb};
+use rivet_runner::agent::{Agent, AgentConfig, Stop};
+use rivet_runner::executor::PodmanRunner;
+use tonic::transport::Channel;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+struct Stack {
+    env: support::Env,
+    server: Option<RunningServer>,
+    addr: SocketAddr,
+    pipelines: PipelineServiceClient<Channel>,
+    jobs: JobServiceClient<Channel>,
+    logs: LogServiceClient<Channel>,
+    state: tempfile::TempDir,
+    _db: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let env = support::Env::new().await;
+        let db = tempfile::tempdir().unwrap();
+        let config = Config {
+            database_url: format!("sqlite://{}?mode=rwc", db.path().join("rivet.db").display()),
+            lease_ttl_ms: 3_000,
+            heartbeat_interval_ms: 250,
+            shutdown_grace_ms: 1_000,
+            ..Config::default()
+        };
+        let store = Arc::new(SeaStore::connect(&config.database_url).await.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = server::start(config, store, Arc::new(MemoryCoordinator::new()), listener).await.unwrap();
+        let addr = server.addr;
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        Stack {
+            env,
+            server: Some(server),
+            addr,
+            pipelines: PipelineServiceClient::new(channel.clone()),
+            jobs: JobServiceClient::new(channel.clone()),
+            logs: LogServiceClient::new(channel),
+            state: tempfile::tempdir().unwrap(),
+            _db: db,
+        }
+    }
+
+    fn agent_config(&self) -> AgentConfig {
+        AgentConfig {
+            orchestrator_url: format!("http://{}", self.addr),
+            capacity: 2,
+            labels: [("capability".to_owned(), "docker".to_owned())].into_iter().collect(),
+            state_dir: self.state.path().to_owned(),
+            reconnect_min_ms: 50,
+            reconnect_max_ms: 500,
+            executor: self.env.config.clone(),
+            ..AgentConfig::default()
+        }
+    }
+
+    /// Starts an in-process agent; stop it with the returned `Stop`.
+    async fn agent(&self) -> (Stop, tokio::task::JoinHandle<()>) {
+        let runner = PodmanRunner::connect(self.env.config.clone()).await.unwrap();
+        let agent = Agent::new(self.agent_config(), Arc::new(runner)).unwrap();
+        let stop = Stop::default();
+        let running = stop.clone();
+        (stop, tokio::spawn(async move { agent.run(running).await.unwrap() }))
+    }
+
+    /// Starts the `rivet-runner` binary, configured through its environment.
+    fn runner_process(&self) -> Child {
+        let config = &self.env.config;
+        Command::new(env!("CARGO_BIN_EXE_rivet-runner"))
+            .env("RIVET_RUNNER_ORCHESTRATOR_URL", format!("http://{}", self.addr))
+            .env("RIVET_RUNNER_STATE_DIR", self.state.path())
+            .env("RIVET_RUNNER_RECONNECT_MIN_MS", "50")
+            .env("RIVET_RUNNER_EXECUTOR__PODMAN_SOCKET", &config.podman_socket)
+            .env("RIVET_RUNNER_EXECUTOR__WORKSPACE_ROOT", &config.workspace_root)
+            .env("RIVET_RUNNER_EXECUTOR__INSTANCE", format!("\"{}\"", config.instance))
+            .env("RIVET_RUNNER_EXECUTOR__CANCEL_GRACE_SECS", "1")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start rivet-runner")
+    }
+
+    async fn create(&mut self, source: &str, file: &str) {
+        let request = pb::CreatePipelineRequest { source: source.to_owned(), file_name: file.to_owned() };
+        self.pipelines.create_pipeline(request).await.unwrap();
+    }
+
+    async fn launch(&mut self, pipeline: &str, inputs: &[(&str, &str)]) -> String {
+        let inputs = inputs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let request = pb::LaunchJobRequest { pipeline: pipeline.to_owned(), inputs, idempotency_key: String::new() };
+        self.jobs.launch_job(request).await.unwrap().into_inner().job.unwrap().id
+    }
+
+    async fn job(&mut self, id: &str) -> pb::Job {
+        self.jobs.get_job(pb::GetJobRequest { job_id: id.to_owned() }).await.unwrap().into_inner().job.unwrap()
+    }
+
+    async fn wait(&mut self, id: &str, what: &str, done: impl Fn(&pb::Job) -> bool) -> pb::Job {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {id} never {what}: {job:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_ended(&mut self, id: &str) -> pb::Job {
+        self.wait(id, "ended", |job| job.end_time.is_some()).await
+    }
+
+    /// Follows the log until the job ends; each line with when it arrived.
+    async fn follow(&mut self, id: &str) -> Vec<(pb::LogLine, std::time::SystemTime)> {
+        let request = pb::StreamLogsRequest { job_id: id.to_owned(), from_sequence: 1, follow: true };
+        let mut stream = self.logs.stream_logs(request).await.unwrap().into_inner();
+        let mut lines = Vec::new();
+        while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap() {
+            let now = std::time::SystemTime::now();
+            lines.extend(batch.lines.into_iter().map(|line| (line, now)));
+        }
+        lines
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+fn texts(lines: &[(pb::LogLine, std::time::SystemTime)]) -> Vec<String> {
+    lines.iter().map(|(line, _)| line.text.clone()).collect()
+}
+
+/// The seed README's images do not exist here (no registry): tag the test image as them.
+fn tag_seed_images() {
+    for image in ["docker.io/library/rust:latest", "docker.io/library/docker:latest"] {
+        let status = Command::new("podman").args(["tag", support::TEST_IMAGE, image]).status().unwrap();
+        assert!(status.success(), "podman tag {image}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_pipelines_run_end_to_end() {
+    tag_seed_images();
+    let mut stack = Stack::start().await;
+    let (stop, agent) = stack.agent().await;
+    stack.create(&support::example("build-and-test.lua"), "build-and-test.lua").await;
+    stack.create(&support::example("docker-build.lua"), "docker-build.lua").await;
+
+    let build = stack.launch("Build and Test", &[("branch", "release"), ("parallel_jobs", "8")]).await;
+    let lines = stack.follow(&build).await;
+    let job = stack.wait_ended(&build).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    let texts = texts(&lines);
+    assert!(texts.iter().any(|t| t == "Building project..."), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "Using 8 parallel jobs"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "Running tests..."), "{texts:?}");
+    let states: Vec<pb::StageState> = job.stages.iter().map(|s| s.state()).collect();
+    assert_eq!(states, [pb::StageState::Succeeded, pb::StageState::Succeeded]);
+
+    let skipped = stack.launch("Build and Test", &[("skip_tests", "yes")]).await;
+    let job = stack.wait_ended(&skipped).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded);
+    assert_eq!(job.stages[1].state(), pb::StageState::Skipped);
+
+    let docker = stack.launch("Docker Build Pipeline", &[("image_name", "app")]).await;
+    let job = stack.wait_ended(&docker).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_run_end_to_end() {
+    let mut stack = Stack::start().await;
+    let (stop, agent) = stack.agent().await;
+    for (file, name) in
+        [("hello.lua", "hello"), ("release-outputs.lua", ""), ("multi-target.lua", ""), ("inputs-and-logs.lua", "")]
+    {
+        let source = support::example(file);
+        let definition = rivet_core::check(&source, file).unwrap();
+        stack.create(&source, file).await;
+        let required: Vec<(String, String)> = definition
+            .inputs
+            .iter()
+            .filter(|input| input.required)
+            .map(|input| (input.name.clone(), "value".to_owned()))
+            .collect();
+        let inputs: Vec<(&str, &str)> = required.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let id = stack.launch(&definition.name, &inputs).await;
+        let lines = stack.follow(&id).await;
+        let job = stack.wait_ended(&id).await;
+        assert_eq!(job.state(), pb::JobState::Succeeded, "{file}: {job:?}\n{:?}", texts(&lines));
+        if !name.is_empty() {
+            assert!(texts(&lines).iter().any(|t| t.contains("hello from rivet")), "{:?}", texts(&lines));
+        }
+    }
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_output_streams_to_a_follower_while_the_process_runs() {
+    let mut stack = Stack::start().await;
+    let (stop, agent) = stack.agent().await;
+    let source = r#"return pipeline.define {
+  name = "chatty",
+  stages = { { name = "count", script = function()
+    process.run { cmd = "seq", args = { "1", "200000" } }
+    process.run { cmd = "sleep", args = { "1" } }
+  end } },
+}"#;
+    stack.create(source, "chatty.lua").await;
+    let id = stack.launch("chatty", &[]).await;
+    let lines = stack.follow(&id).await;
+    let job = stack.wait_ended(&id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded);
+    let numbers: Vec<&str> = lines.iter().map(|(l, _)| l.text.as_str()).filter(|t| t.parse::<u64>().is_ok()).collect();
+    let expected: Vec<String> = (1..=200_000).map(|n| n.to_string()).collect();
+    assert_eq!(numbers, expected, "every line, once, in order");
+    let sequences: Vec<u64> = lines.iter().map(|(l, _)| l.sequence).collect();
+    assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1), "sequences without gaps");
+    // The first line reached the follower before the process after it had even finished.
+    let end = job.end_time.unwrap();
+    let end = std::time::UNIX_EPOCH + Duration::new(end.seconds as u64, end.nanos as u32);
+    assert!(lines[0].1 < end, "the first line arrived only after the job ended");
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_the_process_and_its_container() {
+    let mut stack = Stack::start().await;
+    let (stop, agent) = stack.agent().await;
+    let source = r#"return pipeline.define {
+  name = "sleepy",
+  stages = { { name = "wait", script = function()
+    log.info("going to sleep")
+    process.run { cmd = "sleep", args = { "120" } }
+  end } },
+}"#;
+    stack.create(source, "sleepy.lua").await;
+    let id = stack.launch("sleepy", &[]).await;
+    stack.wait(&id, "started its stage", |job| job.stages.iter().any(|s| s.state() == pb::StageState::Running)).await;
+    let job_id = uuid::Uuid::parse_str(&id).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stack.env.containers_of(job_id).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the process never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.jobs.cancel_job(pb::CancelJobRequest { job_id: id.clone() }).await.unwrap();
+    let job = stack.wait_ended(&id).await;
+    assert_eq!(job.state(), pb::JobState::Cancelled, "{job:?}");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stack.env.containers_of(job_id).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "a container of the cancelled job is still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+
+/// Sends `signal` to a child process.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runner_loses_its_job_to_the_next_and_leaves_no_container() {
+    let mut stack = Stack::start().await;
+    let source = r#"return pipeline.define {
+  name = "survive",
+  stages = { { name = "work", script = function()
+    process.run { cmd = "sleep", args = { "4" } }
+    log.info("done")
+  end } },
+}"#;
+    stack.create(source, "survive.lua").await;
+    let mut runner = stack.runner_process();
+    let id = stack.launch("survive", &[]).await;
+    let job_id = uuid::Uuid::parse_str(&id).unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stack.env.containers_of(job_id).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the process never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&runner, "KILL");
+    runner.wait().unwrap();
+    // The orchestrator requeues the job once its lease expires.
+    stack.wait(&id, "was requeued", |job| job.attempt == 2).await;
+    // The runner comes back: it removes what the killed one left, and runs attempt 2.
+    let mut runner = stack.runner_process();
+    let job = stack.wait_ended(&id).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    assert_eq!(job.attempt, 2);
+    assert_eq!(stack.env.containers_of(job_id).await, 0, "no container of the job may be left");
+    signal(&runner, "TERM");
+    assert!(runner.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_a_second_signal_stops_now() {
+    let mut stack = Stack::start().await;
+    let source = r#"return pipeline.define {
+  name = "drainable",
+  stages = { { name = "work", script = function()
+    process.run { cmd = "sleep", args = { "3" } }
+  end } },
+}"#;
+    stack.create(source, "drainable.lua").await;
+    let mut runner = stack.runner_process();
+    let first = stack.launch("drainable", &[]).await;
+    stack.wait(&first, "started", |job| job.state() == pb::JobState::Running).await;
+    signal(&runner, "TERM");
+    let job = stack.wait_ended(&first).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "a draining runner finishes its job");
+    assert!(runner.wait().unwrap().success());
+
+    let mut runner = stack.runner_process();
+    let second = stack.launch("drainable", &[]).await;
+    stack.wait(&second, "started", |job| job.state() == pb::JobState::Running).await;
+    signal(&runner, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&runner, "TERM");
+    let job = stack.wait_ended(&second).await;
+    assert_eq!(job.state(), pb::JobState::Failed, "a runner stopped now reports its job failed: {job:?}");
+    assert!(job.message.contains("runner was stopped"), "{}", job.message);
+    assert!(runner.wait().unwrap().success());
+}
