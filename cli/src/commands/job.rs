@@ -224,6 +224,18 @@ fn describe(job: &pb::Job) -> String {
         }
         out.push_str(&table.render());
     }
+    if !job.transitions.is_empty() {
+        out.push_str("history\n");
+        let mut table = Table::new(&["  TIME", "STATE", "MESSAGE"]);
+        for transition in &job.transitions {
+            table.row(vec![
+                format!("  {}", view::local_time(transition.time.as_ref())),
+                view::job_state(transition.state),
+                transition.message.clone(),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
     out
 }
 

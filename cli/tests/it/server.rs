@@ -237,12 +237,9 @@ fn a_failing_job_exits_with_the_documented_code() {
     let id = server.json(&["job", "list"])[0]["id"].as_str().expect("a job id").to_owned();
 
     server.rivet().args(["job", "logs", &id]).assert().code(4).stdout(contains("broken"));
-    server
-        .rivet()
-        .args(["job", "show", &id])
-        .assert()
-        .code(0)
-        .stdout(contains("failed").and(contains("build")).and(contains("test")));
+    server.rivet().args(["job", "show", &id]).assert().code(0).stdout(
+        contains("failed (script_error)").and(contains("tests failed with exit code 3")).and(contains("history")),
+    );
     let failed = server.json(&["job", "list", "--state", "failed"]);
     assert_eq!(failed.as_array().map(Vec::len), Some(1));
     assert_eq!(server.json(&["job", "list", "--state", "succeeded"]), serde_json::json!([]));
@@ -253,8 +250,11 @@ fn a_failing_job_exits_with_the_documented_code() {
 fn a_cancelled_job_exits_with_the_documented_code() {
     let server = Server::start();
     server.create("slow.lua", SLOW);
-    let job = server.json(&["job", "launch", "slow", "--no-input"]);
+    let job = server.json(&["job", "launch", "slow", "--no-input", "--idempotency-key", "k-1"]);
     let id = job["id"].as_str().expect("a job id").to_owned();
+    // A retried launch with the same key is the same job.
+    let again = server.json(&["job", "launch", "slow", "--no-input", "--idempotency-key", "k-1"]);
+    assert_eq!(again["id"], id.as_str());
     server.wait_for_state(&id, "running");
     server.rivet().args(["job", "cancel", &id]).assert().code(0).stdout(contains("cancel requested"));
     server.rivet().args(["job", "logs", &id, "--follow"]).assert().code(5).stdout(contains("waiting"));
