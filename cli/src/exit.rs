@@ -30,3 +30,50 @@ pub const UNAUTHENTICATED: u8 = 10;
 pub const CONFLICT: u8 = 11;
 /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: u8 = 130;
+
+/// The exit codes as `rivet --help` lists them.
+pub const HELP: &str = "\
+Exit status:
+  0    success (for commands that follow a job: the job succeeded)
+  1    unexpected failure
+  2    usage error, or a refused confirmation without a terminal
+  3    invalid pipeline script
+  4    the followed job failed (or its runner was lost)
+  5    the followed job was cancelled
+  6    the followed job timed out
+  7    invalid or missing inputs
+  8    no such pipeline, job or version (or an ambiguous id prefix)
+  9    the server cannot be reached, or is shutting down
+  10   the credentials were refused
+  11   conflict with the current state (e.g. cancelling a job that has ended)
+  130  interrupted (Ctrl-C)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails when a code is added above but not to [`HELP`].
+    #[test]
+    fn help_lists_every_code() {
+        for code in [
+            OK,
+            FAILURE,
+            USAGE,
+            INVALID_PIPELINE,
+            JOB_FAILED,
+            JOB_CANCELLED,
+            JOB_TIMED_OUT,
+            INVALID_INPUT,
+            NOT_FOUND,
+            UNAVAILABLE,
+            UNAUTHENTICATED,
+            CONFLICT,
+            INTERRUPTED,
+        ] {
+            assert!(
+                HELP.lines().any(|line| line.trim_start().starts_with(&format!("{code} "))),
+                "{code} is not in HELP"
+            );
+        }
+    }
+}

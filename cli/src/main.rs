@@ -26,7 +26,7 @@ use crate::commands::job::Launch;
 /// $XDG_CONFIG_HOME/rivet/config.toml, or http://127.0.0.1:7420 (`rivet dev`), in that
 /// order; the API token likewise from --token, RIVET_TOKEN or `token`.
 #[derive(Debug, Parser)]
-#[command(name = "rivet", version, about, propagate_version = true)]
+#[command(name = "rivet", version, about, propagate_version = true, after_long_help = exit::HELP)]
 struct Cli {
     /// The Rivet server's gRPC address [env: RIVET_SERVER] [default: http://127.0.0.1:7420].
     #[arg(long, global = true, value_name = "URL")]
@@ -72,6 +72,10 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420", value_name = "ADDR")]
         listen: std::net::SocketAddr,
+        /// Require this API token from clients; repeat for several. Without one, anyone who
+        /// can reach the address may use the server.
+        #[arg(long = "api-token", value_name = "TOKEN")]
+        api_tokens: Vec<String>,
     },
     /// Set up editor support.
     #[command(subcommand)]
@@ -274,7 +278,7 @@ fn main() -> ExitCode {
                 block_on(commands::run::run(&file, launch, format))
             })
         }
-        Command::Dev { listen } => block_on(commands::dev::run(listen)),
+        Command::Dev { listen, api_tokens } => block_on(commands::dev::run(listen, api_tokens)),
         command => block_on(remote(command, &overrides, format)),
     };
     match result {

@@ -22,8 +22,8 @@ fn data_dir() -> Result<PathBuf, Error> {
     }
 }
 
-/// `rivet dev [--listen ADDR]`: serves until Ctrl-C or SIGTERM.
-pub async fn run(listen: SocketAddr) -> Result<u8, Error> {
+/// `rivet dev [--listen ADDR] [--api-token TOKEN]...`: serves until Ctrl-C or SIGTERM.
+pub async fn run(listen: SocketAddr, api_tokens: Vec<String>) -> Result<u8, Error> {
     embedded::init_tracing("warn,rivet_orchestrator=info,rivet_runner=info");
     let data = data_dir()?;
     let database = data.join("dev.db");
@@ -33,6 +33,7 @@ pub async fn run(listen: SocketAddr) -> Result<u8, Error> {
         state_dir: data.join("dev"),
         runner_name: "rivet dev".to_owned(),
         capacity: 2,
+        api_tokens: api_tokens.clone(),
     };
     let server = Embedded::start(options).await?;
     let url = server.url();
@@ -43,6 +44,9 @@ pub async fn run(listen: SocketAddr) -> Result<u8, Error> {
         println!("  the CLI uses this server by default; elsewhere set RIVET_SERVER={url}");
     } else {
         println!("  point the CLI at it: export RIVET_SERVER={url}  (or pass --server {url})");
+    }
+    if !api_tokens.is_empty() {
+        println!("  clients must present an API token: export RIVET_TOKEN=<one of the --api-token values>");
     }
     println!("  try: rivet pipeline create examples/hello.lua && rivet job launch hello --follow");
     println!("  stop with Ctrl-C");

@@ -47,6 +47,7 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
         state_dir: dir.path().join("state"),
         runner_name: "rivet run".to_owned(),
         capacity: 1,
+        api_tokens: Vec::new(),
     };
     let server = Embedded::start(options).await?;
     let result = run_job(&server.url(), file, &launch, format).await;

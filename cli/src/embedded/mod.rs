@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{AuthConfig, Config};
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop};
 use rivet_runner::config::ExecutorConfig;
@@ -42,6 +42,8 @@ pub struct Options {
     pub runner_name: String,
     /// How many jobs the runner takes at once.
     pub capacity: u32,
+    /// API tokens clients must present; none leaves the API open (it listens on loopback).
+    pub api_tokens: Vec<String>,
 }
 
 /// A running orchestrator and runner.
@@ -79,6 +81,7 @@ impl Embedded {
             database_url: format!("sqlite://{}?mode=rwc", options.database.display()),
             redis_url: None,
             shutdown_grace_ms: SHUTDOWN_GRACE.as_millis() as u64,
+            auth: AuthConfig { api_tokens: options.api_tokens.clone(), runner_tokens: Vec::new() },
             ..Config::default()
         };
         // Start Podman while the database opens: both take a moment.

@@ -287,3 +287,22 @@ fn job_ids_accept_unique_prefixes() {
     server.rivet().args(["job", "cancel", unique]).assert().code(0);
     server.rivet().args(["job", "cancel", &second]).assert().code(0);
 }
+
+#[test]
+fn a_server_with_tokens_wants_one() {
+    let server = Server::start_with(&["--api-token", "s3cret-token"]);
+    server
+        .rivet()
+        .args(["pipeline", "list"])
+        .assert()
+        .code(10)
+        .stderr(contains("the server refused the credentials").and(contains("set RIVET_TOKEN")));
+    server
+        .rivet()
+        .args(["--token", "wrong", "pipeline", "list"])
+        .assert()
+        .code(10)
+        .stderr(contains("invalid API token"));
+    server.rivet().env("RIVET_TOKEN", "s3cret-token").args(["pipeline", "create", &hello()]).assert().code(0);
+    server.rivet().args(["--token", "s3cret-token", "pipeline", "list"]).assert().code(0).stdout(contains("hello"));
+}

@@ -78,6 +78,11 @@ pub struct Server {
 impl Server {
     /// Starts `rivet dev --listen 127.0.0.1:0` and waits for the line naming its address.
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts `rivet dev --listen 127.0.0.1:0 ARGS...`.
+    pub fn start_with(args: &[&str]) -> Server {
         use std::io::BufRead;
 
         ensure_test_image();
@@ -85,6 +90,7 @@ impl Server {
         let log = fs::File::create(home.path().join("dev.log")).expect("create dev.log");
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("rivet"))
             .args(["dev", "--listen", "127.0.0.1:0"])
+            .args(args)
             .envs(Server::env(home.path()))
             .env_remove("RIVET_SERVER")
             .env_remove("RIVET_TOKEN")
