@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target=${CARGO_TARGET_DIR:-target}/debug
 work=$(mktemp -d)
-venv=${RIVET_PY_VENV:-/var/cache/rivet-ci/pyvenv}
+venv=${RIVET_PY_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/rivet/pyvenv}
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
