@@ -16,6 +16,8 @@ test:
     scripts/lua-check.sh
     scripts/podman-smoke.sh
     cargo nextest run --workspace --profile "${NEXTEST_PROFILE:-default}"
+    cargo build -q --bins -p rivet-orchestrator -p rivet-runner
+    scripts/python-client-smoke.sh
 
 # Check formatting, clippy warnings, the protobuf API and the Lua stubs; changes nothing.
 lint:
