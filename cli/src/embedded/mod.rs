@@ -5,8 +5,6 @@
 //! It is the same code as the distributed mode: the orchestrator serves gRPC on a loopback
 //! port and the agent connects to it like any remote runner would.
 
-mod podman;
-
 use std::hash::{Hash, Hasher};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -23,8 +21,6 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 use crate::exit;
-
-pub use podman::Podman;
 
 /// How long a shutdown waits for the runner to report and leave.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -54,7 +50,6 @@ pub struct Embedded {
     server: RunningServer,
     agent: JoinHandle<Result<(), AgentError>>,
     stop: Stop,
-    podman: Podman,
 }
 
 /// The label value that tells this runner's containers from other runners' on a shared
@@ -84,21 +79,23 @@ impl Embedded {
             auth: AuthConfig { api_tokens: options.api_tokens.clone(), runner_tokens: Vec::new() },
             ..Config::default()
         };
-        // Start Podman while the database opens: both take a moment.
-        let (podman, backends) =
-            tokio::join!(Podman::find_or_start(&options.state_dir), server::connect_backends(&config));
-        let mut podman = podman?;
-        let (store, coord) = match backends {
-            Ok(backends) => backends,
-            Err(err) => {
-                podman.stop().await;
-                return Err(setup("cannot open the embedded database", &format!("{err:#}")));
-            }
+        // The runner finds (or starts, for its lifetime) a Podman service while the
+        // database opens: both take a moment.
+        let executor = ExecutorConfig {
+            workspace_root: options.state_dir.join("workspaces"),
+            instance: instance(&options.state_dir),
+            ..ExecutorConfig::default()
         };
+        let (runner, backends) =
+            tokio::join!(PodmanRunner::connect(executor.clone()), server::connect_backends(&config));
+        let runner = runner.map_err(|err| {
+            setup("cannot use podman", &err)
+                .hint("check that `podman info` works, or point CONTAINER_HOST at a running podman service")
+        })?;
+        let (store, coord) = backends.map_err(|err| setup("cannot open the embedded database", &format!("{err:#}")))?;
         let listener = match tokio::net::TcpListener::bind(options.listen).await {
             Ok(listener) => listener,
             Err(err) => {
-                podman.stop().await;
                 let error = Error::new(exit::FAILURE, format!("cannot listen on {}: {err}", options.listen));
                 return Err(if err.kind() == std::io::ErrorKind::AddrInUse {
                     error.hint("is another `rivet dev` running? Use --listen 127.0.0.1:PORT for another port")
@@ -110,45 +107,30 @@ impl Embedded {
         let server = match server::start(config, store, coord, listener).await {
             Ok(server) => server,
             Err(err) => {
-                podman.stop().await;
                 return Err(setup("cannot start the embedded orchestrator", &format!("{err:#}")));
             }
         };
         let addr = server.addr;
 
-        let executor = ExecutorConfig {
-            podman_socket: podman.socket_uri.clone(),
-            workspace_root: options.state_dir.join("workspaces"),
-            instance: instance(&options.state_dir),
-            ..ExecutorConfig::default()
-        };
         let agent_config = AgentConfig {
             orchestrator_url: format!("http://{addr}"),
             name: Some(options.runner_name.clone()),
             capacity: options.capacity,
             state_dir: options.state_dir.join("runner"),
             reconnect_min_ms: 20,
-            executor: executor.clone(),
+            executor: runner.config().clone(),
             ..AgentConfig::default()
         };
-        let agent = match PodmanRunner::connect(executor).await {
-            Ok(runner) => {
-                Agent::new(agent_config, Arc::new(runner)).map_err(|err| setup("cannot start the runner", &err))
-            }
-            Err(err) => Err(setup("cannot use podman", &err)
-                .hint("check that `podman info` works, or point CONTAINER_HOST at a running podman service")),
-        };
-        let agent = match agent {
+        let agent = match Agent::new(agent_config, Arc::new(runner)) {
             Ok(agent) => agent,
             Err(err) => {
                 server.shutdown().await;
-                podman.stop().await;
-                return Err(err);
+                return Err(setup("cannot start the runner", &err));
             }
         };
         let stop = Stop::default();
         let agent = tokio::spawn(agent.run(stop.clone()));
-        Ok(Embedded { addr, server, agent, stop, podman })
+        Ok(Embedded { addr, server, agent, stop })
     }
 
     /// The URL clients use.
@@ -157,8 +139,8 @@ impl Embedded {
     }
 
     /// Stops the runner (cancelling its jobs when `cancel_jobs`, else letting them
-    /// finish), then the orchestrator, then the Podman service it started.
-    pub async fn shutdown(mut self, cancel_jobs: bool) {
+    /// finish), then the orchestrator.
+    pub async fn shutdown(self, cancel_jobs: bool) {
         if cancel_jobs {
             self.stop.now.cancel();
         }
@@ -173,8 +155,8 @@ impl Embedded {
                 agent.abort();
             }
         }
+        // The runner, and with it a Podman service it started, is gone by now.
         self.server.shutdown().await;
-        self.podman.stop().await;
     }
 }
 

@@ -3,20 +3,16 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use podman_api::Podman;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::JobRunner;
 use crate::config::ExecutorConfig;
+use crate::executor::service::{self, Service};
 use crate::executor::{self, Error};
 use crate::job::{EventSink, JobOutcome, JobSpec};
-
-/// How long a started Podman service may take to answer.
-const SERVICE_START: Duration = Duration::from_secs(20);
 
 /// Runs jobs in Podman containers.
 #[derive(Clone)]
@@ -32,34 +28,25 @@ impl std::fmt::Debug for PodmanRunner {
     }
 }
 
-/// A `podman system service` this runner started; stopped when the last runner clone goes.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
 impl PodmanRunner {
-    /// Connects to the Podman service (starting a private one when the configured socket
-    /// does not answer and `podman_autostart` is on) and removes what a previous run of
-    /// this runner left behind.
+    /// Connects to the Podman service and removes what a previous run of this runner left
+    /// behind. When the configured socket does not answer and `podman_autostart` is on, the
+    /// usual sockets are tried, and then a private service is started for the runner's life.
     pub async fn connect(mut config: ExecutorConfig) -> Result<PodmanRunner, Error> {
-        let mut podman = executor::connect(&config)?;
         let mut service = None;
-        if podman.ping().await.is_err() && config.podman_autostart {
-            let (started, socket) = start_service().await?;
-            tracing::info!(socket = %socket, "started a private podman service");
-            config.podman_socket = socket;
-            podman = executor::connect(&config)?;
-            service = Some(Arc::new(started));
+        if !service::answers(&config.podman_socket) && config.podman_autostart {
+            match service::candidates().into_iter().find(|uri| service::answers(uri)) {
+                Some(uri) => config.podman_socket = uri,
+                None => {
+                    let dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+                    let started = Service::start(&dir).await?;
+                    tracing::info!(socket = %started.uri, "started a private podman service");
+                    config.podman_socket = started.uri.clone();
+                    service = Some(Arc::new(started));
+                }
+            }
         }
+        let podman = executor::connect(&config)?;
         podman.ping().await.map_err(Error::podman("reach the podman service (is podman installed?)"))?;
         let report = executor::cleanup_leftovers(&podman, &config).await?;
         if report.containers > 0 || report.workspaces > 0 {
@@ -76,32 +63,6 @@ impl PodmanRunner {
     pub fn config(&self) -> &ExecutorConfig {
         &self.config
     }
-}
-
-/// Starts `podman system service` on a private socket and waits until it answers.
-async fn start_service() -> Result<(Service, String), Error> {
-    let dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-    let socket = dir.join(format!("rivet-podman-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&socket);
-    let uri = format!("unix://{}", socket.display());
-    let child = Command::new("podman")
-        .args(["system", "service", "--time=0", &uri])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(Error::PodmanService)?;
-    let service = Service { child, socket: socket.clone() };
-    let podman = Podman::unix(&socket);
-    let deadline = tokio::time::Instant::now() + SERVICE_START;
-    while tokio::time::Instant::now() < deadline {
-        if socket.exists() && podman.ping().await.is_ok() {
-            return Ok((service, uri));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    podman.ping().await.map_err(Error::podman("start a podman service"))?;
-    Ok((service, uri))
 }
 
 impl JobRunner for PodmanRunner {

@@ -52,6 +52,7 @@ pub(crate) mod context;
 mod error;
 mod output;
 pub(crate) mod podman;
+pub mod service;
 mod stages;
 pub(crate) mod workspace;
 
