@@ -38,10 +38,14 @@ test-image *args:
 check:
     cargo run -q -p rivet-cli --bin rivet -- pipeline check examples/*.lua
 
-# The demo. Until `rivet run` and the embedded mode exist, it validates the examples.
-demo: check
+# Run a real pipeline: `rivet run examples/hello.lua` on the embedded mode (SQLite,
+# in-memory coordination, a runner in the same process, podman), building the local test
+# image first if it is missing.
+demo:
+    deploy/test-image/build.sh
+    cargo run -q -p rivet-cli --bin rivet -- run examples/hello.lua
 
-# Not available yet: `just dev` will keep an embedded Rivet server up (`rivet dev`).
-dev:
-    @echo "just dev: not available yet; it comes with the embedded mode (rivet dev)." >&2
-    @exit 1
+# Keep an embedded Rivet server and runner up on 127.0.0.1:7420 for the other commands.
+dev *args:
+    deploy/test-image/build.sh
+    cargo run -q -p rivet-cli --bin rivet -- dev {{ args }}
