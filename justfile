@@ -26,9 +26,16 @@ lint:
     buf lint
     scripts/lua-check.sh
 
-# Run the benchmarks.
+# Run the benchmarks: rivet-core's criterion benches, dispatch and log ingest on PostgreSQL +
+# Redis and SQLite (started when missing), then the executor on podman. They print, never assert.
 bench:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    source scripts/test-services.sh
+    deploy/test-image/build.sh
     cargo bench -p rivet-core
+    cargo bench -p rivet-orchestrator --bench dispatch
+    cargo bench -p rivet-runner --bench executor
 
 # Build the local container images the tests and examples use (add --force to rebuild).
 test-image *args:
