@@ -12,7 +12,6 @@ use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -115,9 +114,10 @@ pub async fn start(
         .add_service(tonic::service::interceptor::InterceptedService::new(jobs, interceptor.clone()))
         .add_service(tonic::service::interceptor::InterceptedService::new(logs, interceptor))
         .add_service(runners);
-    let server = tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
-    );
+    // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
+    // once; with the default, each waited ~40 ms for the runner's delayed ACK.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await }));
 
     let tasks = TaskTracker::new();
     let shutdown = orchestrator.shutdown_token().clone();

@@ -13,7 +13,6 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::TOPIC_CAPACITY;
 use super::subscription::Subscription;
 use crate::domain::coord::{CoordResult, Coordinator, Topic};
 
@@ -146,8 +145,10 @@ impl Coordinator for MemoryCoordinator {
     }
 
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>> {
-        let receiver =
-            lock(&self.topics).entry(topic.clone()).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0).subscribe();
+        let receiver = lock(&self.topics)
+            .entry(topic.clone())
+            .or_insert_with(|| broadcast::channel(topic.capacity()).0)
+            .subscribe();
         let topics = Arc::downgrade(&self.topics);
         let topic = topic.clone();
         let release = move || {

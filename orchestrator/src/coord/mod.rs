@@ -10,8 +10,3 @@ mod subscription;
 
 pub use memory::MemoryCoordinator;
 pub use redis::RedisCoordinator;
-
-/// How many messages a topic buffers for its slowest subscriber before that subscriber
-/// starts missing some. Log batches arrive in bursts; a follower that falls further behind
-/// catches up from the database by sequence number.
-const TOPIC_CAPACITY: usize = 1024;

@@ -172,7 +172,7 @@ impl Coordinator for RedisCoordinator {
     }
 
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>> {
-        self.fanout.subscribe(self.keys.channel(topic)).await
+        self.fanout.subscribe(self.keys.channel(topic), topic.capacity()).await
     }
 }
 

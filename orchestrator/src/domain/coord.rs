@@ -48,6 +48,21 @@ impl Topic {
     }
 }
 
+impl Topic {
+    /// How many messages the topic buffers for its slowest subscriber before that
+    /// subscriber starts missing some. Log batches arrive in bursts (a follower that falls
+    /// behind catches up from the database by sequence number); the other topics carry a
+    /// few small signals, and one is open per connected runner, so they stay small
+    /// (a 1,024-slot channel costs ~56 KiB).
+    pub fn capacity(&self) -> usize {
+        match self {
+            Topic::JobLogs(_) => 1024,
+            Topic::JobEvents(_) => 64,
+            Topic::Runner(_) | Topic::Dispatch => 16,
+        }
+    }
+}
+
 /// Leases, presence and fan-out shared by every replica.
 #[async_trait]
 pub trait Coordinator: Send + Sync + 'static {

@@ -82,7 +82,7 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let assignment = job.assignment();
     orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await?;
     orchestrator.registry().add_job(runner.id, job.id);
-    let pipeline = orchestrator.store().pipeline(job.pipeline_id).await?;
+    let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {
         Some(pipeline) => {
             let message = convert::assign_job(&job, &pipeline, first_sequence);

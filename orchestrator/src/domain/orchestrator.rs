@@ -43,7 +43,12 @@ struct Inner {
     replica: String,
     dispatch: Notify,
     shutdown: CancellationToken,
+    /// Pipeline versions never change: dispatch reads each from the store once.
+    pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
 }
+
+/// How many pipeline versions the dispatch cache holds before it starts over.
+const PIPELINE_CACHE: usize = 256;
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +69,7 @@ impl Orchestrator {
                 replica,
                 dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
+                pipelines: Default::default(),
             }),
         }
     }
@@ -174,6 +180,22 @@ impl Orchestrator {
             self.announce_dispatch().await;
         }
         Ok(job)
+    }
+
+    /// A pipeline version by id, from a cache: versions are immutable.
+    pub async fn pipeline_version(&self, id: Uuid) -> Result<Option<Arc<PipelineRecord>>> {
+        let cached = self.inner.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned();
+        if let Some(pipeline) = cached {
+            return Ok(Some(pipeline));
+        }
+        let Some(pipeline) = self.inner.store.pipeline(id).await? else { return Ok(None) };
+        let pipeline = Arc::new(pipeline);
+        let mut cache = self.inner.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PIPELINE_CACHE {
+            cache.clear();
+        }
+        cache.insert(id, pipeline.clone());
+        Ok(Some(pipeline))
     }
 
     /// A job by id.

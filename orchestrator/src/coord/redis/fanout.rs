@@ -26,7 +26,6 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use crate::coord::TOPIC_CAPACITY;
 use crate::coord::subscription::Subscription;
 use crate::domain::coord::{CoordError, CoordResult};
 
@@ -89,7 +88,7 @@ impl Fanout {
 
     /// Subscribes to `channel`. Returns once Redis has confirmed the subscription, so a
     /// message published after this returns is delivered.
-    pub(super) async fn subscribe(&self, channel: String) -> CoordResult<BoxStream<'static, Bytes>> {
+    pub(super) async fn subscribe(&self, channel: String, capacity: usize) -> CoordResult<BoxStream<'static, Bytes>> {
         let mut control = self.shared.control.lock().await;
         let Control { sink, broken } = &mut *control;
         let Some(sink) = sink.as_mut() else {
@@ -98,7 +97,7 @@ impl Fanout {
         let (receiver, fresh) = match lock(&self.shared.routes).entry(channel.clone()) {
             Entry::Occupied(entry) => (entry.get().subscribe(), false),
             Entry::Vacant(entry) => {
-                let (sender, receiver) = broadcast::channel(TOPIC_CAPACITY);
+                let (sender, receiver) = broadcast::channel(capacity);
                 entry.insert(sender);
                 (receiver, true)
             }
