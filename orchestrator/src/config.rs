@@ -31,6 +31,9 @@ pub struct Config {
     pub heartbeat_interval_ms: u64,
     /// How many times a job may be assigned before a lost runner makes it `lost`.
     pub max_attempts: u32,
+    /// The longest a job may run, in seconds, sent to its runner with the assignment; the
+    /// runner stops it and reports it `timed_out`. Unset: only stage timeouts apply.
+    pub job_timeout_secs: Option<u64>,
     /// The largest gRPC message accepted, in bytes (pipeline sources, log batches).
     pub max_message_bytes: usize,
     /// The largest pipeline source accepted, in bytes.
@@ -63,6 +66,7 @@ impl Default for Config {
             lease_ttl_ms: 15_000,
             heartbeat_interval_ms: 3_000,
             max_attempts: 3,
+            job_timeout_secs: None,
             max_message_bytes: 8 * 1024 * 1024,
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,

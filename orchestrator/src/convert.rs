@@ -71,7 +71,12 @@ pub fn job_to_proto(job: &JobRecord, stages: &[StageRecord], transitions: &[Tran
 }
 
 /// The assignment message for a claimed job.
-pub fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64) -> pb::AssignJob {
+pub fn assign_job(
+    job: &JobRecord,
+    pipeline: &PipelineRecord,
+    first_sequence: u64,
+    timeout_seconds: Option<u64>,
+) -> pb::AssignJob {
     pb::AssignJob {
         assignment: Some(assignment_to_proto(job.assignment())),
         pipeline_name: pipeline.name.clone(),
@@ -81,6 +86,6 @@ pub fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u6
         // Secrets are delivered once a secret store exists; none are declared-and-stored yet.
         secrets: Default::default(),
         first_sequence,
-        timeout_seconds: 0,
+        timeout_seconds: timeout_seconds.unwrap_or(0),
     }
 }

@@ -213,3 +213,13 @@ async fn shutdown_drains_runners_and_refuses_new_work() {
     drop(runner);
     tokio::time::timeout(crate::support::PATIENCE, shutdown).await.expect("shutdown finishes").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_timeout_reaches_the_runner_with_the_assignment() {
+    let cluster = Cluster::with(Backend::Sqlite, 1, |c| c.job_timeout_secs = Some(90)).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("bounded", &[])).await;
+    let mut runner = FakeRunner::connect(cluster.addr(0), 1, &[]).await;
+    api.launch("bounded", &[("image", "x")]).await.unwrap();
+    assert_eq!(runner.assignment().await.timeout_seconds, 90);
+}
