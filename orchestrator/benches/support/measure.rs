@@ -1,5 +1,9 @@
 //! Measuring and printing: sizes from the environment, latency percentiles, rates, tables,
-//! and the machine's load, which every figure must be read against.
+//! and the machine's load, which every figure must be read against. Shared by the
+//! orchestrator's and the runner's bench binaries (the runner includes this file), so each
+//! uses only some of it.
+
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -56,6 +60,15 @@ impl Percentiles {
         cells.extend([self.p50, self.p90, self.p99, self.max, self.mean].map(millis));
         cells
     }
+}
+
+/// The median, minimum and maximum of `samples`.
+pub fn spread(samples: &[Duration]) -> (Duration, Duration, Duration) {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let mid = sorted.len() / 2;
+    let median = if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2 } else { sorted[mid] };
+    (median, sorted[0], sorted[sorted.len() - 1])
 }
 
 /// A duration in milliseconds, with a precision that suits its size.

@@ -3,10 +3,9 @@
 //! cousin of `tests/executor/support.rs`, which benches cannot import.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use podman_api::Podman;
 use rivet_orchestrator::config::Config;
@@ -20,14 +19,14 @@ use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::{self as pb};
 use rivet_runner::config::ExecutorConfig;
-use tokio::time::Instant;
+use rivet_runner::executor::service::{self, Service};
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub const TEST_IMAGE: &str = "localhost/rivet-test:latest";
 
 /// The system Podman socket, used when it answers.
-const SYSTEM_SOCKET: &str = "/run/podman/podman.sock";
+const SYSTEM_SOCKET: &str = "unix:///run/podman/podman.sock";
 
 /// A Podman service for the bench, and a workspace root of its own.
 pub struct Env {
@@ -43,7 +42,7 @@ impl Env {
         let (podman, socket, service) = podman().await;
         let workspaces = tempfile::tempdir().expect("a temporary directory");
         let config = ExecutorConfig {
-            podman_socket: format!("unix://{}", socket.display()),
+            podman_socket: socket,
             workspace_root: workspaces.path().join("workspaces"),
             instance: format!("bench-{}", Uuid::new_v4()),
             ..ExecutorConfig::default()
@@ -63,46 +62,13 @@ fn ensure_image() {
     }
 }
 
-/// A `podman system service` started for the bench, stopped when dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// The system Podman service when its socket answers, else one started for the bench.
-async fn podman() -> (Podman, PathBuf, Option<Service>) {
-    if Path::new(SYSTEM_SOCKET).exists() {
-        let podman = Podman::unix(SYSTEM_SOCKET);
-        if podman.ping().await.is_ok() {
-            return (podman, PathBuf::from(SYSTEM_SOCKET), None);
-        }
-    }
-    let socket = PathBuf::from(format!("/tmp/rivet-bench-podman-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&socket);
-    let child = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start podman system service");
-    let service = Service { child, socket: socket.clone() };
-    let podman = Podman::unix(&socket);
-    let start = Instant::now();
-    while !(socket.exists() && podman.ping().await.is_ok()) {
-        assert!(start.elapsed() < Duration::from_secs(20), "podman system service did not start");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    (podman, socket, Some(service))
+/// A client of the Podman service the runner itself would use (the system socket, the
+/// usual others, else a private service that lives as long as the bench's `Env`).
+async fn podman() -> (Podman, String, Option<Service>) {
+    let (socket, service) =
+        service::find_or_start(SYSTEM_SOCKET, &std::env::temp_dir()).await.expect("a podman service");
+    let podman = Podman::new(&socket).expect("a podman client");
+    (podman, socket, service)
 }
 
 /// Which backends the in-process orchestrator runs on.
@@ -224,78 +190,8 @@ impl Api {
     }
 }
 
-/// A size from the environment variable `name`, or `default`.
-pub fn size(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value.trim().parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
-}
+// The measuring helpers are the orchestrator bench's: one copy for both bench binaries.
+#[path = "../../../orchestrator/benches/support/measure.rs"]
+mod measure;
 
-/// Whether the scenario `name` should run (bench arguments or `RIVET_BENCH_ONLY` pick some).
-pub fn selected(name: &str) -> bool {
-    let mut wanted: Vec<String> = std::env::args().skip(1).filter(|arg| !arg.starts_with('-')).collect();
-    if let Ok(only) = std::env::var("RIVET_BENCH_ONLY") {
-        wanted.extend(only.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
-    }
-    wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()))
-}
-
-/// The median, minimum and maximum of `samples`.
-pub fn spread(samples: &[Duration]) -> (Duration, Duration, Duration) {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let mid = sorted.len() / 2;
-    let median = if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2 } else { sorted[mid] };
-    (median, sorted[0], sorted[sorted.len() - 1])
-}
-
-/// A duration in milliseconds.
-pub fn millis(duration: Duration) -> String {
-    let ms = duration.as_secs_f64() * 1_000.0;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else if ms < 1_000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{ms:.0} ms")
-    }
-}
-
-/// `count` per second over `elapsed`, rounded.
-pub fn rate(count: f64, elapsed: Duration) -> String {
-    format!("{:.0}", count / elapsed.as_secs_f64())
-}
-
-/// Prints a table: a title, a header row, cells right-aligned but the first.
-pub fn table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| if i == 0 { format!("{cell:<width$}") } else { format!("{cell:>width$}") })
-            .collect();
-        println!("  {}", padded.join("  "));
-    };
-    println!("\n{title}");
-    line(headers.iter().map(|h| h.to_string()).collect());
-    println!("  {}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
-    for row in rows {
-        line(row.clone());
-    }
-}
-
-/// The machine's CPUs and load averages, to read every figure against.
-pub fn load_context() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let averages: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!("{cpus} CPUs, load average {} (1, 5, 15 min)", averages.join(" "))
-}
+pub use measure::{load_context, millis, rate, selected, size, spread, table};

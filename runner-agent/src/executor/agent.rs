@@ -34,17 +34,14 @@ impl PodmanRunner {
     /// usual sockets are tried, and then a private service is started for the runner's life.
     pub async fn connect(mut config: ExecutorConfig) -> Result<PodmanRunner, Error> {
         let mut service = None;
-        if !service::answers(&config.podman_socket) && config.podman_autostart {
-            match service::candidates().into_iter().find(|uri| service::answers(uri)) {
-                Some(uri) => config.podman_socket = uri,
-                None => {
-                    let dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
-                    let started = Service::start(&dir).await?;
-                    tracing::info!(socket = %started.uri, "started a private podman service");
-                    config.podman_socket = started.uri.clone();
-                    service = Some(Arc::new(started));
-                }
+        if config.podman_autostart {
+            let dir = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+            let (uri, started) = service::find_or_start(&config.podman_socket, &dir).await?;
+            if let Some(started) = started {
+                tracing::info!(socket = %started.uri, "started a private podman service");
+                service = Some(Arc::new(started));
             }
+            config.podman_socket = uri;
         }
         let podman = executor::connect(&config)?;
         podman.ping().await.map_err(Error::podman("reach the podman service (is podman installed?)"))?;

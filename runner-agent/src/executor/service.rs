@@ -9,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::executor::Error;
@@ -35,6 +36,20 @@ pub fn candidates() -> Vec<String> {
     sockets
 }
 
+/// The socket to use: `configured` when it answers, else the first of [`candidates`] that
+/// does, else a private service started with its socket in `dir` (returned with it, so it
+/// lives as long as its caller keeps it).
+pub async fn find_or_start(configured: &str, dir: &Path) -> Result<(String, Option<Service>), Error> {
+    if answers(configured) {
+        return Ok((configured.to_owned(), None));
+    }
+    if let Some(uri) = candidates().into_iter().find(|uri| answers(uri)) {
+        return Ok((uri, None));
+    }
+    let service = Service::start(dir).await?;
+    Ok((service.uri.clone(), Some(service)))
+}
+
 /// A `podman system service` this process started. It stops when this value is dropped,
 /// and also when the process dies in any way (even SIGKILL): it runs under a small shell
 /// that kills it once its stdin, a pipe from this process, closes.
@@ -51,7 +66,9 @@ impl Service {
     /// Starts a service with its socket in `dir`, and waits until it answers.
     pub async fn start(dir: &Path) -> Result<Service, Error> {
         std::fs::create_dir_all(dir).map_err(Error::PodmanService)?;
-        let socket = dir.join(format!("rivet-podman-{}.sock", std::process::id()));
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let socket =
+            dir.join(format!("rivet-podman-{}-{}.sock", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_file(&socket);
         let uri = format!("unix://{}", socket.display());
         let mut child = Command::new("sh")

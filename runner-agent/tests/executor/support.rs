@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use podman_api::Podman;
 use podman_api::opts::{ContainerListFilter, ContainerListOpts};
 use rivet_core::{Assignment, FailureReason, JobState, LogLevel, LogLine, StageState};
 use rivet_runner::config::ExecutorConfig;
+use rivet_runner::executor::service::{self, Service};
 use rivet_runner::executor::{LABEL_JOB, run_job};
 use rivet_runner::job::{EventSink, JobEvent, JobOutcome, JobSpec};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +24,7 @@ pub const NOSHELL_IMAGE: &str = "localhost/rivet-noshell:latest";
 pub const FIRST_SEQUENCE: u64 = 100;
 
 /// The system Podman socket, used when it is there.
-const SYSTEM_SOCKET: &str = "/run/podman/podman.sock";
+const SYSTEM_SOCKET: &str = "unix:///run/podman/podman.sock";
 
 /// A Podman service and a configuration for one test.
 pub struct Env {
@@ -237,52 +237,11 @@ fn ensure_images() {
     });
 }
 
-/// A `podman system service` started for one test, stopped when dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// A client of the system Podman service when its socket answers, else of a service
-/// started for this test.
+/// A client of the Podman service the runner itself would use (the system socket, the
+/// usual others, else a private service that lives as long as the test's `Env`).
 async fn podman() -> (Podman, Option<Service>, String) {
-    if Path::new(SYSTEM_SOCKET).exists() {
-        let podman = Podman::unix(SYSTEM_SOCKET);
-        if podman.ping().await.is_ok() {
-            return (podman, None, format!("unix://{SYSTEM_SOCKET}"));
-        }
-    }
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let socket = PathBuf::from(format!(
-        "/tmp/rivet-test-podman-{}-{}.sock",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_file(&socket);
-    let child = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start podman system service");
-    let service = Service { child, socket: socket.clone() };
-    let podman = Podman::unix(&socket);
-    let start = tokio::time::Instant::now();
-    loop {
-        if socket.exists() && podman.ping().await.is_ok() {
-            return (podman, Some(service), format!("unix://{}", socket.display()));
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "podman system service did not start");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let (socket, service) =
+        service::find_or_start(SYSTEM_SOCKET, &std::env::temp_dir()).await.expect("a podman service");
+    let podman = Podman::new(&socket).expect("a podman client");
+    (podman, service, socket)
 }
