@@ -38,7 +38,7 @@ fn main() {
 
 async fn run() {
     println!("rivet-orchestrator dispatch benchmarks; at the start: {}", load_context());
-    let backends = Backend::selected();
+    let backends = support::selected_backends();
     if selected("latency") {
         latency(&backends).await;
     }
@@ -412,11 +412,12 @@ struct IdleRun {
 }
 
 async fn idle_connections(backend: Backend, count: usize, channels: Option<usize>, idle: Duration) -> IdleRun {
-    let (url, db, _dir) = Server::fresh_database(backend).await;
+    let database = rivet_orchestrator::testing::fresh_database(backend).await;
+    let url = database.url.clone();
     let redis = (backend == Backend::Postgres).then(support::redis_url);
     let process = OrchestratorProcess::spawn(&url, redis.as_deref()).await;
-    let transactions = match &db {
-        Some(db) => Some(Transactions::of(db.name()).await),
+    let transactions = match database.postgres_name() {
+        Some(name) => Some(Transactions::of(name).await),
         None => None,
     };
     // One runner first and away again, so that one-time allocations (pools, caches) are in
@@ -468,6 +469,6 @@ async fn idle_connections(backend: Backend, count: usize, channels: Option<usize
     };
     drop(runners);
     drop(process);
-    drop(db);
+    drop(database);
     IdleRun { rss, connecting, idle_cpu, idle_transactions }
 }

@@ -13,3 +13,5 @@ pub mod domain;
 pub mod migration;
 pub mod server;
 pub mod storage;
+#[doc(hidden)]
+pub mod testing;

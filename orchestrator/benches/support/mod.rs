@@ -16,7 +16,7 @@ use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
-use rivet_orchestrator::storage::testing::{TestDb, fresh_postgres, fresh_sqlite, sqlite_url};
+use rivet_orchestrator::testing::{TestDatabase, fresh_database};
 use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
@@ -30,42 +30,20 @@ use uuid::Uuid;
 /// How long a bench waits for any one thing before it gives up loudly instead of hanging.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
-/// Which backends an orchestrator runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// PostgreSQL + Redis: the distributed mode.
-    Postgres,
-    /// SQLite + memory: the embedded mode.
-    Sqlite,
-}
+pub use rivet_orchestrator::testing::{Backend, channel, redis_url};
 
-impl Backend {
-    /// How tables name it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Backend::Postgres => "postgres+redis",
-            Backend::Sqlite => "sqlite+memory",
-        }
-    }
-
-    /// The backends named by `RIVET_BENCH_BACKENDS` (`postgres,sqlite` by default).
-    pub fn selected() -> Vec<Backend> {
-        let names = std::env::var("RIVET_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".to_owned());
-        names
-            .split(',')
-            .filter_map(|name| match name.trim() {
-                "postgres" => Some(Backend::Postgres),
-                "sqlite" => Some(Backend::Sqlite),
-                "" => None,
-                other => panic!("RIVET_BENCH_BACKENDS: unknown backend `{other}` (postgres, sqlite)"),
-            })
-            .collect()
-    }
-}
-
-/// The Redis server benches use.
-pub fn redis_url() -> String {
-    std::env::var("RIVET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+/// The backends named by `RIVET_BENCH_BACKENDS` (`postgres,sqlite` by default).
+pub fn selected_backends() -> Vec<Backend> {
+    let names = std::env::var("RIVET_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".to_owned());
+    names
+        .split(',')
+        .filter_map(|name| match name.trim() {
+            "postgres" => Some(Backend::Postgres),
+            "sqlite" => Some(Backend::Sqlite),
+            "" => None,
+            other => panic!("RIVET_BENCH_BACKENDS: unknown backend `{other}` (postgres, sqlite)"),
+        })
+        .collect()
 }
 
 /// The production defaults (lease TTL, heartbeat interval, message limits), on loopback.
@@ -77,45 +55,24 @@ pub fn bench_config() -> Config {
 pub struct Server {
     pub addr: SocketAddr,
     running: Option<RunningServer>,
-    _db: Option<TestDb>,
-    _dir: Option<tempfile::TempDir>,
+    _database: TestDatabase,
 }
 
 impl Server {
     /// Starts a replica on a fresh database of `backend`.
     pub async fn start(backend: Backend) -> Server {
-        let (store, coord, db, dir): (SeaStore, Arc<dyn Coordinator>, _, _) = match backend {
+        let database = fresh_database(backend).await;
+        let coord: Arc<dyn Coordinator> = match backend {
             Backend::Postgres => {
-                let (store, db) = fresh_postgres().await;
                 let namespace = format!("rivet-bench-{}", Uuid::new_v4().simple());
-                let coord = RedisCoordinator::connect(&redis_url(), &namespace).await.expect("redis");
-                (store, Arc::new(coord), Some(db), None)
+                Arc::new(RedisCoordinator::connect(&redis_url(), &namespace).await.expect("redis"))
             }
-            Backend::Sqlite => {
-                let (store, dir) = fresh_sqlite().await;
-                (store, Arc::new(MemoryCoordinator::new()), None, Some(dir))
-            }
+            Backend::Sqlite => Arc::new(MemoryCoordinator::new()),
         };
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<dyn Store> = Arc::new(SeaStore::connect(&database.url).await.expect("store"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let running = server::start(bench_config(), store, coord, listener).await.expect("server starts");
-        Server { addr: running.addr, running: Some(running), _db: db, _dir: dir }
-    }
-
-    /// The database URL of a fresh, migrated database of `backend`, and what keeps it alive.
-    pub async fn fresh_database(backend: Backend) -> (String, Option<TestDb>, Option<tempfile::TempDir>) {
-        match backend {
-            Backend::Postgres => {
-                let (store, db) = fresh_postgres().await;
-                drop(store);
-                (db.url().to_owned(), Some(db), None)
-            }
-            Backend::Sqlite => {
-                let (store, dir) = fresh_sqlite().await;
-                drop(store);
-                (sqlite_url(dir.path()), None, Some(dir))
-            }
-        }
+        Server { addr: running.addr, running: Some(running), _database: database }
     }
 }
 
@@ -125,15 +82,6 @@ impl Drop for Server {
             running.abort();
         }
     }
-}
-
-/// A gRPC channel (one HTTP/2 connection) to `addr`.
-pub async fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect")
 }
 
 /// The user-facing clients, on one connection.

@@ -13,7 +13,8 @@ use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
-use rivet_orchestrator::storage::testing::{TestDb, fresh_postgres, fresh_sqlite};
+pub use rivet_orchestrator::testing::channel;
+use rivet_orchestrator::testing::{TestDatabase, fresh_database, redis_url};
 use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
@@ -27,14 +28,7 @@ use uuid::Uuid;
 /// How long a test waits for anything before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Which backends a cluster runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// PostgreSQL + Redis: the distributed mode.
-    Postgres,
-    /// SQLite + memory: the embedded mode.
-    Sqlite,
-}
+pub use rivet_orchestrator::testing::Backend;
 
 /// Settings that keep tests quick: short leases and heartbeats.
 pub fn test_config() -> Config {
@@ -53,15 +47,9 @@ pub struct Cluster {
     pub replicas: Vec<Option<RunningServer>>,
     pub addrs: Vec<SocketAddr>,
     config: Config,
-    database_url: String,
+    database: TestDatabase,
     namespace: String,
     memory: Option<Arc<MemoryCoordinator>>,
-    _db: Option<TestDb>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn redis_url() -> String {
-    std::env::var("RIVET_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
 impl Cluster {
@@ -75,28 +63,15 @@ impl Cluster {
     pub async fn with(backend: Backend, replicas: usize, tweak: impl Fn(&mut Config)) -> Cluster {
         let mut config = test_config();
         tweak(&mut config);
-        let (database_url, db, dir) = match backend {
-            Backend::Postgres => {
-                let (store, db) = fresh_postgres().await;
-                drop(store);
-                (db.url().to_owned(), Some(db), None)
-            }
-            Backend::Sqlite => {
-                let (store, dir) = fresh_sqlite().await;
-                drop(store);
-                (rivet_orchestrator::storage::testing::sqlite_url(dir.path()), None, Some(dir))
-            }
-        };
+        let database = fresh_database(backend).await;
         let memory = (backend == Backend::Sqlite).then(|| Arc::new(MemoryCoordinator::new()));
         let mut cluster = Cluster {
             replicas: Vec::new(),
             addrs: Vec::new(),
             config,
-            database_url,
+            database,
             namespace: format!("rivet-test-{}", Uuid::new_v4().simple()),
             memory,
-            _db: db,
-            _dir: dir,
         };
         let count = if backend == Backend::Sqlite { 1 } else { replicas };
         for index in 0..count {
@@ -109,7 +84,7 @@ impl Cluster {
     }
 
     async fn serve(&self, index: usize, listener: TcpListener) -> RunningServer {
-        let store: Arc<dyn Store> = Arc::new(SeaStore::connect(&self.database_url).await.expect("store"));
+        let store: Arc<dyn Store> = Arc::new(SeaStore::connect(&self.database.url).await.expect("store"));
         let coord: Arc<dyn Coordinator> = match &self.memory {
             Some(memory) => memory.clone(),
             None => Arc::new(RedisCoordinator::connect(&redis_url(), &self.namespace).await.expect("redis")),
@@ -156,15 +131,6 @@ impl Drop for Cluster {
             server.abort();
         }
     }
-}
-
-/// A gRPC channel to `addr`.
-pub async fn channel(addr: SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect")
 }
 
 /// The user-facing clients.
