@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rivet_core::Diagnostic;
+
 /// What stopped an evaluation in the pool. Every message names the limit that was hit.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -65,6 +67,18 @@ impl Error {
             | Error::ResponseTooLarge { .. } => true,
             Error::QueueFull { .. } | Error::Spawn { .. } | Error::Crashed(_) => false,
         }
+    }
+
+    /// A limit that stopped the script, as a problem of the script `file` (line 0: where
+    /// it was stuck is unknown), reported beside any other diagnostic; `None` when the
+    /// script is not at fault.
+    pub fn as_diagnostic(&self, file: &str) -> Option<Diagnostic> {
+        self.is_limit().then(|| Diagnostic {
+            file: file.to_owned(),
+            line: 0,
+            field: String::new(),
+            message: self.to_string(),
+        })
     }
 }
 

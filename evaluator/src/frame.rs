@@ -69,8 +69,8 @@ fn checked_length(prefix: [u8; 4], limit: usize) -> Result<usize, FrameError> {
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
     let body = serde_json::to_vec(value)?;
-    let length = u32::try_from(body.len())
-        .map_err(|_| FrameError::TooLarge { length: body.len(), limit: u32::MAX as usize })?;
+    let length =
+        u32::try_from(body.len()).map_err(|_| FrameError::TooLarge { length: body.len(), limit: u32::MAX as usize })?;
     let mut frame = Vec::with_capacity(4 + body.len());
     frame.extend_from_slice(&length.to_be_bytes());
     frame.extend_from_slice(&body);

@@ -139,11 +139,7 @@ impl Pool {
 
     /// Evaluates `source` (named `file` in diagnostics) in a worker: the outer error is
     /// the pool's (a limit, a full queue, a worker that failed), the inner the script's.
-    pub async fn check(
-        &self,
-        source: String,
-        file: String,
-    ) -> Result<Result<PipelineDefinition, LoadError>, Error> {
+    pub async fn check(&self, source: String, file: String) -> Result<Result<PipelineDefinition, LoadError>, Error> {
         let _slot = self.admit().await?;
         let mut worker = self.worker()?;
         let request = Request { source, file };

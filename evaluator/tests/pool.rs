@@ -14,7 +14,8 @@ use rivet_evaluator::{Error, Pool, PoolConfig};
 /// Slack on every elapsed-time bound: the machine running the tests is shared and loaded.
 const MARGIN: Duration = Duration::from_secs(3);
 
-const VALID: &str = r#"return pipeline.define { name = "ok", stages = { { name = "build", script = function() end } } }"#;
+const VALID: &str =
+    r#"return pipeline.define { name = "ok", stages = { { name = "build", script = function() end } } }"#;
 
 /// A loop the sandbox would stop, given an hour's budget it never does in a test: from the
 /// pool's side, a worker stuck for good.
@@ -46,7 +47,8 @@ async fn serves(pool: &Pool) {
 #[tokio::test]
 async fn answers_match_an_in_process_evaluation() {
     let pool = Pool::new(config());
-    let source = r#"return pipeline.define { name = "x", stages = { { name = "bad name!", script = function() end } } }"#;
+    let source =
+        r#"return pipeline.define { name = "x", stages = { { name = "bad name!", script = function() end } } }"#;
     let expected = rivet_core::check(source, "test.lua").expect_err("invalid");
     let got = check(&pool, source).await.expect("the pool evaluates").expect_err("invalid");
     assert_eq!(got.diagnostics(), expected.diagnostics());
