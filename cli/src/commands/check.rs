@@ -27,10 +27,8 @@ struct Report {
 }
 
 pub fn run(files: &[std::path::PathBuf], output: Format) -> anyhow::Result<u8> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let pool = Pool::new(evaluation_pool(files.len())?);
     let checks = files.iter().map(|file| check_file(&pool, file));
     let reports: Vec<Report> =
@@ -62,7 +60,11 @@ pub fn evaluation_pool(files: usize) -> anyhow::Result<PoolConfig> {
 
 /// Evaluates `source` in `pool`: the script's own result, a limit that stopped it as a
 /// diagnostic, or an error when no worker could be started.
-pub async fn evaluate(pool: &Pool, source: String, file: &str) -> anyhow::Result<Result<PipelineDefinition, LoadError>> {
+pub async fn evaluate(
+    pool: &Pool,
+    source: String,
+    file: &str,
+) -> anyhow::Result<Result<PipelineDefinition, LoadError>> {
     match pool.check(source, file.to_owned()).await {
         Ok(checked) => Ok(checked),
         Err(err) => match err.as_diagnostic(file) {
