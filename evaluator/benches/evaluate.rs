@@ -74,5 +74,26 @@ fn validate_50_stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate_50_stages);
+/// The hop alone: the smallest pipeline, whose evaluation costs next to nothing.
+fn validate_one_stage(c: &mut Criterion) {
+    let source = r#"return pipeline.define { name = "tiny", stages = { { name = "only", script = function() end } } }"#;
+    let mut group = c.benchmark_group("validate_1_stage");
+    group.bench_function("in_process", |b| {
+        b.iter(|| rivet_core::check(black_box(source), "tiny.lua").expect("valid"));
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_rivet-evaluate-worker"));
+    let pool = Pool::new(PoolConfig::new(program, rivet_core::Limits::DEFINITION));
+    group.bench_function("through_pool", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(pool.check(source.to_owned(), "tiny.lua".to_owned()))
+                .expect("the pool evaluates")
+                .expect("valid")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, validate_50_stages, validate_one_stage);
 criterion_main!(benches);

@@ -21,12 +21,12 @@
 //! ```
 
 mod error;
-pub mod frame;
+mod frame;
 mod pool;
-pub mod worker;
+mod worker;
 
 pub use error::Error;
 pub use pool::{
     ADDRESS_SPACE_OVERHEAD, DEFAULT_QUEUE, DEFAULT_WORKERS, KILL_GRACE, MAX_EVALUATIONS_PER_WORKER, Pool, PoolConfig,
 };
-pub use worker::{WORKER_ARG, run_if_requested};
+pub use worker::{WORKER_ARG, WorkerSettings, run_if_requested, worker_main};
