@@ -137,6 +137,16 @@ impl Pool {
         &self.inner.config
     }
 
+    /// How many evaluations are running now.
+    pub fn running(&self) -> usize {
+        self.inner.config.workers.max(1) - self.inner.slots.available_permits()
+    }
+
+    /// How many evaluations are waiting for a worker now.
+    pub fn queued(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
     /// Evaluates `source` (named `file` in diagnostics) in a worker: the outer error is
     /// the pool's (a limit, a full queue, a worker that failed), the inner the script's.
     pub async fn check(&self, source: String, file: String) -> Result<Result<PipelineDefinition, LoadError>, Error> {

@@ -39,6 +39,15 @@ async fn check(pool: &Pool, source: &str) -> Result<Result<rivet_core::PipelineD
     pool.check(source.to_owned(), "test.lua".to_owned()).await
 }
 
+/// Waits for `condition`, polling: the pool has no events to wait on.
+async fn until(condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + MARGIN;
+    while !condition() {
+        assert!(Instant::now() < deadline, "the condition never held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn serves(pool: &Pool) {
     let definition = check(pool, VALID).await.expect("the pool serves").expect("valid");
     assert_eq!(definition.name, "ok");
@@ -95,16 +104,16 @@ async fn a_worker_over_its_address_space_fails_with_a_memory_error() {
         config.kill_after = Duration::from_secs(20);
         config.address_space = 256 << 20;
     });
+    // Long strings are not interned: each `string.rep` is a fresh 8 MiB allocation.
     let hog = r#"
         local chunks = {}
-        for i = 1, 64 do chunks[i] = string.rep("x", 8 * 1024 * 1024) .. i end
+        for i = 1, 64 do chunks[i] = string.rep("x", 8 * 1024 * 1024) end
         return #chunks
     "#;
-    let started = Instant::now();
     let err = check(&pool, hog).await.expect_err("out of address space");
+    // Neither the sandbox (4 GiB, 20 s) nor the kill (20 s) can have ended it.
     assert!(matches!(err, Error::MemoryLimit { limit } if limit == 256 << 20), "{err:?}");
     assert_eq!(err.to_string(), "pipeline evaluation exceeded its 256 MiB memory limit and was killed");
-    assert!(started.elapsed() < 2 * MARGIN, "{:?}", started.elapsed());
     serves(&pool).await;
 }
 
@@ -117,8 +126,9 @@ async fn a_worker_over_its_cpu_time_is_stopped_by_the_kernel() {
     let err = check(&pool, SPIN).await.expect_err("stopped by SIGXCPU");
     assert!(matches!(err, Error::CpuLimit { .. }), "{err:?}");
     assert_eq!(err.to_string(), "pipeline evaluation exceeded its 1 s CPU time limit and was killed");
-    // CPU time lags the wall clock on a loaded machine: allow for it twice.
-    assert!(started.elapsed() < Duration::from_secs(2) + 2 * MARGIN, "{:?}", started.elapsed());
+    // The limit counts CPU time, which lags the wall clock on a loaded machine (tests run
+    // in parallel on two shared cores): allow for that generously.
+    assert!(started.elapsed() < Duration::from_secs(2) + 4 * MARGIN, "{:?}", started.elapsed());
     serves(&pool).await;
 }
 
@@ -133,15 +143,15 @@ async fn a_full_queue_is_refused_at_once_and_drains() {
         let pool = pool.clone();
         async move { check(&pool, SPIN).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until(|| pool.running() == 1).await;
     let queued = tokio::spawn({
         let pool = pool.clone();
         async move { check(&pool, SPIN).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until(|| pool.queued() == 1).await;
     let started = Instant::now();
     let err = check(&pool, VALID).await.expect_err("the queue is full");
-    assert!(started.elapsed() < Duration::from_millis(500), "refused at once, took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, took {:?}", started.elapsed());
     assert_eq!(
         err.to_string(),
         "too many pipelines are waiting to be evaluated: all 1 evaluation workers are busy and the queue of 1 is full; retry shortly"
@@ -150,6 +160,7 @@ async fn a_full_queue_is_refused_at_once_and_drains() {
         let err = handle.await.expect("joined").expect_err("killed");
         assert!(matches!(err, Error::TimeBudget { .. }), "{err:?}");
     }
+    assert_eq!((pool.running(), pool.queued()), (0, 0));
     serves(&pool).await;
 }
 
@@ -159,9 +170,8 @@ async fn a_caller_that_gives_up_frees_its_worker() {
     let gave_up = tokio::time::timeout(Duration::from_millis(300), check(&pool, SPIN)).await;
     assert!(gave_up.is_err(), "the spin cannot finish");
     // The only slot is free again, and the spinning worker was killed, not reused.
-    let started = Instant::now();
-    serves(&pool).await;
-    assert!(started.elapsed() < MARGIN);
+    assert_eq!(pool.running(), 0);
+    tokio::time::timeout(MARGIN, serves(&pool)).await.expect("the next evaluation gets a worker at once");
 }
 
 #[tokio::test]
