@@ -250,6 +250,11 @@ impl StateArg {
 }
 
 fn main() -> ExitCode {
+    // An evaluation worker is this binary started by an evaluation pool (of `pipeline
+    // check`, `run`, or the embedded orchestrator) with a hidden argument.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

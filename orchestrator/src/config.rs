@@ -2,7 +2,7 @@
 //! (`__` separates nesting levels, e.g. `RIVET_AUTH__RUNNER_TOKENS='["t1"]'`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -42,6 +42,78 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Credentials.
     pub auth: AuthConfig,
+    /// Evaluating pipeline scripts at creation time.
+    pub evaluation: EvaluationConfig,
+}
+
+/// How pipeline scripts are evaluated when they are created or validated: in a pool of
+/// worker processes, each killed when it overruns (see `rivet-evaluator`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// How many worker processes evaluate at once: the most CPUs that scripts being
+    /// validated can take from this replica.
+    pub workers: usize,
+    /// How many evaluations may wait for a worker; beyond that, requests are refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub queue: usize,
+    /// The time budget of one evaluation, in milliseconds. The sandbox stops a script at
+    /// this budget; a worker that has not answered a second later is killed.
+    pub time_budget_ms: u64,
+    /// The Lua heap of one evaluation, in bytes. A worker's address space (`RLIMIT_AS`) is
+    /// this plus 256 MiB for the process itself.
+    pub memory_bytes: usize,
+    /// The program started as a worker (with a hidden argument); this executable when
+    /// unset. `rivet-orchestrator`, `rivet` and `rivet-runner` all serve.
+    pub worker_program: Option<PathBuf>,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        let limits = rivet_core::Limits::DEFINITION;
+        EvaluationConfig {
+            workers: rivet_evaluator::DEFAULT_WORKERS,
+            queue: rivet_evaluator::DEFAULT_QUEUE,
+            time_budget_ms: limits.time.as_millis() as u64,
+            memory_bytes: limits.memory,
+            worker_program: None,
+        }
+    }
+}
+
+impl EvaluationConfig {
+    /// The smallest Lua heap accepted: the sandbox and the DSL need about a MiB to start.
+    const MIN_MEMORY_BYTES: usize = 4 * 1024 * 1024;
+
+    /// The pool these settings describe.
+    pub fn pool_config(&self) -> rivet_evaluator::PoolConfig {
+        let program = self
+            .worker_program
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("rivet-orchestrator"));
+        let mut limits = rivet_core::Limits::DEFINITION;
+        limits.memory = self.memory_bytes;
+        limits.time = Duration::from_millis(self.time_budget_ms);
+        rivet_evaluator::PoolConfig {
+            workers: self.workers,
+            queue: self.queue,
+            ..rivet_evaluator::PoolConfig::new(program, limits)
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("evaluation.workers must be at least 1".to_owned());
+        }
+        if self.time_budget_ms == 0 {
+            return Err("evaluation.time_budget_ms must not be 0".to_owned());
+        }
+        if self.memory_bytes < Self::MIN_MEMORY_BYTES {
+            return Err(format!("evaluation.memory_bytes must be at least {} (4 MiB)", Self::MIN_MEMORY_BYTES));
+        }
+        Ok(())
+    }
 }
 
 /// Credentials the orchestrator accepts. When a list is empty, that side is open (as in
@@ -71,6 +143,7 @@ impl Default for Config {
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
             auth: AuthConfig::default(),
+            evaluation: EvaluationConfig::default(),
         }
     }
 }
@@ -115,7 +188,7 @@ impl Config {
         if self.max_pipeline_bytes > self.max_message_bytes {
             return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
         }
-        Ok(())
+        self.evaluation.validate()
     }
 
     /// The lease TTL.
@@ -143,9 +216,13 @@ mod tests {
         assert_eq!(config, Config::default());
         let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
         let json = serde_json::to_value(Config::default()).expect("serializable");
+        let sections = ["auth", "evaluation"];
         let mut keys: Vec<String> =
-            json.as_object().expect("an object").keys().filter(|k| *k != "auth").cloned().collect();
-        keys.extend(["api_tokens".to_owned(), "runner_tokens".to_owned()]);
+            json.as_object().expect("an object").keys().filter(|k| !sections.contains(&k.as_str())).cloned().collect();
+        for section in sections {
+            assert!(text.contains(&format!("[{section}]")), "deploy/config/orchestrator.toml has no [{section}]");
+            keys.extend(json[section].as_object().expect("a section").keys().cloned());
+        }
         for key in keys {
             assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
         }
@@ -161,6 +238,9 @@ mod tests {
         std::fs::write(&file, "lease_ttl_ms = 1000\nheartbeat_interval_ms = 900").expect("write");
         let err = Config::load(Some(&file)).expect_err("inconsistent").to_string();
         assert!(err.contains("at least twice"), "{err}");
+        std::fs::write(&file, "[evaluation]\nworkers = 0").expect("write");
+        let err = Config::load(Some(&file)).expect_err("no workers").to_string();
+        assert!(err.contains("evaluation.workers must be at least 1"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

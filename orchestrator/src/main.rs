@@ -1,6 +1,7 @@
 //! `rivet-orchestrator`: Rivet's control plane.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -20,8 +21,23 @@ struct Args {
     print_config: bool,
 }
 
+fn main() -> ExitCode {
+    // An evaluation worker is this binary started by the pool with a hidden argument: it
+    // must not parse the command line or start a runtime.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
+    match serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))

@@ -2,6 +2,7 @@
 //! given in Podman containers, and streams their logs back.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -19,8 +20,23 @@ struct Args {
     config: Option<PathBuf>,
 }
 
+fn main() -> ExitCode {
+    // An evaluation worker is this binary started by an evaluation pool with a hidden
+    // argument: any Rivet binary serves, so a host with only the runner can validate too.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))

@@ -6,18 +6,23 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use rivet_core::LoadError;
+use rivet_evaluator::Pool;
 
 use crate::client::Client;
+use crate::commands::check;
 use crate::commands::job::{self, Launch};
 use crate::commands::pipeline;
 use crate::embedded::{self, Embedded, Options};
 use crate::error::{Error, plural};
 use crate::{Format, exit, logs};
 
-/// Checks the script locally first, so a broken one fails before anything starts.
-fn check(file: &Path) -> Result<(), Error> {
+/// Checks the script locally first, in an evaluation worker as `pipeline check` does, so
+/// a broken or runaway one fails before anything starts.
+async fn check(file: &Path) -> Result<(), Error> {
     let source = pipeline::read_script(file)?;
-    match rivet_core::check(&source, &file.display().to_string()) {
+    let failed = |err: anyhow::Error| Error::new(exit::FAILURE, format!("{err:#}"));
+    let pool = Pool::new(check::evaluation_pool(1).map_err(failed)?);
+    match check::evaluate(&pool, source, &file.display().to_string()).await.map_err(failed)? {
         Ok(_) => Ok(()),
         Err(LoadError::Invalid(diagnostics)) => {
             let count = diagnostics.len();
@@ -35,7 +40,7 @@ fn check(file: &Path) -> Result<(), Error> {
 
 /// `rivet run FILE [--input NAME=VALUE]... [--no-input]`.
 pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Error> {
-    check(file)?;
+    check(file).await?;
     embedded::init_tracing("error");
     let dir = tempfile::Builder::new()
         .prefix("rivet-run-")

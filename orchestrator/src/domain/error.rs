@@ -48,6 +48,10 @@ pub enum Error {
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,
+    /// A pipeline script could not be evaluated: a limit killed it, the evaluation queue
+    /// is full, or a worker failed.
+    #[error(transparent)]
+    Evaluation(#[from] rivet_evaluator::Error),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

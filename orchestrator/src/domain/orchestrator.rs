@@ -43,6 +43,8 @@ struct Inner {
     replica: String,
     dispatch: Notify,
     shutdown: CancellationToken,
+    /// Evaluates pipeline scripts in worker processes that are killed when they overrun.
+    evaluator: rivet_evaluator::Pool,
     /// Pipeline versions never change: dispatch reads each from the store once.
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
 }
@@ -60,6 +62,7 @@ impl Orchestrator {
     /// Assembles an orchestrator from its parts.
     pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config) -> Orchestrator {
         let replica = config.replica_id.clone().unwrap_or_else(|| format!("replica-{}", Uuid::new_v4().simple()));
+        let evaluator = rivet_evaluator::Pool::new(config.evaluation.pool_config());
         Orchestrator {
             inner: Arc::new(Inner {
                 store,
@@ -69,6 +72,7 @@ impl Orchestrator {
                 replica,
                 dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
+                evaluator,
                 pipelines: Default::default(),
             }),
         }
@@ -113,7 +117,8 @@ impl Orchestrator {
         self.inner.dispatch.notified().await;
     }
 
-    /// Validates a pipeline script off the async threads (Lua evaluation is CPU work).
+    /// Validates a pipeline script in a worker process of the evaluation pool: Lua
+    /// evaluation is CPU work, and a hostile script may get stuck where only a kill ends it.
     pub async fn validate(&self, source: String, file_name: String) -> Result<PipelineDefinition> {
         if source.len() > self.inner.config.max_pipeline_bytes {
             return Err(Error::invalid(
@@ -126,13 +131,18 @@ impl Orchestrator {
             ));
         }
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
-        tokio::task::spawn_blocking(move || rivet_core::check(&source, &file_name))
-            .await
-            .map_err(|err| Error::Internal(format!("pipeline validation panicked: {err}")))?
-            .map_err(|err| match err {
-                rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
-                other => Error::Internal(other.to_string()),
-            })
+        let checked = match self.inner.evaluator.check(source, file_name.clone()).await {
+            Ok(checked) => checked,
+            // A script a limit stopped is an invalid script, reported like the others.
+            Err(err) => match err.as_diagnostic(&file_name) {
+                Some(diagnostic) => return Err(Error::InvalidPipeline(vec![diagnostic])),
+                None => return Err(err.into()),
+            },
+        };
+        checked.map_err(|err| match err {
+            rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
+            other => Error::Internal(other.to_string()),
+        })
     }
 
     /// Validates and stores a pipeline version.

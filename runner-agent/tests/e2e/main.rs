@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{Config, EvaluationConfig};
 use rivet_orchestrator::coord::MemoryCoordinator;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
@@ -45,6 +45,11 @@ impl Stack {
             lease_ttl_ms: 3_000,
             heartbeat_interval_ms: 250,
             shutdown_grace_ms: 1_000,
+            // This test program cannot serve as an evaluation worker; the runner binary can.
+            evaluation: EvaluationConfig {
+                worker_program: Some(env!("CARGO_BIN_EXE_rivet-runner").into()),
+                ..EvaluationConfig::default()
+            },
             ..Config::default()
         };
         let store = Arc::new(SeaStore::connect(&config.database_url).await.unwrap());
