@@ -358,10 +358,7 @@ async fn sigterm_drains_and_a_second_signal_stops_now() {
 }
 
 /// Follows a job's log until it ends; each line with when it arrived.
-async fn follow_with(
-    mut logs: LogServiceClient<Channel>,
-    id: String,
-) -> Vec<(pb::LogLine, std::time::SystemTime)> {
+async fn follow_with(mut logs: LogServiceClient<Channel>, id: String) -> Vec<(pb::LogLine, std::time::SystemTime)> {
     let request = pb::StreamLogsRequest { job_id: id, from_sequence: 1, follow: true };
     let mut stream = logs.stream_logs(request).await.unwrap().into_inner();
     let mut lines = Vec::new();
@@ -414,7 +411,9 @@ async fn a_flood_of_output_neither_wedges_the_stream_nor_stops_other_jobs() {
 
     let ticking = stack.launch("ticker", &[]).await;
     let ticks = tokio::spawn(follow_with(stack.logs.clone(), ticking.clone()));
-    stack.wait(&ticking, "started its stage", |job| job.stages.iter().any(|s| s.state() == pb::StageState::Running)).await;
+    stack
+        .wait(&ticking, "started its stage", |job| job.stages.iter().any(|s| s.state() == pb::StageState::Running))
+        .await;
 
     let big = stack.launch("flood", &[]).await;
     let follower = tokio::spawn(follow_with(stack.logs.clone(), big.clone()));

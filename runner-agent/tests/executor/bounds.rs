@@ -109,8 +109,7 @@ async fn a_job_past_the_spill_limit_fails_naming_it_without_a_gap() {
     );
     let job = spec.assignment.job_id;
     outbox.open(spec.assignment, FIRST_SEQUENCE);
-    let outcome =
-        run_job(spec, &env.config, &env.podman, Arc::new(outbox.clone()), CancellationToken::new()).await;
+    let outcome = run_job(spec, &env.config, &env.podman, Arc::new(outbox.clone()), CancellationToken::new()).await;
     assert_eq!(outcome.state, JobState::Failed, "{outcome:#?}");
     assert_eq!(outcome.failure_reason, Some(FailureReason::Internal));
     assert!(
@@ -124,8 +123,8 @@ async fn a_job_past_the_spill_limit_fails_naming_it_without_a_gap() {
     let kept = &jobs[&job];
     assert_eq!(kept.produced, outcome.last_sequence, "every counted line is kept, none after");
     assert!(outcome.last_sequence > FIRST_SEQUENCE + 100, "{}", outcome.last_sequence);
-    let skipped = kept.stage_events.iter().any(|event| {
-        matches!(event, JobEvent::StageFinished { stage, state: StageState::Skipped, .. } if stage == "t")
-    });
+    let skipped = kept.stage_events.iter().any(
+        |event| matches!(event, JobEvent::StageFinished { stage, state: StageState::Skipped, .. } if stage == "t"),
+    );
     assert!(skipped, "{:#?}", kept.stage_events);
 }
