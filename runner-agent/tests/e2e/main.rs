@@ -462,3 +462,48 @@ async fn a_flood_of_output_neither_wedges_the_stream_nor_stops_other_jobs() {
     stop.drain.cancel();
     agent.await.unwrap();
 }
+
+/// A script stuck inside one call (`fault.block`, from the `fault-injection` feature the
+/// tests turn on) is ended by its stage's timeout through the whole stack: the job is
+/// reported timed out on time, and the runner, with room for one job only, takes the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_script_times_out_and_the_runner_takes_the_next_job() {
+    let mut stack = Stack::start().await;
+    let runner = PodmanRunner::connect(stack.env.config.clone()).await.unwrap();
+    let agent = Agent::new(AgentConfig { capacity: 1, ..stack.agent_config() }, Arc::new(runner)).unwrap();
+    let stop = Stop::default();
+    let running = stop.clone();
+    let agent = tokio::spawn(async move { agent.run(running).await.unwrap() });
+    let stuck = r#"return pipeline.define {
+  name = "stuck",
+  stages = {
+    { name = "block", timeout = 2, script = function() log.info("blocking") fault.block(120) end },
+    { name = "later", script = function() log.info("later ran") end },
+  },
+}"#;
+    let quick = r#"return pipeline.define { name = "quick", stages = { { name = "s", script = function()
+    log.info("next job ran")
+end } } }"#;
+    stack.create(stuck, "stuck.lua").await;
+    stack.create(quick, "quick.lua").await;
+
+    let id = stack.launch("stuck", &[]).await;
+    let started = tokio::time::Instant::now();
+    let job = stack.wait_ended(&id).await;
+    // The stage timeout, the grace period (1 s), the unwinding and abandoning slack (4 s),
+    // and a margin for a loaded machine.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2 + 1 + 4 + 4), "the stuck job took {took:?}");
+    assert_eq!(job.state(), pb::JobState::TimedOut, "{job:?}");
+    let states: Vec<pb::StageState> = job.stages.iter().map(|s| s.state()).collect();
+    assert_eq!(states, [pb::StageState::TimedOut, pb::StageState::Skipped]);
+    assert!(job.message.contains("timed out after 2s") && job.message.contains("abandoned"), "{}", job.message);
+
+    let next = stack.launch("quick", &[]).await;
+    let lines = stack.follow(&next).await;
+    let job = stack.wait_ended(&next).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    assert_eq!(texts(&lines), ["next job ran"]);
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
