@@ -7,15 +7,18 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rivet_core::text::MAX_MESSAGE_BYTES;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ExecutorConfig;
 use crate::executor::LINE_OVERHEAD;
+use crate::executor::context::{MAX_OUTPUT_KEY, MAX_OUTPUT_VALUE, MAX_OUTPUTS};
 
 /// Room in a message for what surrounds a log batch (the envelope, the assignment).
 const ENVELOPE_BYTES: usize = 64 * 1024;
-/// The smallest message limit: a job's finish carries up to 1 MiB of outputs and its message.
-const MIN_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+/// The smallest message limit: a job's finish carries its message and every output, each
+/// value up to its cap after secrets are masked (masking may lengthen a value).
+const MIN_MESSAGE_BYTES: usize = MAX_OUTPUTS * (MAX_OUTPUT_KEY + MAX_OUTPUT_VALUE) + MAX_MESSAGE_BYTES + ENVELOPE_BYTES;
 /// A bound on stage names for sizing batches (validation keeps them far shorter).
 const MAX_STAGE_NAME_BYTES: usize = 1024;
 
@@ -50,7 +53,8 @@ pub struct AgentConfig {
     pub reconnect_min_ms: u64,
     /// The longest reconnect delay, in milliseconds.
     pub reconnect_max_ms: u64,
-    /// The largest gRPC message sent or received, in bytes.
+    /// The largest gRPC message sent or received, in bytes; at least 4341760 (a job's finish
+    /// carries up to 256 outputs of 16 KiB each and its message).
     pub max_message_bytes: usize,
     /// How jobs run.
     pub executor: ExecutorConfig,
@@ -179,7 +183,7 @@ mod tests {
         );
         assert_eq!(
             check(|c| c.max_message_bytes = 1024),
-            Err("max_message_bytes must be at least 2097152 (a job's outputs and messages travel in one), not 1024"
+            Err("max_message_bytes must be at least 4341760 (a job's outputs and messages travel in one), not 1024"
                 .to_owned())
         );
     }
