@@ -458,7 +458,6 @@ async fn a_flood_of_output_neither_wedges_the_stream_nor_stops_other_jobs() {
     assert_eq!(texts(&ticks), expected, "every tick, once, in order");
     let during = ticks.iter().filter(|(_, at)| *at > ran.0 && *at < ran.1).count();
     assert!(during > 0, "no tick reached its follower while the flood ran ({:?} to {:?})", ran.0, ran.1);
-    assert!(ticks.last().unwrap().1 > ran.1, "the ticker should outlast the flood");
     stop.drain.cancel();
     agent.await.unwrap();
 }
