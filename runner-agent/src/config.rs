@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rivet_core::text::MAX_LOG_LINE_BYTES;
 use serde::{Deserialize, Serialize};
 
 /// How the runner runs jobs: where Podman is, which limits hold for containers and for the
@@ -49,8 +50,14 @@ pub struct ExecutorConfig {
     /// The most bytes `process.run` captures from one stream for the script; the rest is
     /// still logged, only not returned.
     pub max_captured_output_bytes: usize,
-    /// A single output line longer than this, in bytes, is logged in pieces of this size.
+    /// The longest log line, in bytes: process output, `log.*` messages and runner notices
+    /// alike. A longer line keeps its head and ends with a marker saying how many bytes
+    /// were cut (a process's line is cut while it is read, never held whole). At most
+    /// `rivet_core::text::MAX_LOG_LINE_BYTES` (64 KiB), which the orchestrator enforces too.
     pub max_log_line_bytes: usize,
+    /// The most log a job may produce, in bytes (each line's text and stage name plus 64
+    /// bytes). Past it, one notice line says so and later lines are dropped; the job goes on.
+    pub max_job_log_bytes: u64,
     /// How long a cancelled or timed-out process has between SIGTERM and SIGKILL, in
     /// seconds.
     pub cancel_grace_secs: u64,
@@ -75,7 +82,8 @@ impl Default for ExecutorConfig {
             lua_memory_bytes: 64 * 1024 * 1024,
             lua_time_budget_ms: 30_000,
             max_captured_output_bytes: 16 * 1024 * 1024,
-            max_log_line_bytes: 64 * 1024,
+            max_log_line_bytes: MAX_LOG_LINE_BYTES,
+            max_job_log_bytes: 256 * 1024 * 1024,
             cancel_grace_secs: 5,
         }
     }
@@ -96,7 +104,33 @@ impl ExecutorConfig {
     pub fn cancel_grace(&self) -> Duration {
         Duration::from_secs(self.cancel_grace_secs)
     }
+
+    /// Checks the settings that depend on each other or on fixed limits.
+    pub fn check(&self) -> Result<(), String> {
+        if !(MIN_LOG_LINE_BYTES..=MAX_LOG_LINE_BYTES).contains(&self.max_log_line_bytes) {
+            return Err(format!(
+                "executor.max_log_line_bytes must be between {MIN_LOG_LINE_BYTES} and {MAX_LOG_LINE_BYTES}, not {}",
+                self.max_log_line_bytes
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// A size for messages: whole MiB or KiB when it is one, else bytes.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        _ if bytes.is_multiple_of(MIB) => format!("{} MiB", bytes / MIB),
+        _ if bytes.is_multiple_of(KIB) => format!("{} KiB", bytes / KIB),
+        _ => format!("{bytes} bytes"),
+    }
+}
+
+/// The shortest line limit: room for some text and the truncation marker.
+pub const MIN_LOG_LINE_BYTES: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -109,5 +143,12 @@ mod tests {
         assert_eq!(config.default_image, "alpine:3.20");
         assert_eq!(config.cancel_grace(), Duration::from_secs(1));
         assert_eq!(config.podman_socket, ExecutorConfig::default().podman_socket);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(256 * 1024 * 1024), "256 MiB");
+        assert_eq!(human_bytes(64 * 1024), "64 KiB");
+        assert_eq!(human_bytes(100_000), "100000 bytes");
     }
 }

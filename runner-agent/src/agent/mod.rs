@@ -114,7 +114,7 @@ impl Agent {
         };
         let spill_dir = config.state_dir.join("spill");
         let _ = std::fs::remove_dir_all(&spill_dir);
-        let outbox = Outbox::new(spill_dir, config.log_memory_bytes);
+        let outbox = Outbox::new(spill_dir, config.log_memory_bytes, config.max_log_spill_bytes);
         Ok(Agent {
             config,
             runner_id,
@@ -396,7 +396,7 @@ impl Agent {
                 }
                 // Bounded per flush, so one chatty job cannot starve heartbeats.
                 for _ in 0..8 {
-                    let lines = match outbox.unsent_lines(BATCH_LINES) {
+                    let lines = match outbox.unsent_lines(BATCH_LINES, self.config.max_log_batch_bytes) {
                         Ok(lines) => lines,
                         Err(err) => {
                             tracing::error!(job = %outbox.assignment.job_id, error = %err, "cannot read spilled log lines");
