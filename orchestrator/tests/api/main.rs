@@ -8,3 +8,4 @@ mod pipelines;
 mod replicas;
 mod resilience;
 mod support;
+mod trust;
