@@ -343,3 +343,147 @@ async fn mutual_tls_can_be_required_of_runners() {
     // Users' clients need no certificate on the same server.
     list_pipelines(&url, ClientTls { ca_file: Some(&ca), ..ClientTls::default() }).await.expect("API served");
 }
+
+/// Waits until `child` logs "orchestrator serving" and returns the address it names.
+async fn serving_addr(child: &mut tokio::process::Child) -> Result<String, String> {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("orchestrator serving")
+                && let Some(addr) = line.split("addr=").nth(1).and_then(|rest| rest.split_whitespace().next())
+            {
+                return Some(addr.to_owned());
+            }
+            seen.push(line);
+        }
+        None
+    })
+    .await;
+    match found {
+        Ok(Some(addr)) => Ok(addr),
+        _ => {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr),
+                )
+                .await;
+            }
+            Err(format!("{}\n{stderr}", seen.join("\n")))
+        }
+    }
+}
+
+/// A `redis-server` serving TLS only, on a free port, with the test PKI's server
+/// certificate. Killed on drop.
+struct TlsRedis {
+    port: u16,
+    _child: tokio::process::Child,
+    _dir: TempDir,
+}
+
+impl TlsRedis {
+    async fn start(pki: &Pki) -> TlsRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let dir = TempDir::new().expect("tempdir");
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--tls-cert-file", &pki.server_cert_str(), "--tls-key-file", &pki.server_key_str()])
+            .args(["--tls-ca-cert-file", &pki.ca_str(), "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir", &dir.path().display().to_string()])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "the TLS redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TlsRedis { port, _child: child, _dir: dir }
+    }
+}
+
+/// `rediss://` and `sslmode=require` work, and the Redis certificate is really checked:
+/// without the private CA (SSL_CERT_FILE) the orchestrator refuses to start.
+#[tokio::test]
+async fn redis_and_postgres_urls_with_tls_work() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(&pki).await;
+    let database = rivet_orchestrator::testing::fresh_database(Backend::Postgres).await;
+    let separator = if database.url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{}{separator}sslmode=require", database.url);
+    let redis_url = format!("rediss://localhost:{}", redis.port);
+    let spawn = |trust_ca: bool| {
+        let mut command = tokio::process::Command::new(BINARY);
+        command
+            .env_clear()
+            .env("RIVET_LISTEN", "127.0.0.1:0")
+            .env("RIVET_DATABASE_URL", &database_url)
+            .env("RIVET_REDIS_URL", &redis_url)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if trust_ca {
+            command.env("SSL_CERT_FILE", pki.ca_str());
+        }
+        command.spawn().expect("spawn rivet-orchestrator")
+    };
+
+    let mut untrusting = spawn(false);
+    let refused = serving_addr(&mut untrusting).await.expect_err("an unverified Redis certificate was accepted");
+    assert!(refused.contains("cannot connect to Redis"), "{refused}");
+
+    let mut trusting = spawn(true);
+    let addr = serving_addr(&mut trusting).await.expect("serves with TLS to PostgreSQL and Redis");
+    let listed = list_pipelines(&format!("http://{addr}"), ClientTls::default()).await;
+    assert!(listed.is_ok(), "{listed:?}");
+    let _ = trusting.kill().await;
+}
+
+/// The real agent connects over mutual TLS to an orchestrator that requires it, and runs
+/// a job whose every line comes back.
+#[tokio::test]
+async fn the_runner_agent_speaks_mutual_tls() {
+    use rivet_runner::agent::config::TlsFiles;
+    use rivet_runner::agent::{Agent, AgentConfig, Stop};
+    use std::sync::Arc;
+
+    let pki = Pki::new();
+    let cluster = tls_cluster(&pki, true).await;
+    let url = format!("https://localhost:{}", cluster.addr(0).port());
+    let ca = pki.path("ca.pem");
+    let (cert, key) = pki.client();
+    let state = TempDir::new().expect("tempdir");
+    let config = AgentConfig {
+        orchestrator_url: url.clone(),
+        capacity: 1,
+        state_dir: state.path().to_owned(),
+        tls: TlsFiles { ca_file: Some(ca.clone()), cert_file: Some(cert), key_file: Some(key) },
+        ..AgentConfig::default()
+    };
+    let runner = crate::resilience::ScriptedRunner { lines: 120, pause: Duration::from_millis(1) };
+    let agent = Agent::new(config, Arc::new(runner)).expect("agent");
+    let stop = Stop::default();
+    let running = stop.clone();
+    let task = tokio::spawn(async move { agent.run(running).await });
+
+    let channel = endpoint(&url, ClientTls { ca_file: Some(&ca), ..ClientTls::default() })
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("TLS connects");
+    let mut api = crate::support::Api::over(channel);
+    api.create(&crate::support::pipeline_source("over-tls", &[])).await;
+    let job = api.launch("over-tls", &[("image", "x")]).await.expect("launch");
+    api.wait_for(&job.id, pb::JobState::Succeeded).await;
+    let lines = api.follow(&job.id, 1).await;
+    assert_eq!(lines.len(), 120, "every line came back over TLS");
+    stop.now.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+}
