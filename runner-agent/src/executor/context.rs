@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
 use podman_api::Podman;
+use rivet_core::model::StageNetwork;
 use rivet_core::{Assignment, FailureReason, LogLevel, LogLine, ResolvedInputs};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,7 @@ pub(crate) struct JobContext {
     next_sequence: Mutex<u64>,
     stop_reason: Mutex<Option<FailureReason>>,
     stage: Mutex<String>,
+    network: Mutex<StageNetwork>,
     stack: Mutex<Vec<String>>,
     images: Mutex<HashSet<String>>,
     outputs: Mutex<Outputs>,
@@ -85,6 +87,7 @@ impl JobContext {
             next_sequence: Mutex::new(parts.first_sequence),
             stop_reason: Mutex::new(None),
             stage: Mutex::new(String::new()),
+            network: Mutex::new(StageNetwork::Default),
             stack: Mutex::new(Vec::new()),
             images: Mutex::new(HashSet::new()),
             outputs: Mutex::new(Outputs::default()),
@@ -140,9 +143,15 @@ impl JobContext {
     }
 
     /// Enters `stage`, whose processes run in `image` unless `container.with` says otherwise.
-    pub(crate) fn enter_stage(&self, stage: &str, image: &str) {
+    pub(crate) fn enter_stage(&self, stage: &str, image: &str, network: StageNetwork) {
         *lock(&self.stage) = stage.to_owned();
+        *lock(&self.network) = network;
         *lock(&self.stack) = vec![image.to_owned()];
+    }
+
+    /// The network of the running stage's containers.
+    pub(crate) fn current_network(&self) -> StageNetwork {
+        *lock(&self.network)
     }
 
     /// The image processes run in now: the top of the container stack.

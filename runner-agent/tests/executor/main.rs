@@ -1,6 +1,7 @@
 //! Integration tests of the job executor against a real Podman service and the local test
 //! images (`deploy/test-image/build.sh`).
 
+mod isolation;
 mod lifecycle;
 mod pipelines;
 mod process;
