@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
+use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::Settings;
 use crate::error::{self, Error, Subject};
@@ -53,10 +54,13 @@ impl Client {
     /// start one.
     pub async fn connect(settings: &Settings) -> Result<Client, Error> {
         let server = settings.server.clone();
-        let endpoint = Endpoint::from_shared(server.clone())
+        let tls = ClientTls { ca_file: settings.ca_file.as_deref(), ..ClientTls::default() };
+        let endpoint = endpoint(&server, tls)
             .map_err(|err| {
-                Error::new(exit::USAGE, format!("invalid server address `{server}`: {err}"))
-                    .hint("use a URL such as http://127.0.0.1:7420 (RIVET_SERVER or --server)")
+                Error::new(exit::USAGE, err.to_string()).hint(
+                    "use a URL such as http://127.0.0.1:7420 or https://ci.example:7420 (RIVET_SERVER or --server), \
+                     and for a private CA its PEM file (RIVET_CA_FILE)",
+                )
             })?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)

@@ -76,6 +76,10 @@ enum Command {
         /// can reach the address may use the server.
         #[arg(long = "api-token", value_name = "TOKEN")]
         api_tokens: Vec<String>,
+        /// Allow a --listen address off loopback. The embedded server speaks plain text and
+        /// accepts any runner, so anyone who can reach the address can use it.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Set up editor support.
     #[command(subcommand)]
@@ -283,7 +287,7 @@ fn main() -> ExitCode {
                 block_on(commands::run::run(&file, launch, format))
             })
         }
-        Command::Dev { listen, api_tokens } => block_on(commands::dev::run(listen, api_tokens)),
+        Command::Dev { listen, api_tokens, insecure } => block_on(commands::dev::run(listen, api_tokens, insecure)),
         command => block_on(remote(command, &overrides, format)),
     };
     match result {

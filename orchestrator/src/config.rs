@@ -1,5 +1,10 @@
 //! The orchestrator's configuration: defaults < TOML file < `RIVET_*` environment
 //! (`__` separates nesting levels, e.g. `RIVET_AUTH__RUNNER_TOKENS='["t1"]'`).
+//!
+//! Every setting can be given either way, nested ones included. A `RIVET_*` variable that
+//! names no setting but looks like one (`RIVET_LEASE_TLL_MS`, `RIVET_AUTH__API_TOKEN`)
+//! stops the start with the variable meant; other programs' variables (the CLI's
+//! `RIVET_SERVER`, the runner's `RIVET_RUNNER_*`) are left alone.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,7 +12,11 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rivet_core::settings::{self, KeyPaths};
 use serde::{Deserialize, Serialize};
+
+/// The prefix of the orchestrator's environment variables.
+const PREFIX: &str = "RIVET_";
 
 /// Everything the orchestrator can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +53,37 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Evaluating pipeline scripts at creation time.
     pub evaluation: EvaluationConfig,
+    /// TLS for the gRPC server.
+    pub tls: TlsConfig,
+    /// Allow listening off loopback without TLS or without authentication. Never in
+    /// production: anyone who can reach the port can then read and do everything. A
+    /// warning is logged at every start while it is set.
+    pub insecure: bool,
+}
+
+/// TLS for the gRPC server (rustls). Off loopback, the orchestrator refuses to start
+/// without it unless `insecure` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM. Setting it (with `key_file`) turns TLS on.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`, PEM.
+    pub key_file: Option<PathBuf>,
+    /// A PEM file of CA certificates that sign client certificates. When set, clients may
+    /// present a certificate (mutual TLS), and `require_runner_certificate` can demand one
+    /// of runners.
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse a runner stream whose connection did not present a client certificate
+    /// signed by `client_ca_file`.
+    pub require_runner_certificate: bool,
+}
+
+impl TlsConfig {
+    /// Whether the server speaks TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
 }
 
 /// How pipeline scripts are evaluated when they are created or validated: in a pool of
@@ -144,9 +184,20 @@ impl Default for Config {
             shutdown_grace_ms: 10_000,
             auth: AuthConfig::default(),
             evaluation: EvaluationConfig::default(),
+            tls: TlsConfig::default(),
+            insecure: false,
         }
     }
 }
+
+/// Variables with the `RIVET_` prefix that are not the orchestrator's settings: the file
+/// option, the CLI's, the runner's and the tests'.
+const FOREIGN_VARIABLES: &[&str] =
+    &["RIVET_CONFIG", "RIVET_SERVER", "RIVET_TOKEN", "RIVET_CA_FILE", "RIVET_RUNNER_*", "RIVET_TEST_*"];
+
+/// What `--print-config` shows instead of a secret (plain letters, so that it stays
+/// readable where a URL's password was).
+pub const REDACTED: &str = "REDACTED";
 
 impl Config {
     /// Loads defaults, then `file` (when given, it must exist), then `RIVET_*` variables.
@@ -155,23 +206,55 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // Only variables naming a setting: RIVET_SERVER (the CLI's), RIVET_RUNNER_* (the
-        // runner's) and RIVET_TEST_* (the tests') are someone else's.
-        let known = Config::top_level_keys();
-        let env = Env::prefixed("RIVET_").split("__").filter(move |key| {
-            let first = key.as_str().split("__").next().unwrap_or_default().to_ascii_lowercase();
-            known.contains(&first)
-        });
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).unwrap_or_default());
+        let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+        let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, FOREIGN_VARIABLES);
+        if !report.typos.is_empty() {
+            return Err(Box::new(figment::Error::from(settings_typos(&report.typos))));
+        }
+        for var in &report.unknown {
+            tracing::warn!(variable = %var, "ignoring an environment variable that names no orchestrator setting");
+        }
+        // Only variables that name a setting reach figment. Figment's `split` has already
+        // turned `__` into `.` when the filter runs, so the filter sees dotted paths.
+        let env =
+            Env::prefixed(PREFIX).split("__").filter(move |key| keys.contains(&key.as_str().to_ascii_lowercase()));
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
     }
 
-    fn top_level_keys() -> Vec<String> {
-        match serde_json::to_value(Config::default()) {
-            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-            _ => Vec::new(),
+    /// The configuration with every secret replaced by [`REDACTED`]: tokens, and the
+    /// passwords in database and Redis URLs. What `--print-config` prints.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        config.database_url = redact_url(&config.database_url);
+        config.redis_url = config.redis_url.as_deref().map(redact_url);
+        for token in config.auth.api_tokens.iter_mut().chain(config.auth.runner_tokens.iter_mut()) {
+            *token = REDACTED.to_owned();
         }
+        config
+    }
+
+    /// Whether both the API and the runner endpoint demand credentials.
+    pub fn authenticated(&self) -> bool {
+        !self.auth.api_tokens.is_empty() && !self.auth.runner_tokens.is_empty()
+    }
+
+    /// What is missing for listening on `listen` safely: TLS and authentication, both
+    /// required off loopback. Empty when nothing is.
+    pub fn exposure(&self) -> Vec<&'static str> {
+        if self.listen.ip().is_loopback() {
+            return Vec::new();
+        }
+        let mut missing = Vec::new();
+        if !self.tls.enabled() {
+            missing.push("TLS (tls.cert_file and tls.key_file)");
+        }
+        if !self.authenticated() {
+            missing.push("authentication (auth.api_tokens and auth.runner_tokens)");
+        }
+        missing
     }
 
     /// Checks relations between settings that serde cannot.
@@ -188,6 +271,25 @@ impl Config {
         if self.max_pipeline_bytes > self.max_message_bytes {
             return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
         }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file must be set together".to_owned());
+        }
+        if self.tls.client_ca_file.is_some() && !self.tls.enabled() {
+            return Err("tls.client_ca_file needs tls.cert_file and tls.key_file".to_owned());
+        }
+        if self.tls.require_runner_certificate && self.tls.client_ca_file.is_none() {
+            return Err("tls.require_runner_certificate needs tls.client_ca_file".to_owned());
+        }
+        let missing = self.exposure();
+        if !missing.is_empty() && !self.insecure {
+            return Err(format!(
+                "refusing to listen on {} without {}: anyone who can reach it could read and do everything. \
+                 Configure them, listen on a loopback address, or set `insecure = true` (RIVET_INSECURE=true) \
+                 to accept the risk",
+                self.listen,
+                missing.join(" and ")
+            ));
+        }
         self.evaluation.validate()
     }
 
@@ -199,6 +301,30 @@ impl Config {
     /// The heartbeat interval.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
+    }
+}
+
+/// The start-up error for mistyped variables, each with the one meant when known.
+pub fn settings_typos(typos: &[(String, Option<String>)]) -> String {
+    let lines: Vec<String> = typos
+        .iter()
+        .map(|(var, meant)| match meant {
+            Some(meant) => format!("{var} names no setting (did you mean {meant}?)"),
+            None => format!("{var} names no setting"),
+        })
+        .collect();
+    format!("unknown environment variable(s): {}", lines.join("; "))
+}
+
+/// `url` with its password replaced by [`REDACTED`]; unchanged when it has none or does
+/// not parse as a URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some(REDACTED)) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => url.to_owned(),
+        },
+        _ => url.to_owned(),
     }
 }
 
@@ -215,17 +341,44 @@ mod tests {
         let config = Config::load(Some(Path::new(EXAMPLE))).expect("the example loads");
         assert_eq!(config, Config::default());
         let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
-        let json = serde_json::to_value(Config::default()).expect("serializable");
-        let sections = ["auth", "evaluation"];
-        let mut keys: Vec<String> =
-            json.as_object().expect("an object").keys().filter(|k| !sections.contains(&k.as_str())).cloned().collect();
-        for section in sections {
-            assert!(text.contains(&format!("[{section}]")), "deploy/config/orchestrator.toml has no [{section}]");
-            keys.extend(json[section].as_object().expect("a section").keys().cloned());
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
+        for path in keys.all() {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{path}`");
         }
-        for key in keys {
-            assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
-        }
+    }
+
+    #[test]
+    fn off_loopback_needs_tls_and_authentication_unless_insecure() {
+        let exposed = SocketAddr::from(([0, 0, 0, 0], 7420));
+        let mut config = Config { listen: exposed, ..Config::default() };
+        let err = config.validate().expect_err("open and plain text off loopback");
+        assert!(err.contains("without TLS (tls.cert_file and tls.key_file) and authentication"), "{err}");
+        config.auth = AuthConfig { api_tokens: vec!["a".into()], runner_tokens: vec!["r".into()] };
+        let err = config.validate().expect_err("plain text off loopback");
+        assert!(err.contains("without TLS") && !err.contains("authentication"), "{err}");
+        config.tls.cert_file = Some("cert.pem".into());
+        config.tls.key_file = Some("key.pem".into());
+        assert_eq!(config.validate(), Ok(()));
+        let insecure = Config { listen: exposed, insecure: true, ..Config::default() };
+        assert_eq!(insecure.validate(), Ok(()));
+        assert_eq!(Config::default().exposure(), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn redaction_hides_tokens_and_passwords() {
+        let config = Config {
+            database_url: "postgres://rivet:hunter2@db:5432/rivet?sslmode=require".to_owned(),
+            redis_url: Some("rediss://default:pa55@cache:6380/0".to_owned()),
+            auth: AuthConfig { api_tokens: vec!["t1".into()], runner_tokens: vec!["t2".into(), "t3".into()] },
+            ..Config::default()
+        };
+        let redacted = config.redacted();
+        assert_eq!(redacted.database_url, "postgres://rivet:REDACTED@db:5432/rivet?sslmode=require");
+        assert_eq!(redacted.redis_url.as_deref(), Some("rediss://default:REDACTED@cache:6380/0"));
+        assert_eq!(redacted.auth.api_tokens, vec![REDACTED]);
+        assert_eq!(redacted.auth.runner_tokens, vec![REDACTED, REDACTED]);
+        assert_eq!(redact_url("sqlite://rivet.db?mode=rwc"), "sqlite://rivet.db?mode=rwc");
     }
 
     #[test]

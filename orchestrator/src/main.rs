@@ -16,7 +16,7 @@ struct Args {
     /// A TOML configuration file; `RIVET_*` environment variables override it.
     #[arg(long, short, env = "RIVET_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration (secrets redacted) as JSON and exit.
     #[arg(long)]
     print_config: bool,
 }
@@ -45,7 +45,7 @@ async fn serve() -> anyhow::Result<()> {
     // Parse the configuration before binding anything: an invalid one exits clearly.
     let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
     if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+        println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
     let (store, coord) = server::connect_backends(&config).await?;

@@ -2,9 +2,11 @@
 //! limits, and the background tasks (dispatcher, lease sweeper); shuts down gracefully.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
@@ -14,10 +16,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
 use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners};
-use crate::config::Config;
+use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
 use crate::domain::coord::Coordinator;
 use crate::domain::orchestrator::Orchestrator;
@@ -29,24 +32,31 @@ use crate::storage::SeaStore;
 pub async fn connect_backends(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Coordinator>)> {
     let store = SeaStore::connect(&config.database_url)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot open the database {}: {err}", redact(&config.database_url)))?;
+        .map_err(|err| anyhow::anyhow!("cannot open the database {}: {err}", redact_url(&config.database_url)))?;
     let coord: Arc<dyn Coordinator> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisCoordinator::connect(url, &config.redis_namespace)
                 .await
-                .map_err(|err| anyhow::anyhow!("cannot connect to Redis at {}: {err}", redact(url)))?,
+                .map_err(|err| anyhow::anyhow!("cannot connect to Redis at {}: {err}", redact_url(url)))?,
         ),
         None => Arc::new(MemoryCoordinator::new()),
     };
     Ok((Arc::new(store), coord))
 }
 
-/// A URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
+/// The server's TLS settings, read from the configured files; `None` without TLS.
+fn tls_config(tls: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else { return Ok(None) };
+    let read = |what: &str, path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read("certificate", cert)?, read("key", key)?));
+    if let Some(ca) = &tls.client_ca_file {
+        // Users' clients need no certificate; runners may be required to present one
+        // (checked on their stream, see `api::runners`).
+        config = config.client_ca_root(Certificate::from_pem(read("client CA file", ca)?)).client_auth_optional(true);
     }
+    Ok(Some(config))
 }
 
 /// A running orchestrator.
@@ -70,6 +80,17 @@ pub async fn start(
     listener: TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    // The same rule as the configuration's: a server built in code (tests, the embedded
+    // mode) cannot be exposed by accident either.
+    config.validate().map_err(|message| anyhow::anyhow!(message))?;
+    if config.insecure && !config.exposure().is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            missing = %config.exposure().join(" and "),
+            "INSECURE: serving off loopback without TLS or authentication because `insecure = true`"
+        );
+    }
+    let tls = tls_config(&config.tls)?;
     let auth = Auth::new(config.auth.api_tokens.clone(), config.auth.runner_tokens.clone());
     let limit = config.max_message_bytes;
     let orchestrator = Orchestrator::new(store, coord, config);
@@ -104,7 +125,11 @@ pub async fn start(
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("invalid TLS configuration")?;
+    }
+    let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(health_service)

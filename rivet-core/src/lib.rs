@@ -19,6 +19,7 @@ pub mod job;
 mod loader;
 pub mod model;
 pub mod sandbox;
+pub mod settings;
 pub mod text;
 mod validate;
 

@@ -8,10 +8,10 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::diagnostic::{Diagnostics, LoadError};
 use crate::dsl;
-use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageSpec, Tag};
+use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageNetwork, StageSpec, Tag};
 
 const PIPELINE_FIELDS: &[&str] = &["name", "description", "inputs", "runner", "plugins", "secrets", "stages"];
-const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout"];
+const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout", "network"];
 const INPUT_FIELDS: &[&str] = &["name", "type", "description", "default", "options", "required"];
 const TAG_FIELDS: &[&str] = &["key", "value"];
 
@@ -192,9 +192,21 @@ impl Validator<'_> {
             self.diagnostics.push(line, fields.path("script"), "is required: a function that runs the stage");
         }
         let timeout_secs = self.timeout(&mut fields);
+        let network = match self.string(&mut fields, "network") {
+            Some(name) => match StageNetwork::parse(&name) {
+                Some(network) => Some(network),
+                None => {
+                    let name = crate::text::truncate(&name, 64);
+                    let allowed = StageNetwork::NAMES.map(|n| format!("\"{n}\"")).join(" or ");
+                    self.error_at(&fields, "network", format!("must be {allowed}, got \"{name}\""));
+                    None
+                }
+            },
+            None => None,
+        };
 
         let (name, script) = (name?, script?);
-        let spec = StageSpec { name, container, has_condition: condition.is_some(), timeout_secs, line };
+        let spec = StageSpec { name, container, has_condition: condition.is_some(), timeout_secs, network, line };
         Some((spec, StageFunctions { condition, script }))
     }
 

@@ -5,7 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rivet_core::text::MAX_LOG_LINE_BYTES;
+use rivet_core::model::StageNetwork;
 use serde::{Deserialize, Serialize};
+
+/// The default first host id of the containers' user namespace: far above the ids of
+/// users and of the usual `/etc/subuid` ranges (100000 and up).
+pub const CONTAINER_UID_BASE: u32 = 1_000_000;
+
+/// How many ids the containers' user namespace maps.
+pub const CONTAINER_ID_COUNT: u32 = 65_536;
 
 /// How the runner runs jobs: where Podman is, which limits hold for containers and for the
 /// Lua scripts, and where workspaces live.
@@ -61,6 +69,15 @@ pub struct ExecutorConfig {
     /// How long a cancelled or timed-out process has between SIGTERM and SIGKILL, in
     /// seconds.
     pub cancel_grace_secs: u64,
+    /// The network of a stage's containers when the stage names none: `"default"`
+    /// (Podman's bridge) or `"none"` (loopback only).
+    pub default_network: StageNetwork,
+    /// The host uid (and gid) that root in a job's containers maps to, in a user
+    /// namespace of 65536 ids: root in a container is not root on the host, and what a job
+    /// writes to its workspace belongs to this unprivileged id. Only used when the runner
+    /// runs as root (rootless Podman maps ids itself); unset to share the host's ids,
+    /// which makes a container escape a host-root escape.
+    pub container_uid_base: Option<u32>,
 }
 
 impl Default for ExecutorConfig {
@@ -85,6 +102,8 @@ impl Default for ExecutorConfig {
             max_log_line_bytes: MAX_LOG_LINE_BYTES,
             max_job_log_bytes: 256 * 1024 * 1024,
             cancel_grace_secs: 5,
+            default_network: StageNetwork::Default,
+            container_uid_base: Some(CONTAINER_UID_BASE),
         }
     }
 }

@@ -18,6 +18,9 @@ struct Args {
     /// A TOML configuration file; `RIVET_RUNNER_*` environment variables override it.
     #[arg(long, short, env = "RIVET_RUNNER_CONFIG")]
     config: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,10 @@ async fn run() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = AgentConfig::load(args.config.as_deref()).context("invalid configuration")?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config.redacted())?);
+        return Ok(());
+    }
     let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
     let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;
     tracing::info!(runner = %agent.runner_id(), "runner starting");

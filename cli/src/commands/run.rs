@@ -53,6 +53,7 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
         runner_name: "rivet run".to_owned(),
         capacity: 1,
         api_tokens: Vec::new(),
+        insecure: false,
     };
     let server = Embedded::start(options).await?;
     let result = run_job(&server.url(), file, &launch, format).await;
@@ -68,7 +69,7 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
 }
 
 async fn run_job(url: &str, file: &Path, launch: &Launch, format: Format) -> Result<u8, Error> {
-    let settings = crate::config::Settings { server: url.to_owned(), token: None };
+    let settings = crate::config::Settings { server: url.to_owned(), token: None, ca_file: None };
     let client = Client::connect(&settings).await?;
     let pipeline = pipeline::create_pipeline(&client, file).await?;
     let job = job::launch_job(&client, &pipeline, launch).await?;

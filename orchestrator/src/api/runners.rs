@@ -38,6 +38,13 @@ impl RunnerService for Runners {
         request: Request<Streaming<ConnectRequest>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
         self.auth.check(request.metadata(), Role::Runner)?;
+        if self.orchestrator.config().tls.require_runner_certificate
+            && request.peer_certs().is_none_or(|certs| certs.is_empty())
+        {
+            return Err(Status::unauthenticated(
+                "this orchestrator requires runners to present a client certificate (mutual TLS)",
+            ));
+        }
         if self.orchestrator.shutdown_token().is_cancelled() {
             return Err(Error::ShuttingDown.into());
         }

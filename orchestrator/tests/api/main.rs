@@ -9,3 +9,4 @@ mod pipelines;
 mod replicas;
 mod resilience;
 mod support;
+mod trust;

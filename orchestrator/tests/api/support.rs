@@ -151,7 +151,11 @@ pub struct Api {
 impl Api {
     /// Clients of the orchestrator at `addr`.
     pub async fn connect(addr: SocketAddr) -> Api {
-        let channel = channel(addr).await;
+        Api::over(channel(addr).await)
+    }
+
+    /// Clients on an open `channel` (TLS, say).
+    pub fn over(channel: Channel) -> Api {
         Api {
             pipelines: PipelineServiceClient::new(channel.clone()),
             jobs: JobServiceClient::new(channel.clone()),

@@ -10,6 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use rivet_core::text::MAX_MESSAGE_BYTES;
 use serde::{Deserialize, Serialize};
 
+use rivet_core::settings::{self, EnvReport, KeyPaths};
+
 use crate::config::ExecutorConfig;
 use crate::executor::LINE_OVERHEAD;
 use crate::executor::context::{MAX_OUTPUT_KEY, MAX_OUTPUT_VALUE, MAX_OUTPUTS};
@@ -21,6 +23,24 @@ const ENVELOPE_BYTES: usize = 64 * 1024;
 const MIN_MESSAGE_BYTES: usize = MAX_OUTPUTS * (MAX_OUTPUT_KEY + MAX_OUTPUT_VALUE) + MAX_MESSAGE_BYTES + ENVELOPE_BYTES;
 /// A bound on stage names for sizing batches (validation keeps them far shorter).
 const MAX_STAGE_NAME_BYTES: usize = 1024;
+
+/// The prefix of the runner's environment variables.
+const PREFIX: &str = "RIVET_RUNNER_";
+
+/// Every variable with the runner's prefix must name a setting: the runner has its own
+/// prefix, so anything else under it is a mistake, whether it resembles a setting or not.
+fn unknown_variables(report: &EnvReport) -> Option<String> {
+    let mut lines: Vec<String> = report
+        .typos
+        .iter()
+        .map(|(var, meant)| match meant {
+            Some(meant) => format!("{var} (did you mean {meant}?)"),
+            None => var.clone(),
+        })
+        .collect();
+    lines.extend(report.unknown.iter().cloned());
+    (!lines.is_empty()).then(|| format!("environment variable(s) naming no runner setting: {}", lines.join("; ")))
+}
 
 /// Everything the runner agent can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +76,23 @@ pub struct AgentConfig {
     /// The largest gRPC message sent or received, in bytes; at least 4341760 (a job's finish
     /// carries up to 256 outputs of 16 KiB each and its message).
     pub max_message_bytes: usize,
+    /// TLS towards an `https://` orchestrator.
+    pub tls: TlsFiles,
     /// How jobs run.
     pub executor: ExecutorConfig,
+}
+
+/// The TLS files of the runner's connection to an `https://` orchestrator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFiles {
+    /// A PEM file of CA certificates to trust besides the public web roots (an
+    /// orchestrator with a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// The runner's client certificate, PEM, for an orchestrator that requires mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`, PEM.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -75,6 +110,7 @@ impl Default for AgentConfig {
             reconnect_min_ms: 200,
             reconnect_max_ms: 30_000,
             max_message_bytes: 8 * 1024 * 1024,
+            tls: TlsFiles::default(),
             executor: ExecutorConfig::default(),
         }
     }
@@ -87,8 +123,15 @@ impl AgentConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // RIVET_RUNNER_CONFIG names the file; it is not a setting.
-        let env = Env::prefixed("RIVET_RUNNER_").split("__").filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
+        // RIVET_RUNNER_CONFIG names the file; it is not a setting. Any other variable with
+        // the prefix must name one: a typo stops the start, naming the variable meant.
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).unwrap_or_default());
+        let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+        let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, &["RIVET_RUNNER_CONFIG"]);
+        if let Some(message) = unknown_variables(&report) {
+            return Err(Box::new(figment::Error::from(message)));
+        }
+        let env = Env::prefixed(PREFIX).split("__").filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
         let config: AgentConfig = figment.merge(env).extract().map_err(Box::new)?;
         config.check().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
@@ -116,6 +159,15 @@ impl AgentConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The configuration with its secrets replaced by `REDACTED`, for `--print-config`.
+    pub fn redacted(&self) -> AgentConfig {
+        let mut config = self.clone();
+        if config.token.is_some() {
+            config.token = Some("REDACTED".to_owned());
+        }
+        config
     }
 
     /// The labels announced in the hello: the configured ones plus `os` and `arch`.
@@ -157,11 +209,11 @@ mod tests {
         let config = AgentConfig::load(Some(Path::new(EXAMPLE))).expect("the example loads");
         assert_eq!(config, AgentConfig::default());
         let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
-        let json = serde_json::to_value(AgentConfig::default()).expect("serializable");
-        let top = json.as_object().expect("an object");
-        let executor = top["executor"].as_object().expect("executor settings");
-        for key in top.keys().chain(executor.keys()).filter(|k| *k != "executor" && *k != "labels") {
-            assert!(text.contains(&format!("{key} =")), "deploy/config/runner.toml does not document `{key}`");
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).expect("serializable"));
+        for path in keys.all() {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            let documented = text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]"));
+            assert!(documented, "deploy/config/runner.toml does not document `{path}`");
         }
     }
 

@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use rivet_core::job::PROTOCOL_VERSION;
 use rivet_core::{Assignment, FailureReason, JobState};
+use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use rivet_proto::v1::{self as pb, ConnectRequest, connect_request, connect_response};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use config::AgentConfig;
@@ -133,7 +134,13 @@ impl Agent {
 
     /// Connects and serves until `stop` says so and every job is reported.
     pub async fn run(self, stop: Stop) -> Result<(), AgentError> {
-        let endpoint = Endpoint::from_shared(self.config.orchestrator_url.clone())
+        let tls = &self.config.tls;
+        let files = ClientTls {
+            ca_file: tls.ca_file.as_deref(),
+            cert_file: tls.cert_file.as_deref(),
+            key_file: tls.key_file.as_deref(),
+        };
+        let endpoint = endpoint(&self.config.orchestrator_url, files)
             .map_err(|err| AgentError::InvalidUrl {
                 url: self.config.orchestrator_url.clone(),
                 message: err.to_string(),

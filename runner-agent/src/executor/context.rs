@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
 use podman_api::Podman;
+use rivet_core::model::StageNetwork;
 use rivet_core::text::{MAX_MESSAGE_BYTES, truncate, truncate_owned};
 use rivet_core::{Assignment, FailureReason, LogLevel, LogLine, ResolvedInputs, StageState};
 use tokio::runtime::Handle;
@@ -67,6 +68,7 @@ pub(crate) struct JobContext {
     reports: Mutex<Reports>,
     stop_why: Mutex<Option<StageFailure>>,
     stage: Mutex<String>,
+    network: Mutex<StageNetwork>,
     stack: Mutex<Vec<String>>,
     images: Mutex<HashSet<String>>,
     outputs: Mutex<Outputs>,
@@ -126,6 +128,7 @@ impl JobContext {
             reports: Mutex::new(Reports { next_sequence: parts.first_sequence, ..Reports::default() }),
             stop_why: Mutex::new(None),
             stage: Mutex::new(String::new()),
+            network: Mutex::new(StageNetwork::Default),
             stack: Mutex::new(Vec::new()),
             images: Mutex::new(HashSet::new()),
             outputs: Mutex::new(Outputs::default()),
@@ -247,10 +250,16 @@ impl JobContext {
     }
 
     /// Enters `stage`, whose processes run in `image` unless `container.with` says otherwise.
-    pub(crate) fn enter_stage(&self, stage: &str, image: &str) {
+    pub(crate) fn enter_stage(&self, stage: &str, image: &str, network: StageNetwork) {
         lock(&self.reports).current = Some(stage.to_owned());
         *lock(&self.stage) = stage.to_owned();
+        *lock(&self.network) = network;
         *lock(&self.stack) = vec![image.to_owned()];
+    }
+
+    /// The network of the running stage's containers.
+    pub(crate) fn current_network(&self) -> StageNetwork {
+        *lock(&self.network)
     }
 
     /// The image processes run in now: the top of the container stack.

@@ -122,7 +122,7 @@ pub async fn run_job(
         first_sequence: spec.first_sequence,
         sink,
     }));
-    if let Err(err) = workspace::create(&dir) {
+    if let Err(err) = workspace::create(&dir, workspace::mapped_root(config)) {
         return outcome(&ctx, Finish::failed(err.reason(), err.to_string()));
     }
 

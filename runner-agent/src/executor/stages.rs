@@ -51,7 +51,7 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String) -> F
         }
 
         let image = stage.container.clone().unwrap_or_else(|| ctx.config.default_image.clone());
-        ctx.enter_stage(&stage.name, &image);
+        ctx.enter_stage(&stage.name, &image, stage.network.unwrap_or(ctx.config.default_network));
         if let Err(err) = ctx.budget.start(&lua) {
             return Finish::failed(FailureReason::Internal, format!("failed to arm the Lua time budget: {err}"));
         }

@@ -2,6 +2,7 @@
 //! images (`deploy/test-image/build.sh`).
 
 mod bounds;
+mod isolation;
 mod lifecycle;
 mod pipelines;
 mod process;
