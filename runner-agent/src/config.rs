@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rivet_core::text::MAX_LOG_LINE_BYTES;
 use rivet_core::model::StageNetwork;
+use rivet_core::text::MAX_LOG_LINE_BYTES;
 use serde::{Deserialize, Serialize};
 
 /// The default first host id of the containers' user namespace: far above the ids of
