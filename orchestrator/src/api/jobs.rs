@@ -155,7 +155,21 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
-    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    async_stream_with(16, body)
+}
+
+/// Like [`async_stream`], with at most `capacity` items waiting for the client: `body`
+/// waits when the client reads slowly.
+pub(crate) fn async_stream_with<T, F, Fut>(
+    capacity: usize,
+    body: F,
+) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
     let error_sender = sender.clone();
     let task = body(sender);
     tokio::spawn(async move {
