@@ -90,9 +90,9 @@ pub(super) async fn append(store: &SeaStore, assignment: Assignment, lines: &[Lo
 pub(super) async fn read(store: &SeaStore, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
     // No stored sequence is past i64::MAX.
     let Ok(from) = i64::try_from(from) else { return Ok(Vec::new()) };
-    // Byte lengths: PostgreSQL's and SQLite's `length` count characters.
+    // Byte lengths, as 64-bit integers: PostgreSQL's and SQLite's `length` count characters.
     let size = match store.backend {
-        Backend::Postgres => r#"octet_length("text") + octet_length("stage")"#,
+        Backend::Postgres => r#"CAST(octet_length("text") + octet_length("stage") AS BIGINT)"#,
         Backend::Sqlite => r#"length(CAST("text" AS BLOB)) + length(CAST("stage" AS BLOB))"#,
     };
     let sizes: Vec<(i64, Option<i64>)> = log_line::Entity::find()
