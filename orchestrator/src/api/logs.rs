@@ -19,8 +19,8 @@ use tokio::sync::mpsc::Sender;
 use tonic::{Request, Response, Status};
 
 use crate::api::jobs::async_stream_with;
-use crate::domain::bounds;
 use crate::convert;
+use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::Orchestrator;

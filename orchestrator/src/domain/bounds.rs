@@ -57,15 +57,16 @@ pub fn message(text: String) -> String {
 /// A job's outputs as they may be stored, and the message to store with them: at most
 /// [`MAX_OUTPUTS`] outputs (the first by name), each name and value truncated. When some
 /// were dropped, the message says so.
-pub fn outputs(outputs: impl IntoIterator<Item = (String, String)>, message: String) -> (BTreeMap<String, String>, String) {
+pub fn outputs(
+    outputs: impl IntoIterator<Item = (String, String)>,
+    message: String,
+) -> (BTreeMap<String, String>, String) {
     let sorted: BTreeMap<String, String> = outputs.into_iter().collect();
     let total = sorted.len();
     let kept: BTreeMap<String, String> = sorted
         .into_iter()
         .take(MAX_OUTPUTS)
-        .map(|(key, value)| {
-            (truncate_owned(key, MAX_OUTPUT_KEY_BYTES), truncate_owned(value, MAX_OUTPUT_VALUE_BYTES))
-        })
+        .map(|(key, value)| (truncate_owned(key, MAX_OUTPUT_KEY_BYTES), truncate_owned(value, MAX_OUTPUT_VALUE_BYTES)))
         .collect();
     let message = if total > MAX_OUTPUTS {
         let note = format!(
@@ -85,7 +86,10 @@ pub fn check_runner(name: &str, version: &str, labels: &BTreeMap<String, String>
     let too_long = |field: &str, text: &str| {
         Error::invalid(
             field,
-            format!("is {} bytes, over the {MAX_RUNNER_TEXT_BYTES}-byte limit of runner names, versions and labels", text.len()),
+            format!(
+                "is {} bytes, over the {MAX_RUNNER_TEXT_BYTES}-byte limit of runner names, versions and labels",
+                text.len()
+            ),
         )
     };
     if name.len() > MAX_RUNNER_TEXT_BYTES {
@@ -102,7 +106,10 @@ pub fn check_runner(name: &str, version: &str, labels: &BTreeMap<String, String>
     }
     for (key, value) in labels {
         if key.len() > MAX_RUNNER_TEXT_BYTES || value.len() > MAX_RUNNER_TEXT_BYTES {
-            return Err(too_long(&format!("hello.labels.{}", truncate_owned(key.clone(), 64)), &format!("{key}{value}")));
+            return Err(too_long(
+                &format!("hello.labels.{}", truncate_owned(key.clone(), 64)),
+                &format!("{key}{value}"),
+            ));
         }
     }
     Ok(())
@@ -118,7 +125,10 @@ mod tests {
         let (kept, message) = outputs(many, "boom".to_owned());
         assert_eq!(kept.len(), MAX_OUTPUTS);
         assert!(kept.values().all(|v| v.len() <= MAX_OUTPUT_VALUE_BYTES && v.contains("[truncated")));
-        assert_eq!(message, format!("boom; 5 of the job's 105 outputs were dropped: a job keeps at most {MAX_OUTPUTS} outputs"));
+        assert_eq!(
+            message,
+            format!("boom; 5 of the job's 105 outputs were dropped: a job keeps at most {MAX_OUTPUTS} outputs")
+        );
     }
 
     #[test]

@@ -87,7 +87,13 @@ pub(super) async fn append(store: &SeaStore, assignment: Assignment, lines: &[Lo
 ///
 /// A first query reads only each line's size, so a page of long lines is never loaded
 /// whole: the second one reads the lines that fit.
-pub(super) async fn read(store: &SeaStore, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
+pub(super) async fn read(
+    store: &SeaStore,
+    job: Uuid,
+    from: u64,
+    limit: u64,
+    max_bytes: u64,
+) -> StoreResult<Vec<LogLine>> {
     // No stored sequence is past i64::MAX.
     let Ok(from) = i64::try_from(from) else { return Ok(Vec::new()) };
     // Byte lengths, as 64-bit integers: PostgreSQL's and SQLite's `length` count characters.

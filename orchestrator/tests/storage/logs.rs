@@ -137,7 +137,10 @@ async fn unknown_jobs_have_no_logs(store: &SeaStore) {
 /// Lines of `bytes` bytes of text each (multi-byte characters, so that characters and
 /// bytes differ), numbered `from..=to`.
 fn sized(from: u64, to: u64, bytes: usize) -> Vec<LogLine> {
-    lines(from, to).into_iter().map(|line| LogLine { text: "é".repeat(bytes / 2), stage: String::new(), ..line }).collect()
+    lines(from, to)
+        .into_iter()
+        .map(|line| LogLine { text: "é".repeat(bytes / 2), stage: String::new(), ..line })
+        .collect()
 }
 
 async fn pages_are_bounded_by_bytes(store: &SeaStore) {
