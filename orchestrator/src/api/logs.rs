@@ -18,7 +18,7 @@ use rivet_proto::v1::{StreamLogsRequest, StreamLogsResponse};
 use tokio::sync::mpsc::Sender;
 use tonic::{Request, Response, Status};
 
-use crate::api::jobs::async_stream_with;
+use crate::api::jobs::async_stream;
 use crate::convert;
 use crate::domain::bounds;
 use crate::domain::coord::Topic;
@@ -115,7 +115,7 @@ impl LogService for Logs {
             false => None,
         };
         let start = request.from_sequence.max(1);
-        let stream = async_stream_with(RESPONSES_IN_FLIGHT, move |out| async move {
+        let stream = async_stream(RESPONSES_IN_FLIGHT, move |out| async move {
             let Some(mut next) = replay(&orchestrator, job, start, &out).await? else { return Ok(()) };
             let (Some(live), Some(events)) = (live.as_mut(), events.as_mut()) else { return Ok(()) };
             // A job ends only after all its lines are stored: once it has, a last replay

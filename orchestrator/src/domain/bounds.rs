@@ -20,12 +20,23 @@ pub const MAX_STAGE_NAME_BYTES: usize = 256;
 /// it are not stored; the ack tells the runner to send them again, in the next batch. At
 /// least one line is always stored, so a batch of long lines still progresses.
 pub const MAX_LOG_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// The most lines stored from one log batch (empty lines cost rows, not bytes); the rest
+/// wait for the next batch, as with [`MAX_LOG_BATCH_BYTES`].
+pub const MAX_LOG_BATCH_LINES: usize = 10_000;
+/// The most stages recorded for one job: a stage a runner reports past it is not stored.
+/// Validation caps a pipeline's stages far below; this holds against a runner that makes
+/// stage names up.
+pub const MAX_STAGES_PER_JOB: u64 = 1_000;
 /// The most outputs a job keeps.
 pub const MAX_OUTPUTS: usize = 100;
 /// The longest output name kept, in bytes.
 pub const MAX_OUTPUT_KEY_BYTES: usize = 256;
 /// The longest output value kept, in bytes.
 pub const MAX_OUTPUT_VALUE_BYTES: usize = MAX_MESSAGE_BYTES;
+/// The most bytes of output names and values a job keeps in all: a job is read whole by
+/// `GetJob`, `ListJobs` and `WatchJob`, whose responses must stay far below the message
+/// limit.
+pub const MAX_OUTPUTS_BYTES: usize = 64 * 1024;
 /// The longest runner name, version, label key or label value accepted in a hello, in bytes.
 pub const MAX_RUNNER_TEXT_BYTES: usize = 256;
 /// The most labels a runner may carry.
@@ -54,24 +65,31 @@ pub fn message(text: String) -> String {
     truncate_owned(text, MAX_MESSAGE_BYTES)
 }
 
-/// A job's outputs as they may be stored, and the message to store with them: at most
-/// [`MAX_OUTPUTS`] outputs (the first by name), each name and value truncated. When some
-/// were dropped, the message says so.
+/// A job's outputs as they may be stored, and the message to store with them: the first
+/// outputs by name, at most [`MAX_OUTPUTS`] of them and [`MAX_OUTPUTS_BYTES`] in all, each
+/// name and value truncated. When some were dropped, the message says so.
 pub fn outputs(
     outputs: impl IntoIterator<Item = (String, String)>,
     message: String,
 ) -> (BTreeMap<String, String>, String) {
     let sorted: BTreeMap<String, String> = outputs.into_iter().collect();
     let total = sorted.len();
-    let kept: BTreeMap<String, String> = sorted
-        .into_iter()
-        .take(MAX_OUTPUTS)
-        .map(|(key, value)| (truncate_owned(key, MAX_OUTPUT_KEY_BYTES), truncate_owned(value, MAX_OUTPUT_VALUE_BYTES)))
-        .collect();
-    let message = if total > MAX_OUTPUTS {
+    let mut kept = BTreeMap::new();
+    let mut bytes = 0;
+    for (key, value) in sorted {
+        let (key, value) = (truncate_owned(key, MAX_OUTPUT_KEY_BYTES), truncate_owned(value, MAX_OUTPUT_VALUE_BYTES));
+        if kept.len() == MAX_OUTPUTS || bytes + key.len() + value.len() > MAX_OUTPUTS_BYTES {
+            break;
+        }
+        bytes += key.len() + value.len();
+        kept.insert(key, value);
+    }
+    let message = if kept.len() < total {
         let note = format!(
-            "{} of the job's {total} outputs were dropped: a job keeps at most {MAX_OUTPUTS} outputs",
-            total - MAX_OUTPUTS
+            "{} of the job's {total} outputs were dropped: a job keeps at most {MAX_OUTPUTS} outputs and \
+             {} KiB of output names and values",
+            total - kept.len(),
+            MAX_OUTPUTS_BYTES / 1024
         );
         if message.is_empty() { note } else { format!("{message}; {note}") }
     } else {
@@ -121,14 +139,25 @@ mod tests {
 
     #[test]
     fn outputs_over_the_count_are_dropped_and_the_message_says_so() {
-        let many = (0..MAX_OUTPUTS + 5).map(|i| (format!("k{i:04}"), "v".repeat(MAX_OUTPUT_VALUE_BYTES + 10)));
+        let many = (0..MAX_OUTPUTS + 5).map(|i| (format!("k{i:04}"), i.to_string()));
         let (kept, message) = outputs(many, "boom".to_owned());
         assert_eq!(kept.len(), MAX_OUTPUTS);
-        assert!(kept.values().all(|v| v.len() <= MAX_OUTPUT_VALUE_BYTES && v.contains("[truncated")));
         assert_eq!(
             message,
-            format!("boom; 5 of the job's 105 outputs were dropped: a job keeps at most {MAX_OUTPUTS} outputs")
+            "boom; 5 of the job's 105 outputs were dropped: a job keeps at most 100 outputs and 64 KiB of output \
+             names and values"
         );
+    }
+
+    #[test]
+    fn outputs_over_the_byte_budget_are_cut_then_dropped() {
+        let large = (0..10).map(|i| (format!("k{i}"), "v".repeat(MAX_OUTPUT_VALUE_BYTES + 10)));
+        let (kept, message) = outputs(large, String::new());
+        assert!(kept.values().all(|v| v.len() <= MAX_OUTPUT_VALUE_BYTES && v.contains("[truncated")));
+        let each = truncate_owned("v".repeat(MAX_OUTPUT_VALUE_BYTES + 10), MAX_OUTPUT_VALUE_BYTES).len() + 2;
+        let fit = MAX_OUTPUTS_BYTES / each;
+        assert_eq!(kept.len(), fit);
+        assert!(message.starts_with(&format!("{} of the job's 10 outputs were dropped", 10 - fit)), "{message}");
     }
 
     #[test]

@@ -11,15 +11,15 @@ use super::codec::{db_err, from_u32, from_u64, parse, stored_time, to_u32, to_u6
 use super::entity::{job, log_line};
 use super::lifecycle::fenced;
 use super::store::{Backend, SeaStore};
-use crate::domain::bounds::{self, MAX_LOG_BATCH_BYTES};
+use crate::domain::bounds::{self, MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES};
 use crate::domain::store::StoreResult;
 
 /// Rows per log insert on PostgreSQL; see `append`.
 const POSTGRES_ROWS_PER_INSERT: usize = 100;
 
 /// Stores the lines of `lines` above the job's highest stored sequence, when they
-/// continue it without a gap, up to [`MAX_LOG_BATCH_BYTES`] of them, and returns the
-/// highest stored sequence afterwards.
+/// continue it without a gap, up to [`MAX_LOG_BATCH_LINES`] lines and
+/// [`MAX_LOG_BATCH_BYTES`] bytes of them, and returns the highest stored sequence afterwards.
 ///
 /// One transaction locks the job's row (so appends of one job are serialised and see
 /// each other's sequence), checks the assignment, inserts the new lines with multi-row
@@ -40,7 +40,7 @@ pub(super) async fn append(store: &SeaStore, assignment: Assignment, lines: &[Lo
     // the first line always fits, so long lines still progress.
     let mut budget = MAX_LOG_BATCH_BYTES;
     let mut fits = 0;
-    for line in &fresh {
+    for line in fresh.iter().take(MAX_LOG_BATCH_LINES) {
         let bytes = bounds::log_line_bytes(line);
         if fits > 0 && bytes > budget {
             break;

@@ -1,7 +1,7 @@
 //! Log lines: exactly once, in order, without gaps.
 
 use rivet_core::{Assignment, LogLevel, LogLine};
-use rivet_orchestrator::domain::bounds::MAX_LOG_BATCH_BYTES;
+use rivet_orchestrator::domain::bounds::{MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES};
 use rivet_orchestrator::domain::store::Store;
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
@@ -171,4 +171,7 @@ async fn a_batch_is_stored_up_to_its_byte_budget(store: &SeaStore) {
     // One line over the budget is stored alone rather than never.
     let huge = sized(65, 66, MAX_LOG_BATCH_BYTES + 2);
     assert_eq!(store.append_logs(assignment, &huge).await.unwrap(), Some(65));
+    // Empty lines cost no bytes, but rows: a batch stores at most MAX_LOG_BATCH_LINES.
+    let empty = sized(66, 66 + MAX_LOG_BATCH_LINES as u64, 0);
+    assert_eq!(store.append_logs(assignment, &empty).await.unwrap(), Some(65 + MAX_LOG_BATCH_LINES as u64));
 }
