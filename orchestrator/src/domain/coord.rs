@@ -49,11 +49,11 @@ impl Topic {
 }
 
 impl Topic {
-    /// How many messages the topic buffers for its slowest subscriber before that
-    /// subscriber starts missing some. Log batches arrive in bursts (a follower that falls
-    /// behind catches up from the database by sequence number); the other topics carry a
-    /// few small signals, and one is open per connected runner, so they stay small
-    /// (a 1,024-slot channel costs ~56 KiB).
+    /// How many messages the topic buffers for each subscriber before that subscriber
+    /// starts missing some (see also [`Topic::buffer_bytes`]). Log batches arrive in
+    /// bursts (a follower that falls behind catches up from the database by sequence
+    /// number); the other topics carry a few small signals. Queues grow only as messages
+    /// wait, so an idle subscriber costs nothing.
     pub fn capacity(&self) -> usize {
         match self {
             Topic::JobLogs(_) => 1024,
