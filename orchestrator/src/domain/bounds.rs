@@ -123,11 +123,12 @@ pub fn check_runner(name: &str, version: &str, labels: &BTreeMap<String, String>
         ));
     }
     for (key, value) in labels {
-        if key.len() > MAX_RUNNER_TEXT_BYTES || value.len() > MAX_RUNNER_TEXT_BYTES {
-            return Err(too_long(
-                &format!("hello.labels.{}", truncate_owned(key.clone(), 64)),
-                &format!("{key}{value}"),
-            ));
+        let field = format!("hello.labels.{}", truncate_owned(key.clone(), 64));
+        if key.len() > MAX_RUNNER_TEXT_BYTES {
+            return Err(too_long(&field, key));
+        }
+        if value.len() > MAX_RUNNER_TEXT_BYTES {
+            return Err(too_long(&field, value));
         }
     }
     Ok(())

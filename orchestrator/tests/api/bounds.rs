@@ -214,3 +214,15 @@ async fn job_timeout_backstop(backend: Backend) {
     assert_eq!(api.job(&job.id).await.state(), pb::JobState::TimedOut);
 }
 both_backends!(a_job_past_its_timeout_and_grace_is_ended_by_the_orchestrator, job_timeout_backstop);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_whose_labels_are_too_long_is_refused_with_the_limit() {
+    let cluster = Cluster::start(Backend::Sqlite).await;
+    let long = "l".repeat(300);
+    let refused = FakeRunner::connect_as(cluster.addr(0), uuid::Uuid::new_v4(), 1, &[("os", &long)], Vec::new(), None)
+        .await
+        .err()
+        .expect("the hello is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("is 300 bytes, over the 256-byte limit"), "{}", refused.message());
+}
