@@ -41,8 +41,14 @@ pub struct Config {
     /// How many times a job may be assigned before a lost runner makes it `lost`.
     pub max_attempts: u32,
     /// The longest a job may run, in seconds, sent to its runner with the assignment; the
-    /// runner stops it and reports it `timed_out`. Unset: only stage timeouts apply.
-    pub job_timeout_secs: Option<u64>,
+    /// runner stops it and reports it `timed_out`. 0: no job timeout (stage timeouts still
+    /// apply, and nothing on the orchestrator stops a job whose runner keeps heartbeating).
+    pub job_timeout_secs: u64,
+    /// How long past `job_timeout_secs` the orchestrator waits for the runner to report a
+    /// timed-out job before it ends the job itself (`timed_out`, reason `timeout`), refuses
+    /// the runner's later reports and tells it to cancel: the backstop for a runner that
+    /// keeps heartbeating but never stops the job. In seconds.
+    pub job_timeout_grace_secs: u64,
     /// The largest gRPC message accepted, in bytes (pipeline sources, log batches).
     pub max_message_bytes: usize,
     /// The largest pipeline source accepted, in bytes.
@@ -178,7 +184,8 @@ impl Default for Config {
             lease_ttl_ms: 15_000,
             heartbeat_interval_ms: 3_000,
             max_attempts: 3,
-            job_timeout_secs: None,
+            job_timeout_secs: 3_600,
+            job_timeout_grace_secs: 60,
             max_message_bytes: 8 * 1024 * 1024,
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
@@ -301,6 +308,17 @@ impl Config {
     /// The heartbeat interval.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// The job timeout the runner enforces; `None` when jobs have none.
+    pub fn job_timeout(&self) -> Option<Duration> {
+        (self.job_timeout_secs > 0).then(|| Duration::from_secs(self.job_timeout_secs))
+    }
+
+    /// How long a job may run before the orchestrator ends it without waiting for its
+    /// runner: the job timeout plus its grace; `None` when jobs have no timeout.
+    pub fn job_deadline(&self) -> Option<Duration> {
+        self.job_timeout().map(|timeout| timeout + Duration::from_secs(self.job_timeout_grace_secs))
     }
 }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::bounds;
 use crate::domain::coord::{Coordinator, Topic};
 use crate::domain::error::{Error, Result};
 use crate::domain::registry::Registry;
@@ -51,6 +52,11 @@ struct Inner {
 
 /// How many pipeline versions the dispatch cache holds before it starts over.
 const PIPELINE_CACHE: usize = 256;
+
+/// The most bytes of log text per fan-out message; see [`Orchestrator::logs_stored`].
+/// Well under a follower's live buffer (`coord::FOLLOWER_BUFFER_BYTES`), even with JSON's
+/// escapes.
+pub const FANOUT_MESSAGE_BYTES: usize = 1024 * 1024;
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -255,14 +261,30 @@ impl Orchestrator {
         }
     }
 
-    /// Tells followers of a job (on every replica) about newly stored log lines.
+    /// Tells followers of a job (on every replica) about newly stored log lines, in
+    /// messages of at most [`FANOUT_MESSAGE_BYTES`] of text (but at least one line each), so
+    /// that every message fits in a follower's live buffer.
     pub async fn logs_stored(&self, job: Uuid, lines: &[LogLine]) {
-        let payload = match serde_json::to_vec(lines) {
-            Ok(payload) => payload,
-            Err(err) => return tracing::error!(error = %err, "failed to encode log lines"),
-        };
-        if let Err(err) = self.inner.coord.publish(&Topic::JobLogs(job), Bytes::from(payload)).await {
-            tracing::warn!(%job, error = %err, "failed to publish log lines");
+        let mut rest = lines;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let count = rest
+                .iter()
+                .take_while(|line| {
+                    bytes += bounds::log_line_bytes(line);
+                    bytes <= FANOUT_MESSAGE_BYTES
+                })
+                .count()
+                .max(1);
+            let (message, after) = rest.split_at(count);
+            rest = after;
+            let payload = match serde_json::to_vec(message) {
+                Ok(payload) => payload,
+                Err(err) => return tracing::error!(error = %err, "failed to encode log lines"),
+            };
+            if let Err(err) = self.inner.coord.publish(&Topic::JobLogs(job), Bytes::from(payload)).await {
+                return tracing::warn!(%job, error = %err, "failed to publish log lines");
+            }
         }
     }
 

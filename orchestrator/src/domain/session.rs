@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::convert;
+use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
@@ -110,10 +111,12 @@ fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
         let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "hello.running_jobs.assignment")?;
         running.push((assignment, job.last_sequence));
     }
+    let labels = hello.labels.into_iter().collect::<BTreeMap<_, _>>();
+    bounds::check_runner(&hello.name, &hello.version, &labels)?;
     let runner = RunnerRecord {
         id,
         name: if hello.name.is_empty() { hello.runner_id.clone() } else { hello.name },
-        labels: hello.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        labels,
         capacity: hello.capacity,
         version: hello.version,
         last_seen: chrono::Utc::now(),
@@ -235,7 +238,8 @@ impl Session {
                 let assignment =
                     convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
-                let message = format!("runner {} rejected the job: {}", self.runner.name, rejected.reason);
+                let message =
+                    bounds::message(format!("runner {} rejected the job: {}", self.runner.name, rejected.reason));
                 if store.requeue_job(assignment, &message).await?.is_some() {
                     orchestrator.coord().release_lease(assignment).await?;
                     orchestrator.job_changed(assignment.job_id).await;
@@ -246,7 +250,8 @@ impl Session {
                 let assignment =
                     convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
-                if store.record_stage(assignment, &started.stage, StageState::Running, None, "", at).await? {
+                let stage = bounds::stage_name(started.stage);
+                if store.record_stage(assignment, &stage, StageState::Running, None, "", at).await? {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
                     self.refuse(assignment, "stale assignment").await;
@@ -258,7 +263,9 @@ impl Session {
                 let state = convert::stage_state_from_proto(finished.state)?;
                 let reason = convert::failure_reason_from_proto(finished.failure_reason);
                 let at = convert::time_from_proto(finished.time.as_ref());
-                if store.record_stage(assignment, &finished.stage, state, reason, &finished.message, at).await? {
+                let stage = bounds::stage_name(finished.stage);
+                let message = bounds::message(finished.message);
+                if store.record_stage(assignment, &stage, state, reason, &message, at).await? {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
                     self.refuse(assignment, "stale assignment").await;
@@ -269,7 +276,7 @@ impl Session {
                 let lines = batch
                     .lines
                     .into_iter()
-                    .map(|line| convert::log_line_from_proto(line, assignment.attempt))
+                    .map(|line| convert::log_line_from_proto(line, assignment.attempt).map(bounds::log_line))
                     .collect::<Result<Vec<_>, _>>()?;
                 match store.append_logs(assignment, &lines).await? {
                     Some(stored) => {
@@ -301,11 +308,12 @@ impl Session {
                         format!("`{state}` is not a state a runner can end a job in"),
                     ));
                 }
+                let (outputs, message) = bounds::outputs(finished.outputs, finished.message);
                 let finish = Finish {
                     state,
                     failure_reason: convert::failure_reason_from_proto(finished.failure_reason),
-                    message: finished.message,
-                    outputs: finished.outputs.into_iter().collect(),
+                    message,
+                    outputs,
                 };
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 match store.finish_job(assignment, finish).await? {

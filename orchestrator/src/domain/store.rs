@@ -279,11 +279,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores log lines under `assignment` in one statement. The job keeps the highest
     /// sequence stored, with every line below it stored too: lines at or below it are
     /// duplicates and dropped; a batch that would leave a gap above it is not stored (the
-    /// runner resends from the ack). Returns `None` when the assignment is stale, else the
-    /// job's highest stored sequence.
+    /// runner resends from the ack); lines past `bounds::MAX_LOG_BATCH_BYTES` of text wait
+    /// for the next batch. Returns `None` when the assignment is stale, else the job's
+    /// highest stored sequence.
     async fn append_logs(&self, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>>;
-    /// Up to `limit` stored lines of a job with sequence >= `from`, in order.
-    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>>;
+    /// Stored lines of a job with sequence >= `from`, in order: at most `limit` lines and
+    /// at most `max_bytes` of text and stage names, but at least one line when one is
+    /// stored (a single line is capped on the way in). Never loads more than it returns.
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>>;
     /// The highest sequence stored for a job (0 when none).
     async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64>;
 

@@ -16,6 +16,7 @@ use super::codec::{db_err, now, parse, stored_time, to_json};
 use super::entity::{job, job_stage};
 use super::jobs::{add_transition, lock, record};
 use super::store::SeaStore;
+use crate::domain::bounds::MAX_STAGES_PER_JOB;
 use crate::domain::store::{Finish, JobRecord, StoreError, StoreResult};
 
 /// `assigned → running`. A repeated report under the same assignment returns the job
@@ -150,6 +151,11 @@ pub(super) async fn record_stage(
                 .count(&*txn)
                 .await
                 .map_err(db_err)?;
+            if position >= MAX_STAGES_PER_JOB {
+                // Accepted but not stored: refusing would make the runner give the job up.
+                tracing::warn!(job = %assignment.job_id, stage, "a runner reported more stages than a job may have");
+                return Ok(true);
+            }
             let position = i32::try_from(position).map_err(|_| {
                 StoreError::Corrupt(format!("job_stages: job {} has too many stages", assignment.job_id))
             })?;

@@ -229,8 +229,8 @@ impl Store for SeaStore {
         logs::append(self, assignment, lines).await
     }
 
-    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>> {
-        logs::read(self, job, from, limit).await
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
+        logs::read(self, job, from, limit, max_bytes).await
     }
 
     async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64> {

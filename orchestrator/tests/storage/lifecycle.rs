@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
+use rivet_orchestrator::domain::bounds::MAX_STAGES_PER_JOB;
 use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, Store};
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
@@ -17,6 +18,7 @@ backends! {
     requeue_of_a_job_with_a_cancel_requested_cancels_it,
     active_jobs_are_the_assigned_and_running_ones,
     stages_are_upserted_in_the_order_they_start,
+    stages_past_the_cap_are_not_stored,
 }
 
 fn finish(state: JobState, reason: Option<FailureReason>) -> Finish {
@@ -246,4 +248,22 @@ async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
         ]
     );
     assert_eq!(store.stages(Uuid::new_v4()).await.unwrap(), vec![]);
+}
+
+async fn stages_past_the_cap_are_not_stored(store: &SeaStore) {
+    let pipeline = pipeline(store, "build", &[]).await;
+    support::job(store, &pipeline).await;
+    let (job, _) = claim(store, &[]).await;
+    let a = job.assignment();
+    for index in 0..MAX_STAGES_PER_JOB + 5 {
+        let stage = format!("stage {index}");
+        // Accepted (the runner is not told to give the job up), but not stored.
+        assert!(store.record_stage(a, &stage, StageState::Running, None, "", now()).await.unwrap());
+    }
+    let stages = store.stages(job.id).await.unwrap();
+    assert_eq!(stages.len() as u64, MAX_STAGES_PER_JOB);
+    assert_eq!(stages.last().unwrap().name, format!("stage {}", MAX_STAGES_PER_JOB - 1));
+    // A stage already stored is still updated.
+    assert!(store.record_stage(a, "stage 0", StageState::Succeeded, None, "done", now()).await.unwrap());
+    assert_eq!(store.stages(job.id).await.unwrap()[0].state, StageState::Succeeded);
 }
