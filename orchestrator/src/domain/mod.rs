@@ -1,6 +1,7 @@
 //! The orchestrator's domain: the contracts of storage and coordination, and the logic
 //! that drives jobs through their lifecycle on top of them.
 
+pub mod access;
 pub mod coord;
 pub mod dispatch;
 pub mod error;
@@ -9,3 +10,4 @@ pub mod orchestrator;
 pub mod registry;
 pub mod session;
 pub mod store;
+pub mod tokens;
