@@ -7,4 +7,5 @@ mod jobs;
 mod pipelines;
 mod replicas;
 mod resilience;
+mod roles;
 mod support;
