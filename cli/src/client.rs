@@ -1,4 +1,4 @@
-//! The connection to an orchestrator: one channel, the four service clients, and the
+//! The connection to an orchestrator: one channel, the five service clients, and the
 //! bearer token on every call.
 
 use std::time::Duration;
@@ -7,6 +7,7 @@ use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -46,6 +47,8 @@ pub struct Client {
     pub logs: LogServiceClient<Service>,
     /// Runners.
     pub runners: RunnerServiceClient<Service>,
+    /// API tokens.
+    pub tokens: TokenServiceClient<Service>,
 }
 
 impl Client {
@@ -79,7 +82,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             logs: LogServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            runners: RunnerServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            runners: RunnerServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            tokens: TokenServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

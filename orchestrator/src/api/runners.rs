@@ -9,7 +9,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::auth::{Auth, Role};
+use crate::api::auth::Auth;
 use crate::convert;
 use crate::domain::error::Error;
 use crate::domain::orchestrator::Orchestrator;
@@ -23,7 +23,7 @@ pub struct Runners {
 }
 
 impl Runners {
-    /// Serves runners of `orchestrator`; `auth` checks runner and API tokens.
+    /// Serves runners of `orchestrator`; `auth` checks runner tokens.
     pub fn new(orchestrator: Orchestrator, auth: Auth) -> Runners {
         Runners { orchestrator, auth }
     }
@@ -37,7 +37,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<Streaming<ConnectRequest>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
-        self.auth.check(request.metadata(), Role::Runner)?;
+        self.auth.check_runner(request.metadata())?;
         if self.orchestrator.shutdown_token().is_cancelled() {
             return Err(Error::ShuttingDown.into());
         }
