@@ -106,7 +106,13 @@ pub async fn token_id(client: &Client, reference: &str) -> Result<String, Error>
         .tokens;
     let matches: Vec<pb::ApiToken> = tokens.into_iter().filter(|token| id_matches(&token.id, reference)).collect();
     let describe = |token: &pb::ApiToken| {
-        format!("{}  {}  {}  {}", token.id, view::role(token.role), token.name, view::local_time(token.create_time.as_ref()))
+        format!(
+            "{}  {}  {}  {}",
+            token.id,
+            view::role(token.role),
+            token.name,
+            view::local_time(token.create_time.as_ref())
+        )
     };
     one(matches, reference, "token", describe, "rivet token list").map(|token| token.id)
 }

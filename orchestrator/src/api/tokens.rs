@@ -30,7 +30,10 @@ impl Tokens {
 
 #[tonic::async_trait]
 impl TokenService for Tokens {
-    async fn create_token(&self, request: Request<CreateTokenRequest>) -> Result<Response<CreateTokenResponse>, Status> {
+    async fn create_token(
+        &self,
+        request: Request<CreateTokenRequest>,
+    ) -> Result<Response<CreateTokenResponse>, Status> {
         let request = request.into_inner();
         let role = role_from_proto(request.role)?;
         let ttl = request.ttl.map(ttl_from_proto).transpose()?;
@@ -43,7 +46,10 @@ impl TokenService for Tokens {
         Ok(Response::new(ListTokensResponse { tokens: tokens.iter().map(token_to_proto).collect() }))
     }
 
-    async fn revoke_token(&self, request: Request<RevokeTokenRequest>) -> Result<Response<RevokeTokenResponse>, Status> {
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
         let id = convert::id(&request.get_ref().token_id, "token_id")?;
         let record = self.access.revoke(id).await?;
         Ok(Response::new(RevokeTokenResponse { token: Some(token_to_proto(&record)) }))

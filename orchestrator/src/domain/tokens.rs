@@ -132,7 +132,8 @@ pub fn issue() -> Result<IssuedToken, RandomError> {
 pub fn token_id(token: &str) -> Option<Uuid> {
     let rest = token.strip_prefix(TOKEN_PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let well_formed = id.len() == 32 && secret.len() == 2 * SECRET_BYTES && secret.bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed =
+        id.len() == 32 && secret.len() == 2 * SECRET_BYTES && secret.bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
         return None;
     }

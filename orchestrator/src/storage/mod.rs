@@ -18,8 +18,8 @@ mod logs;
 mod pipelines;
 mod runners;
 mod store;
-mod tokens;
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
 
 pub use store::{Backend, SeaStore};

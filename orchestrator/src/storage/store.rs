@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::codec::db_err;
 use super::{claim, jobs, lifecycle, logs, pipelines, runners, tokens};
 use crate::domain::store::{
-    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord, RunnerRecord,
-    StageRecord, Store, StoreResult, Transition,
+    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord,
+    RunnerRecord, StageRecord, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].

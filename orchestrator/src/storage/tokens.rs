@@ -2,9 +2,9 @@
 //! table never empties again once a token exists).
 
 use chrono::{DateTime, Utc};
+use sea_orm::ColumnTrait;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
-use sea_orm::ColumnTrait;
 use uuid::Uuid;
 
 use super::codec::{db_err, parse, stored_time};

@@ -130,7 +130,9 @@ impl Bench {
                 api.pipelines.delete_pipeline(call(request, token)).await.map(drop)
             }
             Rpc::LaunchJob => launch(api, "roles", token).await.map(drop),
-            Rpc::GetJob => api.jobs.get_job(call(pb::GetJobRequest { job_id: self.job.clone() }, token)).await.map(drop),
+            Rpc::GetJob => {
+                api.jobs.get_job(call(pb::GetJobRequest { job_id: self.job.clone() }, token)).await.map(drop)
+            }
             Rpc::ListJobs => api.jobs.list_jobs(call(pb::ListJobsRequest::default(), token)).await.map(drop),
             Rpc::CancelJob => {
                 let job = launch(api, "roles", Some(BOOTSTRAP)).await.expect("launch a job to cancel");
@@ -247,7 +249,8 @@ async fn every_rpc_needs_its_role(backend: Backend) {
             (Some(expired.as_str()), "expired at"),
         ];
         for (token, message) in refused {
-            let status = expect_code(bench.call(*rpc, token).await, Code::Unauthenticated, &format!("{path} {token:?}"));
+            let status =
+                expect_code(bench.call(*rpc, token).await, Code::Unauthenticated, &format!("{path} {token:?}"));
             assert!(status.message().contains(message), "{path}: {}", status.message());
         }
         for (role, token) in by_role {
@@ -278,10 +281,7 @@ async fn unlisted_methods_are_refused_and_health_stays_public() {
     let codec: tonic_prost::ProstCodec<pb::ListJobsRequest, pb::ListJobsResponse> = tonic_prost::ProstCodec::default();
     let refused = grpc.unary(call(pb::ListJobsRequest::default(), Some(BOOTSTRAP)), path, codec).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
-    assert_eq!(
-        refused.message(),
-        "/rivet.v1.JobService/DropAllJobs has no entry in the role table, so it is refused"
-    );
+    assert_eq!(refused.message(), "/rivet.v1.JobService/DropAllJobs has no entry in the role table, so it is refused");
 
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let serving = health
@@ -334,7 +334,7 @@ async fn tokens_are_stored_hashed_and_listed_without_secrets(backend: Backend) {
     let mut api = cluster.api(0).await;
     let mut secrets = Vec::new();
     for (role, name) in [(pb::Role::Viewer, "dashboard"), (pb::Role::Operator, "ci"), (pb::Role::Admin, "")] {
-        let ttl = (role == pb::Role::Operator).then(|| prost_types::Duration { seconds: 3600, nanos: 0 });
+        let ttl = (role == pb::Role::Operator).then_some(prost_types::Duration { seconds: 3600, nanos: 0 });
         let request = pb::CreateTokenRequest { role: role as i32, name: name.into(), ttl };
         let created = tokens.create_token(call(request, Some(BOOTSTRAP))).await.expect("create").into_inner();
         let token = created.token.expect("token");
@@ -384,13 +384,20 @@ async fn tokens_are_stored_hashed_and_listed_without_secrets(backend: Backend) {
 
     // Bad requests, each refused with the field and the limit.
     let cases = [
-        (pb::CreateTokenRequest { role: 0, name: String::new(), ttl: None }, "role: required: viewer, operator or admin"),
+        (
+            pb::CreateTokenRequest { role: 0, name: String::new(), ttl: None },
+            "role: required: viewer, operator or admin",
+        ),
         (
             pb::CreateTokenRequest { role: 1, name: "n".repeat(201), ttl: None },
             "name: 201 bytes exceed the 200-byte token name limit",
         ),
         (
-            pb::CreateTokenRequest { role: 1, name: String::new(), ttl: Some(prost_types::Duration { seconds: 0, nanos: 0 }) },
+            pb::CreateTokenRequest {
+                role: 1,
+                name: String::new(),
+                ttl: Some(prost_types::Duration { seconds: 0, nanos: 0 }),
+            },
             "ttl: must be positive",
         ),
         (
@@ -412,4 +419,7 @@ async fn tokens_are_stored_hashed_and_listed_without_secrets(backend: Backend) {
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(status.message(), format!("API token `{}` not found", missing.token_id));
 }
-both_backends!(tokens_are_stored_hashed_and_listed_without_secrets, tokens_are_stored_hashed_and_listed_without_secrets);
+both_backends!(
+    tokens_are_stored_hashed_and_listed_without_secrets,
+    tokens_are_stored_hashed_and_listed_without_secrets
+);
