@@ -414,6 +414,13 @@ async fn tokens_are_stored_hashed_and_listed_without_secrets(backend: Backend) {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), message);
     }
+    // Revoking twice keeps the first revocation's time.
+    let revoke = pb::RevokeTokenRequest { token_id: secrets[1].0.clone() };
+    let first = tokens.revoke_token(call(revoke.clone(), Some(BOOTSTRAP))).await.expect("revoke").into_inner();
+    let again = tokens.revoke_token(call(revoke, Some(BOOTSTRAP))).await.expect("revoke again").into_inner();
+    let first_time = first.token.expect("token").revoke_time.expect("revoked");
+    assert_eq!(again.token.expect("token").revoke_time, Some(first_time));
+
     let missing = pb::RevokeTokenRequest { token_id: uuid::Uuid::new_v4().to_string() };
     let status = tokens.revoke_token(call(missing.clone(), Some(BOOTSTRAP))).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
