@@ -10,7 +10,7 @@ use rivet_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::convert;
-use crate::domain::access::Access;
+use crate::domain::access::{Access, Caller};
 use crate::domain::error::Error;
 use crate::domain::store::ApiTokenRecord;
 use crate::domain::tokens::Role;
@@ -52,8 +52,14 @@ impl TokenService for Tokens {
     ) -> Result<Response<RevokeTokenResponse>, Status> {
         let id = convert::id(&request.get_ref().token_id, "token_id")?;
         let record = self.access.revoke(id).await?;
+        tracing::info!(token = %id, by = caller(&request), "API token revoked");
         Ok(Response::new(RevokeTokenResponse { token: Some(token_to_proto(&record)) }))
     }
+}
+
+/// Who made a call, as `api::guard` established it, for the audit log.
+fn caller<T>(request: &Request<T>) -> String {
+    request.extensions().get::<Caller>().map_or_else(|| "an unknown caller".to_owned(), Caller::describe)
 }
 
 /// A role from the wire; unspecified or unknown is an invalid argument.

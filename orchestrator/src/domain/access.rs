@@ -219,7 +219,6 @@ impl Access {
         };
         self.store.create_api_token(&record).await?;
         self.closed.store(true, Ordering::Release);
-        tracing::info!(token = %record.id, role = %role, name, "API token created");
         Ok((record, issued.token))
     }
 
@@ -235,7 +234,6 @@ impl Access {
             .revoke_api_token(id, Utc::now())
             .await?
             .ok_or_else(|| Error::NotFound { what: "API token", id: id.to_string() })?;
-        tracing::info!(token = %id, "API token revoked");
         Ok(record)
     }
 }
