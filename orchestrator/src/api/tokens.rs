@@ -34,10 +34,12 @@ impl TokenService for Tokens {
         &self,
         request: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
+        let by = caller(&request);
         let request = request.into_inner();
         let role = role_from_proto(request.role)?;
         let ttl = request.ttl.map(ttl_from_proto).transpose()?;
         let (record, secret) = self.access.create(role, &request.name, ttl).await?;
+        tracing::info!(token = %record.id, %role, name = %record.name, by, "API token created");
         Ok(Response::new(CreateTokenResponse { token: Some(token_to_proto(&record)), secret }))
     }
 
