@@ -1,4 +1,4 @@
-//! The connection to an orchestrator: one channel, the four service clients, and the
+//! The connection to an orchestrator: one channel, the five service clients, and the
 //! bearer token on every call.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -47,6 +48,8 @@ pub struct Client {
     pub logs: LogServiceClient<Service>,
     /// Runners.
     pub runners: RunnerServiceClient<Service>,
+    /// API tokens.
+    pub tokens: TokenServiceClient<Service>,
 }
 
 impl Client {
@@ -83,7 +86,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             logs: LogServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            runners: RunnerServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            runners: RunnerServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            tokens: TokenServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

@@ -52,6 +52,9 @@ enum Command {
     /// See the runners.
     #[command(subcommand)]
     Runner(RunnerCommand),
+    /// Create, list and revoke API tokens, each with a role (admins only).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -72,8 +75,9 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420", value_name = "ADDR")]
         listen: std::net::SocketAddr,
-        /// Require this API token from clients; repeat for several. Without one, anyone who
-        /// can reach the address may use the server.
+        /// Require this API token from clients (a bootstrap token with the admin role);
+        /// repeat for several. Without one, anyone who can reach the address may use the
+        /// server until the first `rivet token create`.
         #[arg(long = "api-token", value_name = "TOKEN")]
         api_tokens: Vec<String>,
         /// Allow a --listen address off loopback. The embedded server speaks plain text and
@@ -193,6 +197,30 @@ enum RunnerCommand {
         /// Only the runners connected now.
         #[arg(long)]
         online: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token. It is printed once, on stdout, and cannot be shown again.
+    Create {
+        /// What the token may do: viewer (read), operator (also launch and cancel jobs),
+        /// admin (everything).
+        #[arg(long, value_enum)]
+        role: commands::token::RoleArg,
+        /// What it is for, e.g. `ci` or a person's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long it works, e.g. `30d` or `12h`; without it, until revoked.
+        #[arg(long, value_name = "DURATION", value_parser = commands::token::parse_expiry)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List the tokens (never their secrets), revoked and expired ones included.
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// A token id or the start of one.
+        id: String,
     },
 }
 
@@ -345,6 +373,13 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             JobCommand::Cancel { job } => commands::job::cancel(&client, &job, format).await,
         },
         Command::Runner(RunnerCommand::List { online }) => commands::runner::list(&client, online, format).await,
+        Command::Token(command) => match command {
+            TokenCommand::Create { role, name, expires } => {
+                commands::token::create(&client, role, name, expires, format).await
+            }
+            TokenCommand::List => commands::token::list(&client, format).await,
+            TokenCommand::Revoke { id } => commands::token::revoke(&client, &id, format).await,
+        },
         Command::Config(_)
         | Command::Init(_)
         | Command::Completions { .. }

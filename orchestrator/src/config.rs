@@ -162,14 +162,18 @@ impl EvaluationConfig {
     }
 }
 
-/// Credentials the orchestrator accepts. When a list is empty, that side is open (as in
-/// the embedded mode, which listens on loopback only).
+/// Credentials the orchestrator accepts. With no runner token, runners are not checked; with
+/// no API token configured and none ever created through `TokenService`, the API is open
+/// (as in the embedded mode, which listens on loopback only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Tokens runners present as `authorization: Bearer <token>`.
     pub runner_tokens: Vec<String>,
-    /// Tokens users and clients present as `authorization: Bearer <token>`.
+    /// Bootstrap tokens users and clients present as `authorization: Bearer <token>`: each
+    /// has the `admin` role, so it can create the per-user tokens (with their roles) that
+    /// the database keeps hashed. Compared by SHA-256 digest in constant time. Empty by
+    /// default.
     pub api_tokens: Vec<String>,
 }
 

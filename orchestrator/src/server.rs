@@ -1,5 +1,6 @@
-//! Assembles and runs the gRPC server: the four services, health, reflection, message
-//! limits, and the background tasks (dispatcher, lease sweeper); shuts down gracefully.
+//! Assembles and runs the gRPC server: the five services behind the role guard, health,
+//! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
+//! down gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,6 +12,7 @@ use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
+use rivet_proto::v1::token_service_server::TokenServiceServer;
 use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -19,9 +21,11 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners};
+use crate::api::guard::GuardLayer;
+use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, tokens::Tokens};
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
+use crate::domain::access::Access;
 use crate::domain::coord::Coordinator;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
@@ -91,7 +95,8 @@ pub async fn start(
         );
     }
     let tls = tls_config(&config.tls)?;
-    let auth = Auth::new(config.auth.api_tokens.clone(), config.auth.runner_tokens.clone());
+    let auth = Auth::new(&config.auth.runner_tokens);
+    let access = Access::new(store.clone(), &config.auth.api_tokens);
     let limit = config.max_message_bytes;
     let orchestrator = Orchestrator::new(store, coord, config);
 
@@ -100,6 +105,7 @@ pub async fn start(
     health.set_serving::<JobServiceServer<Jobs>>().await;
     health.set_serving::<LogServiceServer<Logs>>().await;
     health.set_serving::<RunnerServiceServer<Runners>>().await;
+    health.set_serving::<TokenServiceServer<Tokens>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -109,7 +115,6 @@ pub async fn start(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let interceptor = auth.api_interceptor();
     let pipelines = PipelineServiceServer::new(Pipelines::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -122,6 +127,9 @@ pub async fn start(
     let runners = RunnerServiceServer::new(Runners::new(orchestrator.clone(), auth))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let tokens = TokenServiceServer::new(Tokens::new(access.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
@@ -132,13 +140,16 @@ pub async fn start(
     let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Every call passes the role table first; see `api::roles`.
+        .layer(GuardLayer::new(access))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(tonic::service::interceptor::InterceptedService::new(pipelines, interceptor.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(jobs, interceptor.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(logs, interceptor))
-        .add_service(runners);
+        .add_service(pipelines)
+        .add_service(jobs)
+        .add_service(logs)
+        .add_service(runners)
+        .add_service(tokens);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

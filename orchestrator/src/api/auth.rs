@@ -1,40 +1,30 @@
-//! Bearer-token authentication. Users and clients present an API token; runners a runner
-//! token. An empty token list leaves that side open (the embedded mode on loopback).
+//! Runner tokens: what `RunnerService.Connect` checks itself (the role table marks it
+//! "runner credential"). Users and clients are checked by `api::guard` against
+//! `api::roles`, with `domain::access`. An empty runner token list leaves runners
+//! unchecked (the embedded mode on loopback).
 
 use std::sync::Arc;
 
+use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Status};
 
-/// Which tokens a call needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A user or client.
-    Api,
-    /// A runner agent.
-    Runner,
-}
+use crate::domain::tokens::TokenDigest;
 
-/// The tokens the orchestrator accepts. Cheap to clone.
+/// The runner tokens the orchestrator accepts, as digests. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    api: Arc<Vec<String>>,
-    runner: Arc<Vec<String>>,
+    runner: Arc<[TokenDigest]>,
 }
 
 impl Auth {
-    /// Accepts `api` tokens for users and `runner` tokens for runners.
-    pub fn new(api: Vec<String>, runner: Vec<String>) -> Auth {
-        Auth { api: Arc::new(api), runner: Arc::new(runner) }
+    /// Accepts `runner` tokens from runners.
+    pub fn new(runner: &[String]) -> Auth {
+        Auth { runner: runner.iter().map(|token| TokenDigest::of(token)).collect() }
     }
 
-    /// Checks the call's `authorization: Bearer <token>` header.
-    pub fn check(&self, metadata: &MetadataMap, role: Role) -> Result<(), Status> {
-        let tokens = match role {
-            Role::Api => &self.api,
-            Role::Runner => &self.runner,
-        };
-        if tokens.is_empty() {
+    /// Checks a runner's `authorization: Bearer <token>` header.
+    pub fn check_runner(&self, metadata: &MetadataMap) -> Result<(), Status> {
+        if self.runner.is_empty() {
             return Ok(());
         }
         let Some(header) = metadata.get("authorization") else {
@@ -45,29 +35,13 @@ impl Auth {
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))?;
-        if tokens.iter().any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(match role {
-                Role::Api => "invalid API token",
-                Role::Runner => "invalid runner token",
-            }))
+        // Digests have one length, so the comparison reveals neither a matching prefix
+        // nor the tokens' lengths; every token is compared.
+        let presented = TokenDigest::of(presented);
+        let mut known = false;
+        for token in self.runner.iter() {
+            known |= token.matches(&presented);
         }
+        if known { Ok(()) } else { Err(Status::unauthenticated("invalid runner token")) }
     }
-
-    /// An interceptor for services that only users call.
-    pub fn api_interceptor(
-        &self,
-    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
-        let auth = self.clone();
-        move |request: Request<()>| {
-            auth.check(request.metadata(), Role::Api)?;
-            Ok(request)
-        }
-    }
-}
-
-/// Compares without an early exit, so the time taken does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -9,7 +9,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::api::auth::{Auth, Role};
+use crate::api::auth::Auth;
 use crate::convert;
 use crate::domain::error::Error;
 use crate::domain::orchestrator::Orchestrator;
@@ -23,7 +23,7 @@ pub struct Runners {
 }
 
 impl Runners {
-    /// Serves runners of `orchestrator`; `auth` checks runner and API tokens.
+    /// Serves runners of `orchestrator`; `auth` checks runner tokens.
     pub fn new(orchestrator: Orchestrator, auth: Auth) -> Runners {
         Runners { orchestrator, auth }
     }
@@ -37,7 +37,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<Streaming<ConnectRequest>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
-        self.auth.check(request.metadata(), Role::Runner)?;
+        self.auth.check_runner(request.metadata())?;
         if self.orchestrator.config().tls.require_runner_certificate
             && request.peer_certs().is_none_or(|certs| certs.is_empty())
         {
@@ -56,7 +56,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<ListRunnersRequest>,
     ) -> Result<Response<ListRunnersResponse>, Status> {
-        self.auth.check(request.metadata(), Role::Api)?;
+        // Users are checked by `api::guard` against the role table, like every call.
         let include_offline = request.get_ref().include_offline;
         let online = self.orchestrator.coord().online_runners().await.map_err(Error::from)?;
         let active = self.orchestrator.store().active_jobs().await.map_err(Error::from)?;

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
 use uuid::Uuid;
 
+use crate::domain::tokens::{Role, TokenDigest};
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -209,6 +211,27 @@ pub struct RunnerRecord {
     pub last_seen: DateTime<Utc>,
 }
 
+/// An API token as stored: its hash, never the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTokenRecord {
+    /// Its id, also part of the token.
+    pub id: Uuid,
+    /// What it is for.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last presented (updated at most once a minute); `None` when never.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working; `None` when it does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; `None` while it is not.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Everything the orchestrator stores.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -294,4 +317,19 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_runner(&self, runner: &RunnerRecord) -> StoreResult<()>;
     /// Every known runner.
     async fn runners(&self) -> StoreResult<Vec<RunnerRecord>>;
+
+    /// Stores a new API token.
+    async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;
+    /// An API token by id, revoked or not.
+    async fn api_token(&self, id: Uuid) -> StoreResult<Option<ApiTokenRecord>>;
+    /// Every API token, revoked ones included, oldest first.
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>>;
+    /// Whether any API token was ever created (revoked ones count: revoking the last
+    /// token must not open the API).
+    async fn any_api_token(&self) -> StoreResult<bool>;
+    /// Marks a token revoked at `at` unless it already is; returns it as stored after, or
+    /// `None` when there is no such token.
+    async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>>;
+    /// Records that a token was presented at `at`.
+    async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -13,10 +13,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::codec::db_err;
-use super::{claim, jobs, lifecycle, logs, pipelines, runners};
+use super::{claim, jobs, lifecycle, logs, pipelines, runners, tokens};
 use crate::domain::store::{
-    CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord, RunnerRecord,
-    StageRecord, Store, StoreResult, Transition,
+    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord,
+    RunnerRecord, StageRecord, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -243,5 +243,29 @@ impl Store for SeaStore {
 
     async fn runners(&self) -> StoreResult<Vec<RunnerRecord>> {
         runners::all(self).await
+    }
+
+    async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()> {
+        tokens::create(self, token).await
+    }
+
+    async fn api_token(&self, id: Uuid) -> StoreResult<Option<ApiTokenRecord>> {
+        tokens::by_id(self, id).await
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
+        tokens::all(self).await
+    }
+
+    async fn any_api_token(&self) -> StoreResult<bool> {
+        tokens::any(self).await
+    }
+
+    async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>> {
+        tokens::revoke(self, id, at).await
+    }
+
+    async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        tokens::touch(self, id, at).await
     }
 }

@@ -9,5 +9,6 @@ mod jobs;
 mod pipelines;
 mod replicas;
 mod resilience;
+mod roles;
 mod support;
 mod trust;

@@ -100,6 +100,11 @@ impl Cluster {
         server::start(config, store, coord, listener).await.expect("server")
     }
 
+    /// The URL of the database the replicas share, for tests that read it raw.
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
     /// The address of replica `index`.
     pub fn addr(&self, index: usize) -> SocketAddr {
         self.addrs[index]
