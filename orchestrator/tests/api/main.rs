@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bounds;
+mod deploy;
 mod dispatch;
 mod evaluation;
 mod jobs;

@@ -268,7 +268,7 @@ async fn tls_cluster(pki: &Pki, require_runner_certificate: bool) -> Cluster {
     .await
 }
 
-async fn list_pipelines(url: &str, tls: ClientTls<'_>) -> Result<pb::ListPipelinesResponse, String> {
+pub(crate) async fn list_pipelines(url: &str, tls: ClientTls<'_>) -> Result<pb::ListPipelinesResponse, String> {
     let channel = endpoint(url, tls)
         .map_err(|err| err.to_string())?
         .connect_timeout(Duration::from_secs(5))
@@ -345,7 +345,7 @@ async fn mutual_tls_can_be_required_of_runners() {
 }
 
 /// Waits until `child` logs "orchestrator serving" and returns the address it names.
-async fn serving_addr(child: &mut tokio::process::Child) -> Result<String, String> {
+pub(crate) async fn serving_addr(child: &mut tokio::process::Child) -> Result<String, String> {
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
     let mut seen = Vec::new();
