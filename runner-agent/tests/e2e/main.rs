@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+mod config;
 #[path = "../executor/support.rs"]
 mod support;
 
