@@ -16,6 +16,7 @@
 //! metamethods and `xpcall` is rebuilt on `pcall`.
 
 mod clock;
+mod libs;
 mod pattern;
 mod strlib;
 
@@ -25,6 +26,11 @@ use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 pub use clock::Clock;
+pub use libs::MAX_DATE_FORMAT;
+
+/// The longest text chunk `load` compiles. The compiler runs inside one C call, where no
+/// hook fires; this bounds that call to milliseconds.
+pub const MAX_LOAD_CHUNK: usize = 1024 * 1024;
 
 /// Resource limits for one Lua state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +70,7 @@ pub fn new_state(limits: Limits) -> mlua::Result<Lua> {
     install_hook(&lua, clock, HOOK_PERIOD)?;
     restrict_globals(&lua)?;
     strlib::install(&lua)?;
+    libs::install(&lua)?;
     Ok(lua)
 }
 
@@ -89,7 +96,8 @@ fn budget_error(clock: &Clock) -> mlua::Error {
 /// to fire on every instruction, so a script that catches the error with `pcall` fails
 /// again at its very next instruction instead of looping on.
 fn install_hook(lua: &Lua, clock: Clock, period: u32) -> mlua::Result<()> {
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(period), move |lua, debug| {
+    let triggers = HookTriggers::new().on_calls().every_nth_instruction(period);
+    lua.set_global_hook(triggers, move |lua, debug| {
         if !clock.expired() {
             return Ok(mlua::VmState::Continue);
         }
@@ -134,23 +142,6 @@ fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
     globals.raw_set("load", lua.create_function(safe_load)?)?;
     globals.raw_set("collectgarbage", lua.create_function(safe_collectgarbage)?)?;
 
-    let setmetatable: Function = globals.get("setmetatable")?;
-    globals.raw_set(
-        "setmetatable",
-        lua.create_function(move |_, (table, meta): (Value, Value)| {
-            if let Value::Table(meta) = &meta {
-                for forbidden in ["__gc", "__close"] {
-                    if !meta.raw_get::<Value>(forbidden)?.is_nil() {
-                        return Err(mlua::Error::runtime(format!(
-                            "setmetatable: the `{forbidden}` metamethod is not allowed in the sandbox"
-                        )));
-                    }
-                }
-            }
-            setmetatable.call::<Value>((table, meta))
-        })?,
-    )?;
-
     // `xpcall` runs its message handler inside the error machinery with hooks off; this
     // version unwinds with `pcall` first and calls the handler afterwards, hooks on.
     let xpcall: Function = lua
@@ -186,6 +177,12 @@ fn safe_load(
             )));
         }
     };
+    if source.len() > MAX_LOAD_CHUNK {
+        return Err(mlua::Error::runtime(format!(
+            "load: a chunk of {} bytes exceeds the sandbox's limit of {MAX_LOAD_CHUNK} bytes for a chunk",
+            source.len()
+        )));
+    }
     if source.first() == Some(&0x1b) {
         return (Value::Nil, "load: binary chunks are not allowed in the sandbox").into_lua_multi(lua);
     }
