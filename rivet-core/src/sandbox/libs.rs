@@ -7,19 +7,20 @@
 use mlua::{Function, Lua, Table, Value};
 
 use super::check_deadline;
+use super::chunk::Chunk;
 
 /// The longest format `os.date` accepts: every conversion costs a call to `strftime`.
 pub const MAX_DATE_FORMAT: usize = 256;
 
-const ARGS: &str = include_str!("lua/args.lua");
-const TABLE: &str = include_str!("lua/table.lua");
-const METATABLE: &str = include_str!("lua/metatable.lua");
-const COROUTINE: &str = include_str!("lua/coroutine.lua");
-const TEXT: &str = include_str!("lua/text.lua");
+static ARGS: Chunk = Chunk::new("=args", include_str!("lua/args.lua"));
+static TABLE: Chunk = Chunk::new("=table", include_str!("lua/table.lua"));
+static METATABLE: Chunk = Chunk::new("=metatable", include_str!("lua/metatable.lua"));
+static COROUTINE: Chunk = Chunk::new("=coroutine", include_str!("lua/coroutine.lua"));
+static TEXT: Chunk = Chunk::new("=string", include_str!("lua/text.lua"));
 
 /// Runs one of the chunks above with `args` and returns what it returns.
-fn run<R: mlua::FromLuaMulti>(lua: &Lua, name: &str, source: &str, args: impl mlua::IntoLuaMulti) -> mlua::Result<R> {
-    lua.load(source).set_name(format!("={name}")).call(args)
+fn run<R: mlua::FromLuaMulti>(lua: &Lua, chunk: &Chunk, args: impl mlua::IntoLuaMulti) -> mlua::Result<R> {
+    chunk.load(lua)?.call(args)
 }
 
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
@@ -34,8 +35,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
 
     let args: Table = run(
         lua,
-        "args",
-        ARGS,
+        &ARGS,
         (
             getmetatable.clone(),
             get(&globals, "rawget")?,
@@ -50,8 +50,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let ported_unpack_original = get(&table, "unpack")?;
     let ported: Table = run(
         lua,
-        "table",
-        TABLE,
+        &TABLE,
         (
             args.clone(),
             get(&table, "concat")?,
@@ -65,16 +64,14 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
         table.raw_set(name, get(&ported, name)?)?;
     }
 
-    let (set, get_meta): (Function, Function) =
-        run(lua, "metatable", METATABLE, (setmetatable, getmetatable, args.clone()))?;
+    let (set, get_meta): (Function, Function) = run(lua, &METATABLE, (setmetatable, getmetatable, args.clone()))?;
     globals.raw_set("setmetatable", set)?;
     globals.raw_set("getmetatable", get_meta)?;
 
     let expired = lua.create_function(|lua, ()| check_deadline(lua))?;
     let guarded: Table = run(
         lua,
-        "coroutine",
-        COROUTINE,
+        &COROUTINE,
         (
             expired,
             get(&coroutine, "create")?,
@@ -91,7 +88,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     }
 
     let (rep, date): (Function, Function) =
-        run(lua, "string", TEXT, (get(&string, "rep")?, get(&os, "date")?, MAX_DATE_FORMAT, args))?;
+        run(lua, &TEXT, (get(&string, "rep")?, get(&os, "date")?, MAX_DATE_FORMAT, args))?;
     string.raw_set("rep", rep)?;
     os.raw_set("date", date)?;
     Ok(())

@@ -15,6 +15,7 @@
 //! message handlers) could escape the time limit, so `setmetatable` refuses those
 //! metamethods and `xpcall` is rebuilt on `pcall`.
 
+mod chunk;
 mod clock;
 mod libs;
 mod pattern;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use mlua::chunk::ChunkMode;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
+use chunk::Chunk;
 pub use clock::Clock;
 pub use libs::MAX_DATE_FORMAT;
 
@@ -121,6 +123,21 @@ pub fn arm(lua: &Lua) -> mlua::Result<()> {
     install_hook(lua, clock, HOOK_PERIOD)
 }
 
+/// `xpcall` rebuilt on `pcall` (see `restrict_globals`).
+static XPCALL: Chunk = Chunk::new(
+    "=sandbox",
+    r#"
+    local pcall, select, table_pack, table_unpack = pcall, select, table.pack, table.unpack
+    return function(f, handler, ...)
+        local result = table_pack(pcall(f, ...))
+        if result[1] then
+            return table_unpack(result, 1, result.n)
+        end
+        return false, handler(result[2])
+    end
+    "#,
+);
+
 fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
     for name in ["dofile", "loadfile", "require", "io", "debug", "package", "print"] {
@@ -144,21 +161,7 @@ fn restrict_globals(lua: &Lua) -> mlua::Result<()> {
 
     // `xpcall` runs its message handler inside the error machinery with hooks off; this
     // version unwinds with `pcall` first and calls the handler afterwards, hooks on.
-    let xpcall: Function = lua
-        .load(
-            r#"
-            local pcall, select, table_pack, table_unpack = pcall, select, table.pack, table.unpack
-            return function(f, handler, ...)
-                local result = table_pack(pcall(f, ...))
-                if result[1] then
-                    return table_unpack(result, 1, result.n)
-                end
-                return false, handler(result[2])
-            end
-            "#,
-        )
-        .set_name("=sandbox")
-        .call(())?;
+    let xpcall: Function = XPCALL.load(lua)?.call(())?;
     globals.raw_set("xpcall", xpcall)?;
     Ok(())
 }
