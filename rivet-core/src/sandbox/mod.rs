@@ -55,8 +55,12 @@ impl Default for Limits {
     }
 }
 
-/// How many VM instructions run between two deadline checks.
-const HOOK_PERIOD: u32 = 1_000;
+/// How many VM instructions run between two deadline checks. Some single instructions
+/// do work proportional to a long string (comparing or concatenating two of them), so
+/// the period is short: a hundred such instructions over the longest strings the memory
+/// limit allows take a fraction of a second. The hook also fires on every function call,
+/// so no C function starts once the budget is spent.
+const HOOK_PERIOD: u32 = 100;
 
 /// The error message of a script stopped by its time budget.
 pub const TIME_BUDGET_EXCEEDED: &str = "script exceeded its time budget";

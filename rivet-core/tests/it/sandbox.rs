@@ -326,6 +326,17 @@ fn long_sorts_and_concats_are_fast_enough() {
     );
 }
 
+/// Single instructions and C calls whose work is proportional to a long string: the hook
+/// checks the clock every few instructions and before every call.
+#[test]
+fn long_string_operations_stop_with_the_budget() {
+    let long = "local a, b = string.rep('x', 3e6), string.rep('x', 3e6)\n";
+    assert_budget(&format!("{long}while true do local _ = a < b end"));
+    assert_budget(&format!("{long}while true do local _ = a == b .. '' end"));
+    assert_budget(&format!("{long}while true do local _ = a:upper() end"));
+    assert_budget(&format!("{long}while true do local _ = a:find(b, 1, true) end"));
+}
+
 #[test]
 fn deep_recursion_ends_cleanly() {
     assert_attack("local function f(n) return f(n + 1) + 1 end f(1)", "ran out of memory (limit 16 MiB)");
