@@ -20,6 +20,10 @@ pub const MAX_PLUGINS: usize = 64;
 /// The most secrets a pipeline may name.
 pub const MAX_SECRETS: usize = 64;
 
+/// The most fields one table of a definition (the pipeline, a stage, an input, a tag) may
+/// have. Each allows a handful; past this the unknown ones get one diagnostic together.
+pub const MAX_TABLE_FIELDS: usize = 256;
+
 /// The longest pipeline name, in bytes.
 pub const MAX_PIPELINE_NAME_BYTES: usize = 200;
 /// The longest stage name, in bytes.

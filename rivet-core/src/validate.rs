@@ -13,7 +13,7 @@ use crate::dsl;
 use crate::limits::{
     MAX_DESCRIPTION_BYTES, MAX_IMAGE_BYTES, MAX_INPUTS, MAX_NAME_BYTES, MAX_OPTIONS, MAX_PIPELINE_NAME_BYTES,
     MAX_PLUGINS, MAX_QUOTED_BYTES, MAX_SECRETS, MAX_STAGE_NAME_BYTES, MAX_STAGE_TIMEOUT, MAX_STAGES,
-    MAX_SUGGESTED_KEY_BYTES, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
+    MAX_SUGGESTED_KEY_BYTES, MAX_TABLE_FIELDS, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
 };
 use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageSpec, Tag};
 use crate::text;
@@ -525,6 +525,25 @@ impl Validator<'_> {
     /// Reads the fields of `table`, reporting non-string keys and unknown fields.
     fn fields(&mut self, table: &Table, path: &str, line: u32, allowed: &[&str]) -> Fields {
         let mut values = BTreeMap::new();
+        let count = count_pairs(table);
+        if count > MAX_TABLE_FIELDS {
+            // Too many to report one by one: read the allowed fields only.
+            let what = if path.is_empty() { "the pipeline" } else { path };
+            self.diagnostics.push(
+                line,
+                path,
+                format!(
+                    "{what} has {count} fields; the limit is {MAX_TABLE_FIELDS} (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            );
+            for key in allowed {
+                if let Ok(value) = table.raw_get::<Value>(*key) {
+                    values.insert((*key).to_owned(), value);
+                }
+            }
+            return Fields { values, line, path: path.to_owned() };
+        }
         for (key, value) in sorted_pairs(table) {
             match key {
                 Value::String(key) => {

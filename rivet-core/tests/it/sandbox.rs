@@ -129,6 +129,10 @@ fn finalizers_and_close_handlers_never_run() {
         "{added_later}local co = coroutine.wrap(function() local x <close> = o while true do end end)\n\
          pcall(co) while true do end"
     ));
+    assert_budget(&format!(
+        "{added_later}local co = coroutine.create(function() local x <close> = o while true do end end)\n\
+         coroutine.resume(co) coroutine.close(co) while true do end"
+    ));
     assert_attack(
         "local mt = {}\nlocal o = setmetatable({}, mt)\nmt.__gc = function() while true do end end\n\
          o = nil setmetatable({}, mt)",
