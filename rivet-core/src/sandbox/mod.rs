@@ -36,7 +36,7 @@
 //! | `assert`, `error`, `rawequal`, `rawget`, `rawset`, `rawlen`, `type`, `select`, `next`, `ipairs` (each step), `pairs` | O(1) per call (`rawlen`/`#` find a border by binary search); `select` returns at most the arguments it was given (paid) |
 //! | `tostring`, `tonumber` | linear in one paid string; `__tostring`/`__name` run as hooked calls |
 //! | `pcall`, `xpcall` | call a function (hooked); `xpcall` is `pcall` plus a hooked handler call |
-//! | `setmetatable`, `getmetatable` | Lua (`lua/metatable.lua`): a copy of at most 27 fields |
+//! | `setmetatable`, `getmetatable` | Lua (`lua/metatable.lua`): a copy of at most 27 fields; weak-keys-only tables (ephemerons, which the collector may traverse in quadratic time in one step) are refused |
 //! | `load` | text only, at most [`MAX_LOAD_CHUNK`] bytes: the compiler runs in one C call |
 //! | `print` | does nothing |
 //! | `collectgarbage` | only `"count"`; collection steps are paid by allocation |

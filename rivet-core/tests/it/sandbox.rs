@@ -186,8 +186,12 @@ fn metatables_still_work() {
         local ok, err = pcall(setmetatable, locked, {})
         assert(not ok and err:find("cannot change a protected metatable"), err)
         -- Weak tables, __newindex, __pairs and __name.
-        local weak = setmetatable({}, { __mode = "k" })
+        local weak = setmetatable({}, { __mode = "kv" })
         weak[{}] = 1
+        local values = setmetatable({}, { __mode = "v" })
+        values[1] = {}
+        local ok3, err3 = pcall(setmetatable, {}, { __mode = "k" })
+        assert(not ok3 and err3:find("weak keys only"), err3)
         local log = {}
         local proxy = setmetatable({}, { __newindex = function(t, k, v) log[#log + 1] = k end })
         proxy.a = 1

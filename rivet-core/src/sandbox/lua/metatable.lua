@@ -14,7 +14,7 @@
 -- `setmetatable` takes effect on the next `setmetatable` with it, not at once. (Methods
 -- looked up through an `__index` table are unaffected: that table is shared, not copied.)
 local setmetatable, getmetatable, args = ...
-local error, pcall, rawget, rawequal, select, type = error, pcall, rawget, rawequal, select, type
+local error, pcall, rawget, rawequal, select, type, find = error, pcall, rawget, rawequal, select, type, string.find
 
 -- Every field Lua's VM and standard library read from a metatable, except `__gc` and
 -- `__close`.
@@ -28,11 +28,15 @@ local FIELDS = {
 -- Refused outright when present at `setmetatable`, and never copied.
 local FORBIDDEN = { "__gc", "__close" }
 
--- Private copy -> the script's metatable, for `getmetatable`.
-local originals = setmetatable({}, { __mode = "k" })
+-- The key under which a copy of an unprotected metatable keeps the script's metatable,
+-- for `getmetatable`. Only this chunk holds it, and Lua reads metamethods by name, so a
+-- script can neither see it nor confuse a table of its own with a copy.
+local ORIGINAL = {}
 -- The script's metatable -> its latest copy, reused while the metatable is unchanged, so
--- that a thousand objects of one class share one copy.
-local latest = setmetatable({}, { __mode = "k" })
+-- that a thousand objects of one class share one copy. Weak keys *and* values: a table
+-- with only weak keys is an ephemeron table, which the collector may take quadratic time
+-- to traverse, in one step no hook interrupts.
+local latest = setmetatable({}, { __mode = "kv" })
 
 local function copy_of(meta)
     local copy = latest[meta]
@@ -53,7 +57,7 @@ local function copy_of(meta)
     end
     -- A copy of a protected metatable keeps its `__metatable`, so Lua itself answers
     -- `getmetatable` with it and refuses to replace it.
-    if rawget(meta, "__metatable") == nil then originals[copy] = meta end
+    if rawget(meta, "__metatable") == nil then copy[ORIGINAL] = meta end
     latest[meta] = copy
     return copy
 end
@@ -72,10 +76,14 @@ local function sandbox_setmetatable(...)
                 error("setmetatable: the `" .. field .. "` metamethod is not allowed in the sandbox: it would run outside the time budget", 2)
             end
         end
+        local mode = rawget(meta, "__mode")
+        if type(mode) == "string" and find(mode, "k", 1, true) and not find(mode, "v", 1, true) then
+            error("setmetatable: tables with weak keys only (`__mode = \"k\"`) are not allowed in the sandbox: the collector can take quadratic time over them; use `__mode = \"kv\"`", 2)
+        end
         meta = copy_of(meta)
     end
     local current = getmetatable(t)
-    if current == nil or originals[current] ~= nil then
+    if current == nil or (type(current) == "table" and rawget(current, ORIGINAL) ~= nil) then
         return setmetatable(t, meta)
     end
     -- The current metatable may be protected (its `__metatable` is what we see).
@@ -86,8 +94,10 @@ end
 local function sandbox_getmetatable(...)
     if select("#", ...) == 0 then args.argerror("getmetatable", 1, "value expected", 2) end
     local meta = getmetatable((...))
-    local original = originals[meta]
-    if original ~= nil then return original end
+    if type(meta) == "table" then
+        local original = rawget(meta, ORIGINAL)
+        if original ~= nil then return original end
+    end
     return meta
 end
 
