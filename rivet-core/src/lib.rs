@@ -16,6 +16,7 @@ mod diagnostic;
 mod dsl;
 pub mod inputs;
 pub mod job;
+pub mod limits;
 mod loader;
 pub mod model;
 pub mod sandbox;
