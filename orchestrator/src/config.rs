@@ -1,5 +1,5 @@
 //! The orchestrator's configuration: defaults < TOML file < `RIVET_*` environment
-//! (`__` separates nesting levels, e.g. `RIVET_AUTH__RUNNER_TOKENS='["t1"]'`).
+//! (`__` separates nesting levels, e.g. `RIVET_AUTH__REGISTRATION_TOKENS='["t1"]'`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -44,13 +44,18 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-/// Credentials the orchestrator accepts. When a list is empty, that side is open (as in
-/// the embedded mode, which listens on loopback only).
+/// Credentials the orchestrator accepts. With no API token and no registration token,
+/// both sides are open (as in the embedded mode, which listens on loopback only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Tokens runners present as `authorization: Bearer <token>`.
-    pub runner_tokens: Vec<String>,
+    /// Registration tokens a new runner may present once to `RegisterRunner` to receive
+    /// its own credential, for deployments where no CLI runs before the runners (compose,
+    /// Kubernetes). They grant the labels each runner asks for, have no use limit and no
+    /// expiry; `rivet runner token create` makes narrower ones. `runner_tokens` is the old
+    /// name of this setting.
+    #[serde(alias = "runner_tokens")]
+    pub registration_tokens: Vec<String>,
     /// Tokens users and clients present as `authorization: Bearer <token>`.
     pub api_tokens: Vec<String>,
 }
@@ -145,7 +150,7 @@ mod tests {
         let json = serde_json::to_value(Config::default()).expect("serializable");
         let mut keys: Vec<String> =
             json.as_object().expect("an object").keys().filter(|k| *k != "auth").cloned().collect();
-        keys.extend(["api_tokens".to_owned(), "runner_tokens".to_owned()]);
+        keys.extend(["api_tokens".to_owned(), "registration_tokens".to_owned()]);
         for key in keys {
             assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
         }

@@ -1,5 +1,7 @@
-//! Bearer-token authentication. Users and clients present an API token; runners a runner
-//! token. An empty token list leaves that side open (the embedded mode on loopback).
+//! Bearer-token authentication. Users and clients present an API token; runners their own
+//! credential (see `domain::identity`), or, once, a registration token. With no API token
+//! and no registration token configured, both sides are open (the embedded mode on
+//! loopback).
 
 use std::sync::Arc;
 
@@ -11,46 +13,50 @@ use tonic::{Request, Status};
 pub enum Role {
     /// A user or client.
     Api,
-    /// A runner agent.
-    Runner,
 }
 
 /// The tokens the orchestrator accepts. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
     api: Arc<Vec<String>>,
-    runner: Arc<Vec<String>>,
+    registration: Arc<Vec<String>>,
 }
 
 impl Auth {
-    /// Accepts `api` tokens for users and `runner` tokens for runners.
-    pub fn new(api: Vec<String>, runner: Vec<String>) -> Auth {
-        Auth { api: Arc::new(api), runner: Arc::new(runner) }
+    /// Accepts `api` tokens for users, and `registration` tokens (besides the stored ones)
+    /// for new runners.
+    pub fn new(api: Vec<String>, registration: Vec<String>) -> Auth {
+        Auth { api: Arc::new(api), registration: Arc::new(registration) }
+    }
+
+    /// The registration tokens from the configuration.
+    pub fn registration_tokens(&self) -> &[String] {
+        &self.registration
+    }
+
+    /// Whether runners may connect without a credential: only when no authentication is
+    /// configured at all (the embedded mode on loopback). Even then, a registered runner's
+    /// id needs its credential.
+    pub fn runners_open(&self) -> bool {
+        self.api.is_empty() && self.registration.is_empty()
     }
 
     /// Checks the call's `authorization: Bearer <token>` header.
     pub fn check(&self, metadata: &MetadataMap, role: Role) -> Result<(), Status> {
         let tokens = match role {
             Role::Api => &self.api,
-            Role::Runner => &self.runner,
         };
         if tokens.is_empty() {
             return Ok(());
         }
-        let Some(header) = metadata.get("authorization") else {
+        let Some(presented) = bearer(metadata)? else {
             return Err(Status::unauthenticated("missing `authorization: Bearer <token>` metadata"));
         };
-        let presented = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))?;
         if tokens.iter().any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())) {
             Ok(())
         } else {
             Err(Status::unauthenticated(match role {
                 Role::Api => "invalid API token",
-                Role::Runner => "invalid runner token",
             }))
         }
     }
@@ -65,6 +71,17 @@ impl Auth {
             Ok(request)
         }
     }
+}
+
+/// The call's bearer token, if it has an `authorization` header.
+pub fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
+    let Some(header) = metadata.get("authorization") else { return Ok(None) };
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(Some)
+        .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))
 }
 
 /// Compares without an early exit, so the time taken does not reveal a matching prefix.

@@ -46,6 +46,8 @@ impl From<Error> for Status {
             Error::AlreadyEnded(..) => Status::failed_precondition(err.to_string()),
             Error::StaleAssignment(_) => Status::aborted(err.to_string()),
             Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),
+            Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
             Error::ShuttingDown => Status::unavailable(err.to_string()),
             Error::Store(StoreError::Unavailable(_)) | Error::Coord(CoordError::Unavailable(_)) => {
                 internal(&err, Code::Unavailable, "a backing service is unavailable; retry shortly")

@@ -45,6 +45,13 @@ pub enum Error {
         /// The version the orchestrator speaks.
         supported: u32,
     },
+    /// A missing, malformed, unknown, expired or revoked credential.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid credential asking for something it was not granted, e.g. a runner claiming
+    /// another runner's id or labels its registration did not grant.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,

@@ -4,6 +4,7 @@
 pub mod coord;
 pub mod dispatch;
 pub mod error;
+pub mod identity;
 pub mod leases;
 pub mod orchestrator;
 pub mod registry;
