@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rivet_orchestrator::config::{AuthConfig, Config};
+use rivet_orchestrator::domain::identity;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop};
 use rivet_runner::config::ExecutorConfig;
@@ -71,12 +72,20 @@ impl Embedded {
             std::fs::create_dir_all(parent)
                 .map_err(|err| setup(&format!("cannot create {}", parent.display()), &err))?;
         }
+        // The in-process runner registers like any other, with a registration token made
+        // up for this process: no other runner can join without one from the operator.
+        // After its first start it connects with the credential in its state directory.
+        let registration_token = identity::random_secret()
+            .map_err(|err| setup("cannot make a registration token for the runner", &err))?;
         let config = Config {
             listen: options.listen,
             database_url: format!("sqlite://{}?mode=rwc", options.database.display()),
             redis_url: None,
             shutdown_grace_ms: SHUTDOWN_GRACE.as_millis() as u64,
-            auth: AuthConfig { api_tokens: options.api_tokens.clone(), runner_tokens: Vec::new() },
+            auth: AuthConfig {
+                api_tokens: options.api_tokens.clone(),
+                registration_tokens: vec![registration_token.clone()],
+            },
             ..Config::default()
         };
         // The runner finds (or starts, for its lifetime) a Podman service while the
@@ -114,6 +123,7 @@ impl Embedded {
 
         let agent_config = AgentConfig {
             orchestrator_url: format!("http://{addr}"),
+            registration_token: Some(registration_token),
             name: Some(options.runner_name.clone()),
             capacity: options.capacity,
             state_dir: options.state_dir.join("runner"),

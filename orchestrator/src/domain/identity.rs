@@ -77,10 +77,15 @@ pub fn matches_any(tokens: &[String], presented: &str) -> bool {
     tokens.iter().fold(false, |found, token| found | hashes_match(&hash_secret(token), &presented))
 }
 
-fn issue(prefix: &str, id: Uuid) -> Result<IssuedSecret> {
+/// A new random secret, in hex, from the operating system's generator.
+pub fn random_secret() -> Result<String> {
     let mut bytes = [0u8; SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(|err| Error::Internal(format!("no randomness for a secret: {err}")))?;
-    let secret = hex::encode(bytes);
+    Ok(hex::encode(bytes))
+}
+
+fn issue(prefix: &str, id: Uuid) -> Result<IssuedSecret> {
+    let secret = random_secret()?;
     Ok(IssuedSecret { id, token: format!("{prefix}{}_{secret}", id.simple()), hash: hash_secret(&secret) })
 }
 

@@ -17,15 +17,20 @@ use crate::config::ExecutorConfig;
 pub struct AgentConfig {
     /// The orchestrator's gRPC address (or its load balancer's).
     pub orchestrator_url: String,
-    /// The runner token, sent as `authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// A registration token (from `rivet runner token create`, or one of the
+    /// orchestrator's `auth.registration_tokens`). A runner without a credential in its
+    /// state directory presents it once to register, and from then on connects with the
+    /// credential it received. `token` is the old name of this setting.
+    #[serde(alias = "token")]
+    pub registration_token: Option<String>,
     /// The runner's name; defaults to the host name.
     pub name: Option<String>,
     /// Extra labels; `os` and `arch` are always added from the machine.
     pub labels: BTreeMap<String, String>,
     /// How many jobs it runs at once.
     pub capacity: u32,
-    /// Where it keeps its id and spilled log lines.
+    /// Where it keeps its id, its credential (`credential.json`, mode 0600) and spilled log
+    /// lines.
     pub state_dir: PathBuf,
     /// How many bytes of unacknowledged log text per job stay in memory before the rest
     /// spills to disk.
@@ -44,7 +49,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             orchestrator_url: "http://127.0.0.1:7420".to_owned(),
-            token: None,
+            registration_token: None,
             name: None,
             labels: BTreeMap::new(),
             capacity: 2,
