@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dispatch;
+mod identity;
 mod jobs;
 mod pipelines;
 mod replicas;

@@ -20,9 +20,9 @@ use crate::both_backends;
 use crate::support::{Backend, Cluster, pipeline_source};
 
 /// Emits `lines` log lines in batches of 50, `pause` apart, then succeeds.
-struct ScriptedRunner {
-    lines: u64,
-    pause: Duration,
+pub(crate) struct ScriptedRunner {
+    pub(crate) lines: u64,
+    pub(crate) pause: Duration,
 }
 
 impl JobRunner for ScriptedRunner {
