@@ -46,7 +46,8 @@ pub async fn list(client: &Client, online_only: bool, format: Format) -> Result<
 
 /// Parses `--expires`: `90s`, `30m`, `12h`, `7d`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|err| format!("`{text}` is not a duration like 30m, 12h or 7d: {err}"))?;
+    let duration = humantime::parse_duration(text)
+        .map_err(|err| format!("`{text}` is not a duration like 30m, 12h or 7d: {err}"))?;
     if duration < Duration::from_secs(1) {
         return Err(format!("`{text}` is shorter than one second"));
     }

@@ -75,8 +75,8 @@ impl Embedded {
         // The in-process runner registers like any other, with a registration token made
         // up for this process: no other runner can join without one from the operator.
         // After its first start it connects with the credential in its state directory.
-        let registration_token = identity::random_secret()
-            .map_err(|err| setup("cannot make a registration token for the runner", &err))?;
+        let registration_token =
+            identity::random_secret().map_err(|err| setup("cannot make a registration token for the runner", &err))?;
         let config = Config {
             listen: options.listen,
             database_url: format!("sqlite://{}?mode=rwc", options.database.display()),

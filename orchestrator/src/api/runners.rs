@@ -9,10 +9,10 @@ use rivet_proto::v1::{
     ListRunnersRequest, ListRunnersResponse, RegisterRunnerRequest, RegisterRunnerResponse, RevokeRunnerRequest,
     RevokeRunnerResponse,
 };
-use uuid::Uuid;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use uuid::Uuid;
 
 use crate::api::auth::{Auth, Role, bearer};
 use crate::convert;
@@ -126,11 +126,8 @@ impl RunnerService for Runners {
             return Err(Status::unauthenticated("missing `authorization: Bearer <registration token>` metadata"));
         };
         let request = request.into_inner();
-        let registration = Registration {
-            name: request.name,
-            labels: request.labels.into_iter().collect(),
-            version: request.version,
-        };
+        let registration =
+            Registration { name: request.name, labels: request.labels.into_iter().collect(), version: request.version };
         let registered =
             identity::register(&self.orchestrator, self.auth.registration_tokens(), &token, registration).await?;
         Ok(Response::new(RegisterRunnerResponse {

@@ -69,11 +69,8 @@ where
 
     // Fence the runner's previous session before this one takes over: on this replica,
     // wait until it has stopped; elsewhere, tell it to stop.
-    let session = SessionHandle {
-        connection: Uuid::new_v4(),
-        fence: CancellationToken::new(),
-        ended: CancellationToken::new(),
-    };
+    let session =
+        SessionHandle { connection: Uuid::new_v4(), fence: CancellationToken::new(), ended: CancellationToken::new() };
     if let Some(previous) = orchestrator.registry().session(runner_id) {
         previous.fence.cancel();
         if tokio::time::timeout(FENCE_WAIT, previous.ended.cancelled()).await.is_err() {
@@ -91,7 +88,9 @@ where
     for (assignment, _last_sequence) in &hello.running {
         let current = orchestrator.store().job(assignment.job_id).await?;
         match current {
-            Some(job) if job.state.is_active() && job.assignment() == *assignment && job.runner_id == Some(runner_id) => {
+            Some(job)
+                if job.state.is_active() && job.assignment() == *assignment && job.runner_id == Some(runner_id) =>
+            {
                 orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await?;
                 kept.insert(job.id);
                 owned.insert(*assignment);
@@ -394,7 +393,9 @@ impl Session {
                 let assignment =
                     convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
-                if store.record_stage(self.runner.id, assignment, &started.stage, StageState::Running, None, "", at).await?
+                if store
+                    .record_stage(self.runner.id, assignment, &started.stage, StageState::Running, None, "", at)
+                    .await?
                 {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
@@ -408,7 +409,8 @@ impl Session {
                 let reason = convert::failure_reason_from_proto(finished.failure_reason);
                 let at = convert::time_from_proto(finished.time.as_ref());
                 let runner = self.runner.id;
-                if store.record_stage(runner, assignment, &finished.stage, state, reason, &finished.message, at).await? {
+                if store.record_stage(runner, assignment, &finished.stage, state, reason, &finished.message, at).await?
+                {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
                     self.refuse(assignment, STALE).await;

@@ -353,8 +353,12 @@ pub trait Store: Send + Sync + 'static {
     /// Presents the registration token `id` with the hash of its secret at time `at`:
     /// when it is valid, counts one use, atomically (two runners cannot both take the last
     /// use).
-    async fn redeem_registration_token(&self, id: Uuid, secret_hash: &str, at: DateTime<Utc>)
-    -> StoreResult<Redemption>;
+    async fn redeem_registration_token(
+        &self,
+        id: Uuid,
+        secret_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Redemption>;
     /// Stores a new runner and its credential in one transaction.
     async fn register_runner(&self, runner: &RunnerRecord, credential: &RunnerCredential) -> StoreResult<()>;
     /// The credential of a registered runner.

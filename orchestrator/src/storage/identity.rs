@@ -39,8 +39,7 @@ pub(super) async fn redeem_token(
     at: DateTime<Utc>,
 ) -> StoreResult<Redemption> {
     let txn = store.write().await?;
-    let Some(model) =
-        registration_token::Entity::find_by_id(id).lock_exclusive().one(&*txn).await.map_err(db_err)?
+    let Some(model) = registration_token::Entity::find_by_id(id).lock_exclusive().one(&*txn).await.map_err(db_err)?
     else {
         return Ok(Redemption::Unknown);
     };
@@ -67,7 +66,11 @@ pub(super) async fn redeem_token(
 }
 
 /// Stores a registered runner: its registry row and its credential.
-pub(super) async fn register(store: &SeaStore, record: &RunnerRecord, credential: &RunnerCredential) -> StoreResult<()> {
+pub(super) async fn register(
+    store: &SeaStore,
+    record: &RunnerRecord,
+    credential: &RunnerCredential,
+) -> StoreResult<()> {
     let runner_model = runner::ActiveModel {
         id: Set(record.id),
         name: Set(record.name.clone()),
@@ -112,7 +115,8 @@ pub(super) async fn credentials(store: &SeaStore) -> StoreResult<Vec<RunnerCrede
 /// Marks a credential revoked, keeping the first revocation time.
 pub(super) async fn revoke(store: &SeaStore, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool> {
     let txn = store.write().await?;
-    let Some(model) = runner_credential::Entity::find_by_id(runner).lock_exclusive().one(&*txn).await.map_err(db_err)?
+    let Some(model) =
+        runner_credential::Entity::find_by_id(runner).lock_exclusive().one(&*txn).await.map_err(db_err)?
     else {
         return Ok(false);
     };

@@ -77,17 +77,12 @@ async fn impersonation(backend: Backend) {
     // without claiming the victim's job.
     let running = vec![pb::RunningJob { assignment: assign.assignment.clone(), last_sequence: 0 }];
     for reported in [Vec::new(), running] {
-        let refused =
-            FakeRunner::connect_as(cluster.addr(0), victim.id, 1, &[], reported, Some(&attacker.credential))
-                .await
-                .err()
-                .expect("an impersonating hello is refused");
+        let refused = FakeRunner::connect_as(cluster.addr(0), victim.id, 1, &[], reported, Some(&attacker.credential))
+            .await
+            .err()
+            .expect("an impersonating hello is refused");
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-        assert!(
-            refused.message().contains(&format!("belongs to runner {}", attacker.id)),
-            "{}",
-            refused.message()
-        );
+        assert!(refused.message().contains(&format!("belongs to runner {}", attacker.id)), "{}", refused.message());
     }
     // Without a credential, claiming a registered runner's id is not even authenticated.
     let refused = FakeRunner::connect_as(cluster.addr(0), victim.id, 1, &[], Vec::new(), None).await.err().unwrap();
@@ -125,7 +120,9 @@ async fn foreign_reports(backend: Backend) {
     assert!(other_stream.refused(&assign).await.contains("not (or no longer) assigned to this runner"));
     other_stream.log(&assign, 3..=5).await;
     other_stream.refused(&assign).await;
-    other_stream.send(connect_request::Body::JobAccepted(pb::JobAccepted { assignment: assign.assignment.clone() })).await;
+    other_stream
+        .send(connect_request::Body::JobAccepted(pb::JobAccepted { assignment: assign.assignment.clone() }))
+        .await;
     other_stream.refused(&assign).await;
     let mut outputs = HashMap::new();
     outputs.insert("stolen".to_owned(), "yes".to_owned());
@@ -344,7 +341,9 @@ async fn real_agent(backend: Backend) {
     // Revoked: the agent stops with an error naming its credential file.
     api.runners.revoke_runner(pb::RevokeRunnerRequest { runner_id: credential.runner_id.to_string() }).await.unwrap();
     let ended = tokio::time::timeout(PATIENCE, task).await.expect("a revoked agent stops").unwrap();
-    let Err(err @ AgentError::CredentialRefused { .. }) = ended else { panic!("expected a refused credential: {ended:?}") };
+    let Err(err @ AgentError::CredentialRefused { .. }) = ended else {
+        panic!("expected a refused credential: {ended:?}")
+    };
     let message = err.to_string();
     assert!(message.contains("credential.json") && message.contains("was revoked"), "{message}");
 }

@@ -48,8 +48,12 @@ async fn a_job_runs_through_its_lifecycle(store: &SeaStore) {
     assert_eq!(store.mark_running(RUNNER, assigned.assignment()).await.unwrap(), Some(running.clone()));
 
     let at = now();
-    assert!(store.record_stage(RUNNER, running.assignment(), "build", StageState::Running, None, "", at).await.unwrap());
-    assert!(store.record_stage(RUNNER, running.assignment(), "build", StageState::Succeeded, None, "ok", at).await.unwrap());
+    assert!(
+        store.record_stage(RUNNER, running.assignment(), "build", StageState::Running, None, "", at).await.unwrap()
+    );
+    assert!(
+        store.record_stage(RUNNER, running.assignment(), "build", StageState::Succeeded, None, "ok", at).await.unwrap()
+    );
 
     let done = store
         .finish_job(RUNNER, running.assignment(), finish(JobState::Failed, Some(FailureReason::ExitCode)))
@@ -113,7 +117,9 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     assert_eq!(store.finish_job(RUNNER, queued.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
     assert_eq!(store.mark_running(RUNNER, queued.assignment()).await.unwrap(), None);
     assert_eq!(store.requeue_job(None, queued.assignment(), "x").await.unwrap(), None);
-    assert!(!store.record_stage(RUNNER, queued.assignment(), "build", StageState::Running, None, "", now()).await.unwrap());
+    assert!(
+        !store.record_stage(RUNNER, queued.assignment(), "build", StageState::Running, None, "", now()).await.unwrap()
+    );
     assert_eq!(store.job(queued.id).await.unwrap(), Some(queued));
 
     // Finishing straight from assigned is allowed (e.g. the runner rejected its inputs).
@@ -132,7 +138,12 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     assert_eq!(store.finish_job(RUNNER, assigned.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
     assert_eq!(store.mark_running(RUNNER, assigned.assignment()).await.unwrap(), None);
     assert_eq!(store.requeue_job(None, assigned.assignment(), "x").await.unwrap(), None);
-    assert!(!store.record_stage(RUNNER, assigned.assignment(), "build", StageState::Running, None, "", now()).await.unwrap());
+    assert!(
+        !store
+            .record_stage(RUNNER, assigned.assignment(), "build", StageState::Running, None, "", now())
+            .await
+            .unwrap()
+    );
     assert_eq!(store.job(done.id).await.unwrap(), Some(done));
 }
 
@@ -212,7 +223,10 @@ async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
     assert!(store.record_stage(RUNNER, a, "lint", StageState::Skipped, None, "condition was false", t1).await.unwrap());
     assert!(store.record_stage(RUNNER, a, "test", StageState::Running, None, "", t1).await.unwrap());
     assert!(
-        store.record_stage(RUNNER, a, "test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2).await.unwrap()
+        store
+            .record_stage(RUNNER, a, "test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2)
+            .await
+            .unwrap()
     );
 
     let stages = store.stages(job.id).await.unwrap();

@@ -255,7 +255,9 @@ impl Agent {
                     tracing::error!(status = %status, "the orchestrator refused the registration token");
                     return Err(AgentError::RegistrationRefused(status));
                 }
-                Err(status) => tracing::warn!(status = %status, url = %self.config.orchestrator_url, "cannot register yet"),
+                Err(status) => {
+                    tracing::warn!(status = %status, url = %self.config.orchestrator_url, "cannot register yet")
+                }
             }
             let jittered = delay.mul_f64(0.5 + jitter() * 0.5);
             tokio::select! {
