@@ -239,7 +239,7 @@ async fn revocation(backend: Backend) {
         .await
         .expect("revoked")
         .into_inner();
-    assert_eq!(response.requeued_job_ids, [job.id.clone()]);
+    assert_eq!(response.requeued_job_ids, std::slice::from_ref(&job.id));
     stream.closed().await;
     let requeued = api.job(&job.id).await;
     assert_eq!((requeued.state(), requeued.attempt), (pb::JobState::Queued, 2));
