@@ -52,12 +52,21 @@ pub struct AuthConfig {
     /// Registration tokens a new runner may present once to `RegisterRunner` to receive
     /// its own credential, for deployments where no CLI runs before the runners (compose,
     /// Kubernetes). They grant the labels each runner asks for, have no use limit and no
-    /// expiry; `rivet runner token create` makes narrower ones. `runner_tokens` is the old
-    /// name of this setting.
-    #[serde(alias = "runner_tokens")]
+    /// expiry; `rivet runner token create` makes narrower ones.
     pub registration_tokens: Vec<String>,
+    /// The old name of `registration_tokens` (a token every runner shared, before runners
+    /// had their own credentials): still read, as registration tokens.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runner_tokens: Vec<String>,
     /// Tokens users and clients present as `authorization: Bearer <token>`.
     pub api_tokens: Vec<String>,
+}
+
+impl AuthConfig {
+    /// Every registration token configured, under either name.
+    pub fn all_registration_tokens(&self) -> Vec<String> {
+        self.registration_tokens.iter().chain(&self.runner_tokens).cloned().collect()
+    }
 }
 
 impl Default for Config {
@@ -154,6 +163,17 @@ mod tests {
         for key in keys {
             assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
         }
+    }
+
+    /// `auth.runner_tokens` (the shared runner token before runners had their own
+    /// credentials) still loads, as registration tokens.
+    #[test]
+    fn the_old_runner_tokens_setting_is_read_as_registration_tokens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "[auth]\nrunner_tokens = [\"shared\"]").expect("write");
+        let config = Config::load(Some(&file)).expect("the old name loads");
+        assert_eq!(config.auth.all_registration_tokens(), ["shared"]);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub async fn start(
     listener: TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
-    let auth = Auth::new(config.auth.api_tokens.clone(), config.auth.registration_tokens.clone());
+    let auth = Auth::new(config.auth.api_tokens.clone(), config.auth.all_registration_tokens());
     let limit = config.max_message_bytes;
     let orchestrator = Orchestrator::new(store, coord, config);
 

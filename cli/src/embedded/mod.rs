@@ -85,6 +85,7 @@ impl Embedded {
             auth: AuthConfig {
                 api_tokens: options.api_tokens.clone(),
                 registration_tokens: vec![registration_token.clone()],
+                ..AuthConfig::default()
             },
             ..Config::default()
         };

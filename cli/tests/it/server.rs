@@ -335,5 +335,10 @@ fn runner_tokens_are_shown_once_and_a_revoked_runner_is_listed_revoked() {
     let id = runner["id"].as_str().expect("an id").to_owned();
     server.rivet().args(["runner", "revoke", &id]).assert().code(0).stderr(contains(format!("runner {id} revoked")));
     server.rivet().args(["runner", "list"]).assert().code(0).stdout(contains("revoked"));
-    server.rivet().args(["runner", "revoke", "not-a-uuid"]).assert().code(1).stderr(contains("runner_id: is not a UUID"));
+    server
+        .rivet()
+        .args(["runner", "revoke", "not-a-uuid"])
+        .assert()
+        .code(1)
+        .stderr(contains("runner_id: is not a UUID"));
 }

@@ -20,9 +20,12 @@ pub struct AgentConfig {
     /// A registration token (from `rivet runner token create`, or one of the
     /// orchestrator's `auth.registration_tokens`). A runner without a credential in its
     /// state directory presents it once to register, and from then on connects with the
-    /// credential it received. `token` is the old name of this setting.
-    #[serde(alias = "token")]
+    /// credential it received.
     pub registration_token: Option<String>,
+    /// The old name of `registration_token` (the token every runner shared, before runners
+    /// registered): still read, as the registration token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
     /// The runner's name; defaults to the host name.
     pub name: Option<String>,
     /// Extra labels; `os` and `arch` are always added from the machine.
@@ -50,6 +53,7 @@ impl Default for AgentConfig {
         AgentConfig {
             orchestrator_url: "http://127.0.0.1:7420".to_owned(),
             registration_token: None,
+            token: None,
             name: None,
             labels: BTreeMap::new(),
             capacity: 2,
@@ -77,6 +81,11 @@ impl AgentConfig {
             return Err(Box::new(figment::Error::from("capacity must be at least 1".to_owned())));
         }
         Ok(config)
+    }
+
+    /// The registration token, under either name.
+    pub fn registration_token(&self) -> Option<&str> {
+        self.registration_token.as_deref().or(self.token.as_deref())
     }
 
     /// The labels announced in the hello: the configured ones plus `os` and `arch`.
@@ -124,6 +133,17 @@ mod tests {
         for key in top.keys().chain(executor.keys()).filter(|k| *k != "executor" && *k != "labels") {
             assert!(text.contains(&format!("{key} =")), "deploy/config/runner.toml does not document `{key}`");
         }
+    }
+
+    /// `token` (the shared runner token before runners registered) still loads, as the
+    /// registration token.
+    #[test]
+    fn the_old_token_setting_is_read_as_the_registration_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "token = \"shared\"").expect("write");
+        let config = AgentConfig::load(Some(&file)).expect("the old name loads");
+        assert_eq!(config.registration_token(), Some("shared"));
     }
 
     #[test]

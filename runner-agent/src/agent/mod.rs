@@ -177,7 +177,7 @@ impl Agent {
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
         if self.credential.is_none()
-            && let Some(token) = self.config.registration_token.clone()
+            && let Some(token) = self.config.registration_token().map(str::to_owned)
             && !self.register(&endpoint, &token, &stop).await?
         {
             return Ok(());
