@@ -260,9 +260,12 @@ pub async fn revoke(orchestrator: &Orchestrator, runner_id: Uuid) -> Result<Vec<
         return Err(Error::NotFound { what: "registered runner", id: runner_id.to_string() });
     }
     tracing::warn!(runner = %runner_id, "runner credential revoked");
-    // End the session here at once; other replicas hear it on the runner's topic.
+    // End the session here at once, and take the runner out of this replica's dispatch
+    // before its jobs are requeued, so none is handed straight back to it. Other replicas
+    // hear it on the runner's topic.
     if let Some(session) = orchestrator.registry().session(runner_id) {
         session.fence.cancel();
+        orchestrator.registry().disconnect(runner_id, session.connection);
     }
     orchestrator.send_runner_command(runner_id, &RunnerCommand::Revoke).await;
     let message = format!("runner {runner_id} was revoked");

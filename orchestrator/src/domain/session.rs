@@ -278,6 +278,11 @@ impl Session {
         }
     }
 
+    /// Forgets an assignment that ended, so the set of owned ones stays small.
+    fn forget(&self, assignment: Assignment) {
+        self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
+    }
+
     /// Whether `assignment` is the current assignment of a job this runner holds.
     async fn owns(&self, assignment: Assignment) -> Result<bool> {
         if self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&assignment) {
@@ -382,6 +387,7 @@ impl Session {
                 let assignment =
                     convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
+                self.forget(assignment);
                 let message = format!("runner {} rejected the job: {}", self.runner.name, rejected.reason);
                 if store.requeue_job(Some(self.runner.id), assignment, &message).await?.is_some() {
                     orchestrator.coord().release_lease(assignment).await?;
@@ -463,6 +469,7 @@ impl Session {
                 match store.finish_job(self.runner.id, assignment, finish).await? {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
+                        self.forget(assignment);
                         orchestrator.coord().release_lease(assignment).await?;
                         let closed = pb::JobClosed { assignment: Some(convert::assignment_to_proto(assignment)) };
                         self.send(connect_response::Body::JobClosed(closed)).await;
