@@ -348,3 +348,24 @@ async fn real_agent(backend: Backend) {
     assert!(message.contains("credential.json") && message.contains("was revoked"), "{message}");
 }
 both_backends!(the_real_agent_registers_stores_its_credential_and_reconnects_with_it, real_agent);
+
+/// Across replicas (PostgreSQL + Redis): a new connection on another replica fences the
+/// old session, and a revoke on one replica ends the session held by another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_and_revocation_reach_other_replicas() {
+    let cluster =
+        Cluster::with(Backend::Postgres, 2, |config| config.auth.registration_tokens = vec![REGISTRATION.to_owned()])
+            .await;
+    let runner = registered(&cluster, &[]).await;
+    let connect_to = |replica: usize| {
+        FakeRunner::connect_as(cluster.addr(replica), runner.id, 1, &[], Vec::new(), Some(&runner.credential))
+    };
+    let mut first = connect_to(0).await.expect("connects to replica 0");
+    let mut second = connect_to(1).await.expect("connects to replica 1");
+    first.closed().await;
+
+    let mut api = cluster.api(0).await;
+    api.runners.revoke_runner(pb::RevokeRunnerRequest { runner_id: runner.id.to_string() }).await.expect("revoked");
+    second.closed().await;
+    assert_eq!(connect_to(1).await.err().map(|status| status.code()), Some(Code::Unauthenticated));
+}
