@@ -25,7 +25,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::identity::{RunnerIdentity, ungranted_label};
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::registry::SessionHandle;
-use crate::domain::store::{Finish, RunnerRecord};
+use crate::domain::store::{Finish, RunnerRecord, StageReport};
 
 /// How many messages may wait for a slow runner before senders wait.
 const OUTBOX: usize = 256;
@@ -400,7 +400,11 @@ impl Session {
                     convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
                 if store
-                    .record_stage(self.runner.id, assignment, &started.stage, StageState::Running, None, "", at)
+                    .record_stage(
+                        self.runner.id,
+                        assignment,
+                        StageReport::new(&started.stage, StageState::Running, None, "", at),
+                    )
                     .await?
                 {
                     orchestrator.job_changed(assignment.job_id).await;
@@ -415,7 +419,13 @@ impl Session {
                 let reason = convert::failure_reason_from_proto(finished.failure_reason);
                 let at = convert::time_from_proto(finished.time.as_ref());
                 let runner = self.runner.id;
-                if store.record_stage(runner, assignment, &finished.stage, state, reason, &finished.message, at).await?
+                if store
+                    .record_stage(
+                        runner,
+                        assignment,
+                        StageReport::new(&finished.stage, state, reason, &finished.message, at),
+                    )
+                    .await?
                 {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {

@@ -180,6 +180,34 @@ pub struct Finish {
     pub outputs: BTreeMap<String, String>,
 }
 
+/// A stage's state as a runner reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageReport<'a> {
+    /// The stage's name.
+    pub stage: &'a str,
+    /// Its state.
+    pub state: StageState,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation.
+    pub message: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> StageReport<'a> {
+    /// A report of `stage` entering `state` at `at`.
+    pub fn new(
+        stage: &'a str,
+        state: StageState,
+        failure_reason: Option<FailureReason>,
+        message: &'a str,
+        at: DateTime<Utc>,
+    ) -> StageReport<'a> {
+        StageReport { stage, state, failure_reason, message, at }
+    }
+}
+
 /// The outcome of a cancel request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelOutcome {
@@ -320,17 +348,7 @@ pub trait Store: Send + Sync + 'static {
     async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
     /// Records a stage's state under `assignment`, reported by `runner` (insert or update
     /// by job and name).
-    #[allow(clippy::too_many_arguments)]
-    async fn record_stage(
-        &self,
-        runner: Uuid,
-        assignment: Assignment,
-        stage: &str,
-        state: StageState,
-        failure_reason: Option<FailureReason>,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool>;
 
     /// Stores log lines under `assignment`, reported by `runner`, in one statement. The job keeps the highest
     /// sequence stored, with every line below it stored too: lines at or below it are

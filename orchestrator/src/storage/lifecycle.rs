@@ -6,7 +6,6 @@
 //! nothing on a mismatch: a runner that lost its job can never change it again, and a
 //! runner can never change a job assigned to another, whatever assignment it quotes.
 
-use chrono::{DateTime, Utc};
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -17,17 +16,8 @@ use super::codec::{db_err, now, parse, stored_time, to_json};
 use super::entity::{job, job_stage};
 use super::jobs::{add_transition, lock, record};
 use super::store::SeaStore;
-use crate::domain::store::{Finish, JobRecord, StoreError, StoreResult};
+use crate::domain::store::{Finish, JobRecord, StageReport, StoreError, StoreResult};
 use uuid::Uuid;
-
-/// A stage's state as a runner reports it.
-pub(super) struct StageReport<'a> {
-    pub(super) stage: &'a str,
-    pub(super) state: StageState,
-    pub(super) failure_reason: Option<FailureReason>,
-    pub(super) message: &'a str,
-    pub(super) at: DateTime<Utc>,
-}
 
 /// `assigned → running`. A repeated report under the same assignment returns the job
 /// unchanged.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rivet_core::{Assignment, FailureReason, LogLine, StageState};
+use rivet_core::{Assignment, LogLine};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use super::codec::db_err;
 use super::{claim, identity, jobs, lifecycle, logs, pipelines, runners};
 use crate::domain::store::{
     CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewRegistrationToken, PipelineRecord,
-    Redemption, RunnerCredential, RunnerRecord, StageRecord, Store, StoreResult, Transition,
+    Redemption, RunnerCredential, RunnerRecord, StageRecord, StageReport, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -218,18 +218,8 @@ impl Store for SeaStore {
         jobs::active(self).await
     }
 
-    async fn record_stage(
-        &self,
-        runner: Uuid,
-        assignment: Assignment,
-        stage: &str,
-        state: StageState,
-        failure_reason: Option<FailureReason>,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let stage = lifecycle::StageReport { stage, state, failure_reason, message, at };
-        lifecycle::record_stage(self, runner, assignment, stage).await
+    async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool> {
+        lifecycle::record_stage(self, runner, assignment, report).await
     }
 
     async fn append_logs(&self, runner: Uuid, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {

@@ -6,7 +6,7 @@ use chrono::Duration;
 use rivet_core::{JobState, StageState};
 use rivet_orchestrator::domain::identity::hash_secret;
 use rivet_orchestrator::domain::store::{
-    Finish, NewRegistrationToken, Redemption, RunnerCredential, RunnerRecord, Store,
+    Finish, NewRegistrationToken, Redemption, RunnerCredential, RunnerRecord, StageReport, Store,
 };
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
@@ -120,7 +120,12 @@ async fn a_runner_cannot_report_on_a_job_assigned_to_another(store: &SeaStore) {
     let finish =
         Finish { state: JobState::Succeeded, failure_reason: None, message: String::new(), outputs: BTreeMap::new() };
     assert_eq!(store.mark_running(intruder, a).await.unwrap(), None);
-    assert!(!store.record_stage(intruder, a, "build", StageState::Running, None, "", now()).await.unwrap());
+    assert!(
+        !store
+            .record_stage(intruder, a, StageReport::new("build", StageState::Running, None, "", now()))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.append_logs(intruder, a, &lines(1, 3)).await.unwrap(), None);
     assert_eq!(store.finish_job(intruder, a, finish.clone()).await.unwrap(), None);
     assert_eq!(store.requeue_job(Some(intruder), a, "mine").await.unwrap(), None);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
-use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, Store};
+use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, StageReport, Store};
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
 
@@ -49,10 +49,20 @@ async fn a_job_runs_through_its_lifecycle(store: &SeaStore) {
 
     let at = now();
     assert!(
-        store.record_stage(RUNNER, running.assignment(), "build", StageState::Running, None, "", at).await.unwrap()
+        store
+            .record_stage(RUNNER, running.assignment(), StageReport::new("build", StageState::Running, None, "", at))
+            .await
+            .unwrap()
     );
     assert!(
-        store.record_stage(RUNNER, running.assignment(), "build", StageState::Succeeded, None, "ok", at).await.unwrap()
+        store
+            .record_stage(
+                RUNNER,
+                running.assignment(),
+                StageReport::new("build", StageState::Succeeded, None, "ok", at)
+            )
+            .await
+            .unwrap()
     );
 
     let done = store
@@ -97,7 +107,12 @@ async fn stale_assignments_change_nothing(store: &SeaStore) {
         assert_eq!(store.mark_running(RUNNER, assignment).await.unwrap(), None);
         assert_eq!(store.finish_job(RUNNER, assignment, finish(JobState::Succeeded, None)).await.unwrap(), None);
         assert_eq!(store.requeue_job(None, assignment, "stale").await.unwrap(), None);
-        assert!(!store.record_stage(RUNNER, assignment, "build", StageState::Running, None, "", now()).await.unwrap());
+        assert!(
+            !store
+                .record_stage(RUNNER, assignment, StageReport::new("build", StageState::Running, None, "", now()))
+                .await
+                .unwrap()
+        );
         assert_eq!(store.append_logs(RUNNER, assignment, &lines(1, 3)).await.unwrap(), None);
     }
     assert_eq!(store.job(second.id).await.unwrap(), before);
@@ -118,7 +133,10 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     assert_eq!(store.mark_running(RUNNER, queued.assignment()).await.unwrap(), None);
     assert_eq!(store.requeue_job(None, queued.assignment(), "x").await.unwrap(), None);
     assert!(
-        !store.record_stage(RUNNER, queued.assignment(), "build", StageState::Running, None, "", now()).await.unwrap()
+        !store
+            .record_stage(RUNNER, queued.assignment(), StageReport::new("build", StageState::Running, None, "", now()))
+            .await
+            .unwrap()
     );
     assert_eq!(store.job(queued.id).await.unwrap(), Some(queued));
 
@@ -140,7 +158,11 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     assert_eq!(store.requeue_job(None, assigned.assignment(), "x").await.unwrap(), None);
     assert!(
         !store
-            .record_stage(RUNNER, assigned.assignment(), "build", StageState::Running, None, "", now())
+            .record_stage(
+                RUNNER,
+                assigned.assignment(),
+                StageReport::new("build", StageState::Running, None, "", now())
+            )
             .await
             .unwrap()
     );
@@ -218,13 +240,27 @@ async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
     let t0 = now();
     let t1 = t0 + chrono::Duration::milliseconds(5);
     let t2 = t0 + chrono::Duration::milliseconds(9);
-    assert!(store.record_stage(RUNNER, a, "build", StageState::Running, None, "", t0).await.unwrap());
-    assert!(store.record_stage(RUNNER, a, "build", StageState::Succeeded, None, "built", t1).await.unwrap());
-    assert!(store.record_stage(RUNNER, a, "lint", StageState::Skipped, None, "condition was false", t1).await.unwrap());
-    assert!(store.record_stage(RUNNER, a, "test", StageState::Running, None, "", t1).await.unwrap());
+    assert!(store.record_stage(RUNNER, a, StageReport::new("build", StageState::Running, None, "", t0)).await.unwrap());
     assert!(
         store
-            .record_stage(RUNNER, a, "test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2)
+            .record_stage(RUNNER, a, StageReport::new("build", StageState::Succeeded, None, "built", t1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_stage(RUNNER, a, StageReport::new("lint", StageState::Skipped, None, "condition was false", t1))
+            .await
+            .unwrap()
+    );
+    assert!(store.record_stage(RUNNER, a, StageReport::new("test", StageState::Running, None, "", t1)).await.unwrap());
+    assert!(
+        store
+            .record_stage(
+                RUNNER,
+                a,
+                StageReport::new("test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2)
+            )
             .await
             .unwrap()
     );

@@ -164,6 +164,11 @@ impl Agent {
         self.credential.as_ref()
     }
 
+    /// Whether `run` registers first: no credential yet, and a registration token.
+    pub fn registration_pending(&self) -> bool {
+        self.credential.is_none() && self.config.registration_token().is_some()
+    }
+
     /// Registers with the configured registration token when the runner has no credential
     /// yet, then connects and serves until `stop` says so and every job is reported.
     pub async fn run(mut self, stop: Stop) -> Result<(), AgentError> {
@@ -176,7 +181,7 @@ impl Agent {
             .http2_keep_alive_interval(Duration::from_secs(15))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
-        if self.credential.is_none()
+        if self.registration_pending()
             && let Some(token) = self.config.registration_token().map(str::to_owned)
             && !self.register(&endpoint, &token, &stop).await?
         {
