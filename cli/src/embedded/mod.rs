@@ -15,7 +15,7 @@ use std::time::Duration;
 use rivet_orchestrator::config::{AuthConfig, Config};
 use rivet_orchestrator::domain::identity;
 use rivet_orchestrator::server::{self, RunningServer};
-use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop};
+use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop, credential};
 use rivet_runner::config::ExecutorConfig;
 use rivet_runner::executor::PodmanRunner;
 use tokio::task::JoinHandle;
@@ -71,6 +71,11 @@ impl Embedded {
         if let Some(parent) = options.database.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|err| setup(&format!("cannot create {}", parent.display()), &err))?;
+        }
+        // A credential belongs to the database that issued it: with a new database, the
+        // runner must register again rather than fail on a credential nobody knows.
+        if !options.database.exists() {
+            let _ = std::fs::remove_file(credential::path(&options.state_dir.join("runner")));
         }
         // The in-process runner registers like any other, with a registration token made
         // up for this process: no other runner can join without one from the operator.
