@@ -34,6 +34,7 @@ bench:
     source scripts/test-services.sh
     deploy/test-image/build.sh
     cargo bench -p rivet-core
+    cargo bench -p rivet-evaluator
     cargo bench -p rivet-orchestrator --bench dispatch
     cargo bench -p rivet-runner --bench executor
 

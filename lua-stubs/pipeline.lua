@@ -35,6 +35,7 @@
 ---@field condition? fun(): boolean Evaluated when the stage is reached; the stage is skipped when it returns false.
 ---@field script fun() The stage's body, run on the runner while the job runs.
 ---@field timeout? number|string Seconds (a number) or a duration such as `"10m"` or `"1h30m"`; the stage fails with reason `timeout` when it runs longer.
+---@field network? "none"|"default" The network of the stage's containers: `"none"` (loopback only) or the runner's `"default"`; the runner's configured default when absent.
 
 ---The table given to `pipeline.define`.
 ---@class (exact) rivet.PipelineSpec

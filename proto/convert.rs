@@ -264,6 +264,11 @@ pub fn definition_to_proto(definition: &PipelineDefinition) -> pb::PipelineDefin
                 container: stage.container.clone().unwrap_or_default(),
                 has_condition: stage.has_condition,
                 timeout_seconds: stage.timeout_secs.unwrap_or(0),
+                network: match stage.network {
+                    Some(rivet_core::model::StageNetwork::None) => "none".to_owned(),
+                    Some(rivet_core::model::StageNetwork::Default) => "default".to_owned(),
+                    None => String::new(),
+                },
             })
             .collect(),
     }

@@ -4,6 +4,7 @@
 //! and from the domain types of `rivet-core` live at each service's edge.
 
 pub mod convert;
+pub mod endpoint;
 
 /// Version 1 of the API.
 #[allow(clippy::all, missing_docs)]

@@ -51,5 +51,20 @@ for _ in $(seq 100); do "${client[@]}" --no-launch examples/hello.lua >/dev/null
 check "hello runs" 0 "hello from rivet" "${client[@]}" examples/hello.lua
 printf 'return pipeline.define {\n  name = "x",\n  stages = { { name = "a b", script = function() end } },\n}\n' >"$work/bad.lua"
 check "invalid pipeline" 3 "bad.lua:3: stages\[1\].name" "${client[@]}" "$work/bad.lua"
+
+# The same client over TLS, trusting the server's certificate through --ca-file, against
+# an orchestrator with a certificate for localhost; plain text to it fails.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE \
+  -keyout "$work/tls-key.pem" -out "$work/tls.pem" >/dev/null 2>&1
+tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RIVET_LISTEN=127.0.0.1:$tls_port RIVET_DATABASE_URL="sqlite://$work/rivet-tls.db?mode=rwc" RUST_LOG=warn \
+  RIVET_TLS__CERT_FILE=$work/tls.pem RIVET_TLS__KEY_FILE=$work/tls-key.pem "$target/rivet-orchestrator" &
+pids+=($!)
+tls_client=("$venv/bin/python" examples/clients/python/rivet_client.py --server "https://localhost:$tls_port")
+for _ in $(seq 100); do "${tls_client[@]}" --ca-file "$work/tls.pem" --no-launch examples/hello.lua >/dev/null 2>&1 && break; sleep 0.2; done
+check "https with a CA file" 0 "created pipeline 'hello'" "${tls_client[@]}" --ca-file "$work/tls.pem" --no-launch examples/hello.lua
+check "plain text to a TLS server fails" 1 "UNAVAILABLE" "$venv/bin/python" examples/clients/python/rivet_client.py \
+  --server "http://localhost:$tls_port" --no-launch examples/hello.lua
 echo "python-client: $passed passed, $failed failed"
 ((failed == 0))

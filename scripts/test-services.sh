@@ -62,8 +62,14 @@ _rivet_start_throwaway_postgres() {
     _rivet_log "initdb failed, see $dir/initdb.log"
     return 1
   }
+  # TLS on, like Debian's own cluster, so the tests of `sslmode=require` hold here too.
+  local ssl=""
+  if command -v openssl >/dev/null; then
+    _rivet_as_postgres openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \
+      -keyout "$dir/data/server.key" -out "$dir/data/server.crt" >/dev/null 2>&1 && ssl="-c ssl=on"
+  fi
   _rivet_as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$dir" start >/dev/null || {
+    -o "-c listen_addresses=127.0.0.1 -c port=5432 -c unix_socket_directories=$dir $ssl" start >/dev/null || {
     _rivet_log "PostgreSQL did not start, see $dir/server.log"
     return 1
   }

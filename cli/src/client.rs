@@ -1,15 +1,17 @@
-//! The connection to an orchestrator: one channel, the four service clients, and the
+//! The connection to an orchestrator: one channel, the five service clients, and the
 //! bearer token on every call.
 
 use std::time::Duration;
 
+use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::config::Settings;
 use crate::error::{self, Error, Subject};
@@ -46,6 +48,8 @@ pub struct Client {
     pub logs: LogServiceClient<Service>,
     /// Runners.
     pub runners: RunnerServiceClient<Service>,
+    /// API tokens.
+    pub tokens: TokenServiceClient<Service>,
 }
 
 impl Client {
@@ -53,10 +57,13 @@ impl Client {
     /// start one.
     pub async fn connect(settings: &Settings) -> Result<Client, Error> {
         let server = settings.server.clone();
-        let endpoint = Endpoint::from_shared(server.clone())
+        let tls = ClientTls { ca_file: settings.ca_file.as_deref(), ..ClientTls::default() };
+        let endpoint = endpoint(&server, tls)
             .map_err(|err| {
-                Error::new(exit::USAGE, format!("invalid server address `{server}`: {err}"))
-                    .hint("use a URL such as http://127.0.0.1:7420 (RIVET_SERVER or --server)")
+                Error::new(exit::USAGE, err.to_string()).hint(
+                    "use a URL such as http://127.0.0.1:7420 or https://ci.example:7420 (RIVET_SERVER or --server), \
+                     and for a private CA its PEM file (RIVET_CA_FILE)",
+                )
             })?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
@@ -79,7 +86,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             logs: LogServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            runners: RunnerServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            runners: RunnerServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            tokens: TokenServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

@@ -28,7 +28,17 @@ pub struct Settings {
     /// authentication (such as `rivet dev`).
     #[serde(default)]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust for an `https://` server with a private CA
+    /// (`RIVET_CA_FILE`); the public web roots are always trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
+
+/// The keys the client reads, and the variable of each is `RIVET_` + the key.
+const KEYS: [&str; 3] = ["server", "token", "ca_file"];
+
+/// `RIVET_*` variables that are the orchestrator's or the runner's, not the client's.
+const FOREIGN_VARIABLES: &[&str] = &["RIVET_CONFIG", "RIVET_RUNNER_*", "RIVET_TEST_*"];
 
 /// The settings given on the command line, which override everything else.
 #[derive(Debug, Clone, Default)]
@@ -66,8 +76,9 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, Error> {
     if let Some(file) = &file {
         figment = figment.merge(Toml::file(file));
     }
+    check_environment()?;
     figment = figment
-        .merge(Env::prefixed("RIVET_").only(&["server", "token"]))
+        .merge(Env::prefixed("RIVET_").only(&KEYS))
         .merge(Layer::new("flag", [("server", overrides.server.clone()), ("token", overrides.token.clone())]));
     let mut settings: Settings = figment.extract().map_err(|err| {
         let place = file.as_ref().map(|file| format!(" (file {})", file.display())).unwrap_or_default();
@@ -79,6 +90,22 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, Error> {
         settings.token = None;
     }
     Ok(Loaded { settings, file, figment })
+}
+
+/// Refuses a `RIVET_*` variable that looks like a mistyped client setting
+/// (`RIVET_SEVER`): silently talking to the default server instead is worse.
+fn check_environment() -> Result<(), Error> {
+    let defaults = serde_json::json!({ "server": "", "token": "", "ca_file": "" });
+    let keys = rivet_core::settings::KeyPaths::from_defaults(&defaults);
+    let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+    let report = rivet_core::settings::check_env("RIVET_", vars.iter().map(String::as_str), &keys, FOREIGN_VARIABLES);
+    // Variables resembling no client setting are most likely the orchestrator's.
+    let Some((var, meant)) = report.typos.first() else { return Ok(()) };
+    let error = Error::new(exit::USAGE, format!("the environment variable {var} names no setting"));
+    Err(match meant {
+        Some(meant) => error.hint(format!("did you mean {meant}?")),
+        None => error.hint("the client reads RIVET_SERVER, RIVET_TOKEN and RIVET_CA_FILE"),
+    })
 }
 
 /// Adds `http://` to an address without a scheme and drops a trailing slash.

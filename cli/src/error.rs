@@ -96,6 +96,8 @@ pub fn from_status(status: &tonic::Status, server: &str, subject: Subject) -> Er
         Code::InvalidArgument => invalid_argument(status),
         Code::FailedPrecondition | Code::AlreadyExists | Code::Aborted => Error::new(exit::CONFLICT, message.to_owned()),
         Code::DeadlineExceeded => Error::new(exit::UNAVAILABLE, format!("the server did not answer in time: {message}")),
+        Code::ResourceExhausted => Error::new(exit::UNAVAILABLE, format!("the Rivet server at {server} is busy: {message}"))
+            .hint("retry in a moment"),
         Code::Cancelled if message.is_empty() => Error::new(exit::FAILURE, "the request was cancelled"),
         code => Error::new(exit::FAILURE, format!("the server failed ({}): {message}", code.description())),
     }

@@ -22,7 +22,7 @@ pub const INVALID_INPUT: u8 = 7;
 /// The pipeline, job or version named does not exist (or a prefix matched nothing, or
 /// more than one thing).
 pub const NOT_FOUND: u8 = 8;
-/// The server could not be reached, or is shutting down.
+/// The server could not be reached, is too busy to take the request, or is shutting down.
 pub const UNAVAILABLE: u8 = 9;
 /// The server refused the credentials, or the request was not allowed.
 pub const UNAUTHENTICATED: u8 = 10;
@@ -43,7 +43,7 @@ Exit status:
   6    the followed job timed out
   7    invalid or missing inputs
   8    no such pipeline, job or version (or an ambiguous id prefix)
-  9    the server cannot be reached, or is shutting down
+  9    the server cannot be reached, is busy, or is shutting down
   10   the credentials were refused
   11   conflict with the current state (e.g. cancelling a job that has ended)
   130  interrupted (Ctrl-C)";

@@ -52,6 +52,9 @@ enum Command {
     /// See the runners.
     #[command(subcommand)]
     Runner(RunnerCommand),
+    /// Create, list and revoke API tokens, each with a role (admins only).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -72,10 +75,15 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7420", value_name = "ADDR")]
         listen: std::net::SocketAddr,
-        /// Require this API token from clients; repeat for several. Without one, anyone who
-        /// can reach the address may use the server.
+        /// Require this API token from clients (a bootstrap token with the admin role);
+        /// repeat for several. Without one, anyone who can reach the address may use the
+        /// server until the first `rivet token create`.
         #[arg(long = "api-token", value_name = "TOKEN")]
         api_tokens: Vec<String>,
+        /// Allow a --listen address off loopback. The embedded server speaks plain text and
+        /// accepts any runner, so anyone who can reach the address can use it.
+        #[arg(long)]
+        insecure: bool,
     },
     /// Set up editor support.
     #[command(subcommand)]
@@ -219,6 +227,30 @@ enum RunnerTokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an API token. It is printed once, on stdout, and cannot be shown again.
+    Create {
+        /// What the token may do: viewer (read), operator (also launch and cancel jobs),
+        /// admin (everything).
+        #[arg(long, value_enum)]
+        role: commands::token::RoleArg,
+        /// What it is for, e.g. `ci` or a person's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long it works, e.g. `30d` or `12h`; without it, until revoked.
+        #[arg(long, value_name = "DURATION", value_parser = commands::token::parse_expiry)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List the tokens (never their secrets), revoked and expired ones included.
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke {
+        /// A token id or the start of one.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print each effective setting and where it came from.
     Show,
@@ -276,6 +308,11 @@ impl StateArg {
 }
 
 fn main() -> ExitCode {
+    // An evaluation worker is this binary started by an evaluation pool (of `pipeline
+    // check`, `run`, or the embedded orchestrator) with a hidden argument.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -304,7 +341,7 @@ fn main() -> ExitCode {
                 block_on(commands::run::run(&file, launch, format))
             })
         }
-        Command::Dev { listen, api_tokens } => block_on(commands::dev::run(listen, api_tokens)),
+        Command::Dev { listen, api_tokens, insecure } => block_on(commands::dev::run(listen, api_tokens, insecure)),
         command => block_on(remote(command, &overrides, format)),
     };
     match result {
@@ -367,6 +404,13 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             commands::runner::create_token(&client, labels, expires, uses, format).await
         }
         Command::Runner(RunnerCommand::Revoke { id }) => commands::runner::revoke(&client, &id, format).await,
+        Command::Token(command) => match command {
+            TokenCommand::Create { role, name, expires } => {
+                commands::token::create(&client, role, name, expires, format).await
+            }
+            TokenCommand::List => commands::token::list(&client, format).await,
+            TokenCommand::Revoke { id } => commands::token::revoke(&client, &id, format).await,
+        },
         Command::Config(_)
         | Command::Init(_)
         | Command::Completions { .. }

@@ -1,9 +1,9 @@
-//! Job and pipeline references: full ids, names, and unique id prefixes.
+//! Job, pipeline and API token references: full ids, names, and unique id prefixes.
 //!
 //! The server only knows full ids and names, so a prefix is resolved here by listing and
 //! matching. No match and more than one match are both errors that say what to do.
 
-use rivet_proto::v1::{self as pb, GetPipelineRequest, ListJobsRequest, ListPipelinesRequest};
+use rivet_proto::v1::{self as pb, GetPipelineRequest, ListJobsRequest, ListPipelinesRequest, ListTokensRequest};
 use tonic::Code;
 
 use crate::client::Client;
@@ -84,6 +84,37 @@ pub async fn job_id(client: &Client, reference: &str) -> Result<String, Error> {
         )
     };
     one(matches, reference, "job", describe, "rivet job list").map(|job| job.id)
+}
+
+/// The id of the API token `reference` names: a full id, or a unique prefix of one.
+pub async fn token_id(client: &Client, reference: &str) -> Result<String, Error> {
+    let reference = reference.trim();
+    if !looks_like_id(reference) {
+        return Err(Error::new(exit::NOT_FOUND, format!("`{reference}` is not a token id"))
+            .hint("`rivet token list` shows the tokens; give an id or the start of one"));
+    }
+    if reference.len() == 36 {
+        return Ok(reference.to_ascii_lowercase());
+    }
+    let tokens = client
+        .tokens
+        .clone()
+        .list_tokens(ListTokensRequest {})
+        .await
+        .map_err(|status| client.error(status, Subject::Other))?
+        .into_inner()
+        .tokens;
+    let matches: Vec<pb::ApiToken> = tokens.into_iter().filter(|token| id_matches(&token.id, reference)).collect();
+    let describe = |token: &pb::ApiToken| {
+        format!(
+            "{}  {}  {}  {}",
+            token.id,
+            view::role(token.role),
+            token.name,
+            view::local_time(token.create_time.as_ref())
+        )
+    };
+    one(matches, reference, "token", describe, "rivet token list").map(|token| token.id)
 }
 
 /// The pipeline version `reference` names, fetched: a name (its latest version, or

@@ -210,6 +210,36 @@ pub fn runner_state(runner: &pb::Runner) -> &'static str {
     }
 }
 
+/// A token role's name.
+pub fn role(value: i32) -> String {
+    enum_name(pb::Role::try_from(value).ok().map(|r| r.as_str_name()), "ROLE_")
+}
+
+/// Whether a token works now: `active`, `revoked` or `expired`.
+pub fn token_status(token: &pb::ApiToken) -> &'static str {
+    if token.revoke_time.is_some() {
+        "revoked"
+    } else if time(token.expire_time.as_ref()).is_some_and(|at| at <= Utc::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// An API token (never with its secret) for `--output json`.
+pub fn token_json(token: &pb::ApiToken) -> Value {
+    json!({
+        "id": token.id,
+        "name": token.name,
+        "role": role(token.role),
+        "status": token_status(token),
+        "create_time": json_time(token.create_time.as_ref()),
+        "last_use_time": json_time(token.last_use_time.as_ref()),
+        "expire_time": json_time(token.expire_time.as_ref()),
+        "revoke_time": json_time(token.revoke_time.as_ref()),
+    })
+}
+
 /// `text` as one shell word: quoted when it holds anything but plain characters.
 pub fn shell_word(text: &str) -> String {
     let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+".contains(c));

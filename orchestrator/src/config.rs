@@ -1,13 +1,22 @@
 //! The orchestrator's configuration: defaults < TOML file < `RIVET_*` environment
 //! (`__` separates nesting levels, e.g. `RIVET_AUTH__REGISTRATION_TOKENS='["t1"]'`).
+//!
+//! Every setting can be given either way, nested ones included. A `RIVET_*` variable that
+//! names no setting but looks like one (`RIVET_LEASE_TLL_MS`, `RIVET_AUTH__API_TOKEN`)
+//! stops the start with the variable meant; other programs' variables (the CLI's
+//! `RIVET_SERVER`, the runner's `RIVET_RUNNER_*`) are left alone.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rivet_core::settings::{self, KeyPaths};
 use serde::{Deserialize, Serialize};
+
+/// The prefix of the orchestrator's environment variables.
+const PREFIX: &str = "RIVET_";
 
 /// Everything the orchestrator can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +41,14 @@ pub struct Config {
     /// How many times a job may be assigned before a lost runner makes it `lost`.
     pub max_attempts: u32,
     /// The longest a job may run, in seconds, sent to its runner with the assignment; the
-    /// runner stops it and reports it `timed_out`. Unset: only stage timeouts apply.
-    pub job_timeout_secs: Option<u64>,
+    /// runner stops it and reports it `timed_out`. 0: no job timeout (stage timeouts still
+    /// apply, and nothing on the orchestrator stops a job whose runner keeps heartbeating).
+    pub job_timeout_secs: u64,
+    /// How long past `job_timeout_secs` the orchestrator waits for the runner to report a
+    /// timed-out job before it ends the job itself (`timed_out`, reason `timeout`), refuses
+    /// the runner's later reports and tells it to cancel: the backstop for a runner that
+    /// keeps heartbeating but never stops the job. In seconds.
+    pub job_timeout_grace_secs: u64,
     /// The largest gRPC message accepted, in bytes (pipeline sources, log batches).
     pub max_message_bytes: usize,
     /// The largest pipeline source accepted, in bytes.
@@ -42,10 +57,115 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Credentials.
     pub auth: AuthConfig,
+    /// Evaluating pipeline scripts at creation time.
+    pub evaluation: EvaluationConfig,
+    /// TLS for the gRPC server.
+    pub tls: TlsConfig,
+    /// Allow listening off loopback without TLS or without authentication. Never in
+    /// production: anyone who can reach the port can then read and do everything. A
+    /// warning is logged at every start while it is set.
+    pub insecure: bool,
 }
 
-/// Credentials the orchestrator accepts. With no API token and no registration token,
-/// both sides are open (as in the embedded mode, which listens on loopback only).
+/// TLS for the gRPC server (rustls). Off loopback, the orchestrator refuses to start
+/// without it unless `insecure` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, PEM. Setting it (with `key_file`) turns TLS on.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`, PEM.
+    pub key_file: Option<PathBuf>,
+    /// A PEM file of CA certificates that sign client certificates. When set, clients may
+    /// present a certificate (mutual TLS), and `require_runner_certificate` can demand one
+    /// of runners.
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse a runner stream whose connection did not present a client certificate
+    /// signed by `client_ca_file`.
+    pub require_runner_certificate: bool,
+}
+
+impl TlsConfig {
+    /// Whether the server speaks TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some()
+    }
+}
+
+/// How pipeline scripts are evaluated when they are created or validated: in a pool of
+/// worker processes, each killed when it overruns (see `rivet-evaluator`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluationConfig {
+    /// How many worker processes evaluate at once: the most CPUs that scripts being
+    /// validated can take from this replica.
+    pub workers: usize,
+    /// How many evaluations may wait for a worker; beyond that, requests are refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub queue: usize,
+    /// The time budget of one evaluation, in milliseconds. The sandbox stops a script at
+    /// this budget; a worker that has not answered a second later is killed.
+    pub time_budget_ms: u64,
+    /// The Lua heap of one evaluation, in bytes. A worker's address space (`RLIMIT_AS`) is
+    /// this plus 256 MiB for the process itself.
+    pub memory_bytes: usize,
+    /// The program started as a worker (with a hidden argument); this executable when
+    /// unset. `rivet-orchestrator`, `rivet` and `rivet-runner` all serve.
+    pub worker_program: Option<PathBuf>,
+}
+
+impl Default for EvaluationConfig {
+    fn default() -> Self {
+        let limits = rivet_core::Limits::DEFINITION;
+        EvaluationConfig {
+            workers: rivet_evaluator::DEFAULT_WORKERS,
+            queue: rivet_evaluator::DEFAULT_QUEUE,
+            time_budget_ms: limits.time.as_millis() as u64,
+            memory_bytes: limits.memory,
+            worker_program: None,
+        }
+    }
+}
+
+impl EvaluationConfig {
+    /// The smallest Lua heap accepted: the sandbox and the DSL need about a MiB to start.
+    const MIN_MEMORY_BYTES: usize = 4 * 1024 * 1024;
+
+    /// The pool these settings describe.
+    pub fn pool_config(&self) -> rivet_evaluator::PoolConfig {
+        let program = self
+            .worker_program
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| PathBuf::from("rivet-orchestrator"));
+        let mut limits = rivet_core::Limits::DEFINITION;
+        limits.memory = self.memory_bytes;
+        limits.time = Duration::from_millis(self.time_budget_ms);
+        rivet_evaluator::PoolConfig {
+            workers: self.workers,
+            queue: self.queue,
+            ..rivet_evaluator::PoolConfig::new(program, limits)
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.workers == 0 {
+            return Err("evaluation.workers must be at least 1".to_owned());
+        }
+        if self.time_budget_ms == 0 {
+            return Err("evaluation.time_budget_ms must not be 0".to_owned());
+        }
+        if self.memory_bytes < Self::MIN_MEMORY_BYTES {
+            return Err(format!("evaluation.memory_bytes must be at least {} (4 MiB)", Self::MIN_MEMORY_BYTES));
+        }
+        Ok(())
+    }
+}
+
+/// Credentials the orchestrator accepts. With no bootstrap API token configured and none
+/// ever created through `TokenService`, the API is open; with no bootstrap API token and no
+/// registration token configured, runners connect without a credential (as in the
+/// embedded mode, which listens on loopback only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -58,7 +178,10 @@ pub struct AuthConfig {
     /// had their own credentials): still read, as registration tokens.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runner_tokens: Vec<String>,
-    /// Tokens users and clients present as `authorization: Bearer <token>`.
+    /// Bootstrap tokens users and clients present as `authorization: Bearer <token>`: each
+    /// has the `admin` role, so it can create the per-user tokens (with their roles) that
+    /// the database keeps hashed. Compared by SHA-256 digest in constant time. Empty by
+    /// default.
     pub api_tokens: Vec<String>,
 }
 
@@ -80,14 +203,30 @@ impl Default for Config {
             lease_ttl_ms: 15_000,
             heartbeat_interval_ms: 3_000,
             max_attempts: 3,
-            job_timeout_secs: None,
+            job_timeout_secs: 3_600,
+            job_timeout_grace_secs: 60,
             max_message_bytes: 8 * 1024 * 1024,
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
             auth: AuthConfig::default(),
+            evaluation: EvaluationConfig::default(),
+            tls: TlsConfig::default(),
+            insecure: false,
         }
     }
 }
+
+/// Variables with the `RIVET_` prefix that are not the orchestrator's settings: the file
+/// option, the CLI's, the runner's and the tests'.
+const FOREIGN_VARIABLES: &[&str] =
+    &["RIVET_CONFIG", "RIVET_SERVER", "RIVET_TOKEN", "RIVET_CA_FILE", "RIVET_RUNNER_*", "RIVET_TEST_*"];
+
+/// Settings under their old names: still read, never serialized when unset.
+const OLD_NAMES: &[&str] = &["auth.runner_tokens"];
+
+/// What `--print-config` shows instead of a secret (plain letters, so that it stays
+/// readable where a URL's password was).
+pub const REDACTED: &str = "REDACTED";
 
 impl Config {
     /// Loads defaults, then `file` (when given, it must exist), then `RIVET_*` variables.
@@ -96,23 +235,61 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // Only variables naming a setting: RIVET_SERVER (the CLI's), RIVET_RUNNER_* (the
-        // runner's) and RIVET_TEST_* (the tests') are someone else's.
-        let known = Config::top_level_keys();
-        let env = Env::prefixed("RIVET_").split("__").filter(move |key| {
-            let first = key.as_str().split("__").next().unwrap_or_default().to_ascii_lowercase();
-            known.contains(&first)
-        });
+        // The old name of a setting is skipped when serialized, but still read.
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).unwrap_or_default())
+            .with_leaves(OLD_NAMES.iter().copied());
+        let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+        let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, FOREIGN_VARIABLES);
+        if !report.typos.is_empty() {
+            return Err(Box::new(figment::Error::from(settings_typos(&report.typos))));
+        }
+        for var in &report.unknown {
+            tracing::warn!(variable = %var, "ignoring an environment variable that names no orchestrator setting");
+        }
+        // Only variables that name a setting reach figment. Figment's `split` has already
+        // turned `__` into `.` when the filter runs, so the filter sees dotted paths.
+        let env =
+            Env::prefixed(PREFIX).split("__").filter(move |key| keys.contains(&key.as_str().to_ascii_lowercase()));
         let config: Config = figment.merge(env).extract().map_err(Box::new)?;
         config.validate().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
     }
 
-    fn top_level_keys() -> Vec<String> {
-        match serde_json::to_value(Config::default()) {
-            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
-            _ => Vec::new(),
+    /// The configuration with every secret replaced by [`REDACTED`]: tokens, and the
+    /// passwords in database and Redis URLs. What `--print-config` prints.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        config.database_url = redact_url(&config.database_url);
+        config.redis_url = config.redis_url.as_deref().map(redact_url);
+        let auth = &mut config.auth;
+        for token in auth.api_tokens.iter_mut().chain(&mut auth.registration_tokens).chain(&mut auth.runner_tokens) {
+            *token = REDACTED.to_owned();
         }
+        config
+    }
+
+    /// Whether both the API and the runner endpoint demand credentials: a bootstrap API
+    /// token, and a registration token (under either name) for runners to register with.
+    /// With neither, runners connect without a credential.
+    pub fn authenticated(&self) -> bool {
+        !self.auth.api_tokens.is_empty()
+            && (!self.auth.registration_tokens.is_empty() || !self.auth.runner_tokens.is_empty())
+    }
+
+    /// What is missing for listening on `listen` safely: TLS and authentication, both
+    /// required off loopback. Empty when nothing is.
+    pub fn exposure(&self) -> Vec<&'static str> {
+        if self.listen.ip().is_loopback() {
+            return Vec::new();
+        }
+        let mut missing = Vec::new();
+        if !self.tls.enabled() {
+            missing.push("TLS (tls.cert_file and tls.key_file)");
+        }
+        if !self.authenticated() {
+            missing.push("authentication (auth.api_tokens and auth.registration_tokens)");
+        }
+        missing
     }
 
     /// Checks relations between settings that serde cannot.
@@ -129,7 +306,26 @@ impl Config {
         if self.max_pipeline_bytes > self.max_message_bytes {
             return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
         }
-        Ok(())
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file must be set together".to_owned());
+        }
+        if self.tls.client_ca_file.is_some() && !self.tls.enabled() {
+            return Err("tls.client_ca_file needs tls.cert_file and tls.key_file".to_owned());
+        }
+        if self.tls.require_runner_certificate && self.tls.client_ca_file.is_none() {
+            return Err("tls.require_runner_certificate needs tls.client_ca_file".to_owned());
+        }
+        let missing = self.exposure();
+        if !missing.is_empty() && !self.insecure {
+            return Err(format!(
+                "refusing to listen on {} without {}: anyone who can reach it could read and do everything. \
+                 Configure them, listen on a loopback address, or set `insecure = true` (RIVET_INSECURE=true) \
+                 to accept the risk",
+                self.listen,
+                missing.join(" and ")
+            ));
+        }
+        self.evaluation.validate()
     }
 
     /// The lease TTL.
@@ -140,6 +336,41 @@ impl Config {
     /// The heartbeat interval.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// The job timeout the runner enforces; `None` when jobs have none.
+    pub fn job_timeout(&self) -> Option<Duration> {
+        (self.job_timeout_secs > 0).then(|| Duration::from_secs(self.job_timeout_secs))
+    }
+
+    /// How long a job may run before the orchestrator ends it without waiting for its
+    /// runner: the job timeout plus its grace; `None` when jobs have no timeout.
+    pub fn job_deadline(&self) -> Option<Duration> {
+        self.job_timeout().map(|timeout| timeout + Duration::from_secs(self.job_timeout_grace_secs))
+    }
+}
+
+/// The start-up error for mistyped variables, each with the one meant when known.
+pub fn settings_typos(typos: &[(String, Option<String>)]) -> String {
+    let lines: Vec<String> = typos
+        .iter()
+        .map(|(var, meant)| match meant {
+            Some(meant) => format!("{var} names no setting (did you mean {meant}?)"),
+            None => format!("{var} names no setting"),
+        })
+        .collect();
+    format!("unknown environment variable(s): {}", lines.join("; "))
+}
+
+/// `url` with its password replaced by [`REDACTED`]; unchanged when it has none or does
+/// not parse as a URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some(REDACTED)) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => url.to_owned(),
+        },
+        _ => url.to_owned(),
     }
 }
 
@@ -156,12 +387,10 @@ mod tests {
         let config = Config::load(Some(Path::new(EXAMPLE))).expect("the example loads");
         assert_eq!(config, Config::default());
         let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
-        let json = serde_json::to_value(Config::default()).expect("serializable");
-        let mut keys: Vec<String> =
-            json.as_object().expect("an object").keys().filter(|k| *k != "auth").cloned().collect();
-        keys.extend(["api_tokens".to_owned(), "registration_tokens".to_owned()]);
-        for key in keys {
-            assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{key}`");
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
+        for path in keys.all() {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            assert!(text.contains(&format!("{key} =")), "deploy/config/orchestrator.toml does not document `{path}`");
         }
     }
 
@@ -177,6 +406,53 @@ mod tests {
     }
 
     #[test]
+    fn off_loopback_needs_tls_and_authentication_unless_insecure() {
+        let exposed = SocketAddr::from(([0, 0, 0, 0], 7420));
+        let mut config = Config { listen: exposed, ..Config::default() };
+        let err = config.validate().expect_err("open and plain text off loopback");
+        assert!(err.contains("without TLS (tls.cert_file and tls.key_file) and authentication"), "{err}");
+        config.auth = AuthConfig { api_tokens: vec!["a".into()], ..AuthConfig::default() };
+        let err = config.validate().expect_err("runners can connect without a credential");
+        assert!(err.contains("authentication (auth.api_tokens and auth.registration_tokens)"), "{err}");
+        // The old name of registration tokens counts as well.
+        config.auth =
+            AuthConfig { api_tokens: vec!["a".into()], runner_tokens: vec!["r".into()], ..AuthConfig::default() };
+        let err = config.validate().expect_err("plain text off loopback");
+        assert!(err.contains("without TLS") && !err.contains("authentication"), "{err}");
+        config.auth =
+            AuthConfig { api_tokens: vec!["a".into()], registration_tokens: vec!["r".into()], ..AuthConfig::default() };
+        let err = config.validate().expect_err("plain text off loopback");
+        assert!(err.contains("without TLS") && !err.contains("authentication"), "{err}");
+        config.tls.cert_file = Some("cert.pem".into());
+        config.tls.key_file = Some("key.pem".into());
+        assert_eq!(config.validate(), Ok(()));
+        let insecure = Config { listen: exposed, insecure: true, ..Config::default() };
+        assert_eq!(insecure.validate(), Ok(()));
+        assert_eq!(Config::default().exposure(), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn redaction_hides_tokens_and_passwords() {
+        let config = Config {
+            database_url: "postgres://rivet:hunter2@db:5432/rivet?sslmode=require".to_owned(),
+            redis_url: Some("rediss://default:pa55@cache:6380/0".to_owned()),
+            auth: AuthConfig {
+                api_tokens: vec!["t1".into()],
+                registration_tokens: vec!["t2".into(), "t3".into()],
+                runner_tokens: vec!["t4".into()],
+            },
+            ..Config::default()
+        };
+        let redacted = config.redacted();
+        assert_eq!(redacted.database_url, "postgres://rivet:REDACTED@db:5432/rivet?sslmode=require");
+        assert_eq!(redacted.redis_url.as_deref(), Some("rediss://default:REDACTED@cache:6380/0"));
+        assert_eq!(redacted.auth.api_tokens, vec![REDACTED]);
+        assert_eq!(redacted.auth.registration_tokens, vec![REDACTED, REDACTED]);
+        assert_eq!(redacted.auth.runner_tokens, vec![REDACTED]);
+        assert_eq!(redact_url("sqlite://rivet.db?mode=rwc"), "sqlite://rivet.db?mode=rwc");
+    }
+
+    #[test]
     fn unknown_and_inconsistent_settings_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("bad.toml");
@@ -186,6 +462,9 @@ mod tests {
         std::fs::write(&file, "lease_ttl_ms = 1000\nheartbeat_interval_ms = 900").expect("write");
         let err = Config::load(Some(&file)).expect_err("inconsistent").to_string();
         assert!(err.contains("at least twice"), "{err}");
+        std::fs::write(&file, "[evaluation]\nworkers = 0").expect("write");
+        let err = Config::load(Some(&file)).expect_err("no workers").to_string();
+        assert!(err.contains("evaluation.workers must be at least 1"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

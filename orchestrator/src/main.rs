@@ -1,6 +1,7 @@
 //! `rivet-orchestrator`: Rivet's control plane.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,13 +16,28 @@ struct Args {
     /// A TOML configuration file; `RIVET_*` environment variables override it.
     #[arg(long, short, env = "RIVET_CONFIG")]
     config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration (secrets redacted) as JSON and exit.
     #[arg(long)]
     print_config: bool,
 }
 
+fn main() -> ExitCode {
+    // An evaluation worker is this binary started by the pool with a hidden argument: it
+    // must not parse the command line or start a runtime.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
+    match serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
@@ -29,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     // Parse the configuration before binding anything: an invalid one exits clearly.
     let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
     if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+        println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
     let (store, coord) = server::connect_backends(&config).await?;

@@ -1,24 +1,31 @@
-//! Assembles and runs the gRPC server: the four services, health, reflection, message
-//! limits, and the background tasks (dispatcher, lease sweeper); shuts down gracefully.
+//! Assembles and runs the gRPC server: the five services behind the role guard, health,
+//! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
+//! down gracefully.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
+use rivet_proto::v1::token_service_server::TokenServiceServer;
 use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners};
-use crate::config::Config;
+use crate::api::guard::GuardLayer;
+use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, tokens::Tokens};
+use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
+use crate::domain::access::Access;
 use crate::domain::coord::Coordinator;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
@@ -29,24 +36,31 @@ use crate::storage::SeaStore;
 pub async fn connect_backends(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Coordinator>)> {
     let store = SeaStore::connect(&config.database_url)
         .await
-        .map_err(|err| anyhow::anyhow!("cannot open the database {}: {err}", redact(&config.database_url)))?;
+        .map_err(|err| anyhow::anyhow!("cannot open the database {}: {err}", redact_url(&config.database_url)))?;
     let coord: Arc<dyn Coordinator> = match &config.redis_url {
         Some(url) => Arc::new(
             RedisCoordinator::connect(url, &config.redis_namespace)
                 .await
-                .map_err(|err| anyhow::anyhow!("cannot connect to Redis at {}: {err}", redact(url)))?,
+                .map_err(|err| anyhow::anyhow!("cannot connect to Redis at {}: {err}", redact_url(url)))?,
         ),
         None => Arc::new(MemoryCoordinator::new()),
     };
     Ok((Arc::new(store), coord))
 }
 
-/// A URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…@{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
+/// The server's TLS settings, read from the configured files; `None` without TLS.
+fn tls_config(tls: &TlsConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) else { return Ok(None) };
+    let read = |what: &str, path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+    };
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read("certificate", cert)?, read("key", key)?));
+    if let Some(ca) = &tls.client_ca_file {
+        // Users' clients need no certificate; runners may be required to present one
+        // (checked on their stream, see `api::runners`).
+        config = config.client_ca_root(Certificate::from_pem(read("client CA file", ca)?)).client_auth_optional(true);
     }
+    Ok(Some(config))
 }
 
 /// A running orchestrator.
@@ -70,7 +84,19 @@ pub async fn start(
     listener: TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
-    let auth = Auth::new(config.auth.api_tokens.clone(), config.auth.all_registration_tokens());
+    // The same rule as the configuration's: a server built in code (tests, the embedded
+    // mode) cannot be exposed by accident either.
+    config.validate().map_err(|message| anyhow::anyhow!(message))?;
+    if config.insecure && !config.exposure().is_empty() {
+        tracing::warn!(
+            listen = %config.listen,
+            missing = %config.exposure().join(" and "),
+            "INSECURE: serving off loopback without TLS or authentication because `insecure = true`"
+        );
+    }
+    let tls = tls_config(&config.tls)?;
+    let auth = Auth::new(&config.auth.api_tokens, config.auth.all_registration_tokens());
+    let access = Access::new(store.clone(), &config.auth.api_tokens);
     let limit = config.max_message_bytes;
     let orchestrator = Orchestrator::new(store, coord, config);
 
@@ -79,6 +105,7 @@ pub async fn start(
     health.set_serving::<JobServiceServer<Jobs>>().await;
     health.set_serving::<LogServiceServer<Logs>>().await;
     health.set_serving::<RunnerServiceServer<Runners>>().await;
+    health.set_serving::<TokenServiceServer<Tokens>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -88,7 +115,6 @@ pub async fn start(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let interceptor = auth.api_interceptor();
     let pipelines = PipelineServiceServer::new(Pipelines::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -101,19 +127,29 @@ pub async fn start(
     let runners = RunnerServiceServer::new(Runners::new(orchestrator.clone(), auth))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let tokens = TokenServiceServer::new(Tokens::new(access.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).context("invalid TLS configuration")?;
+    }
+    let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Every call passes the role table first; see `api::roles`.
+        .layer(GuardLayer::new(access))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(tonic::service::interceptor::InterceptedService::new(pipelines, interceptor.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(jobs, interceptor.clone()))
-        .add_service(tonic::service::interceptor::InterceptedService::new(logs, interceptor))
-        .add_service(runners);
+        .add_service(pipelines)
+        .add_service(jobs)
+        .add_service(logs)
+        .add_service(runners)
+        .add_service(tokens);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

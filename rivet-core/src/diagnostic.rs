@@ -4,6 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{MAX_DIAGNOSTIC_BYTES, MAX_DIAGNOSTICS};
+use crate::text;
+
 /// One problem in a pipeline script.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
@@ -55,20 +58,35 @@ fn render(diagnostics: &[Diagnostic]) -> String {
     lines.join("\n")
 }
 
-/// Collects diagnostics for one file.
+/// Collects diagnostics for one file: the first [`MAX_DIAGNOSTICS`], each at most
+/// [`MAX_DIAGNOSTIC_BYTES`] long, and a count of the rest.
 #[derive(Debug)]
 pub(crate) struct Diagnostics {
     file: String,
     items: Vec<Diagnostic>,
+    /// Problems found after the first [`MAX_DIAGNOSTICS`].
+    more: usize,
 }
 
 impl Diagnostics {
     pub(crate) fn new(file: &str) -> Self {
-        Diagnostics { file: file.to_owned(), items: Vec::new() }
+        Diagnostics { file: text::truncate(file, MAX_DIAGNOSTIC_BYTES).into_owned(), items: Vec::new(), more: 0 }
     }
 
     pub(crate) fn push(&mut self, line: u32, field: impl Into<String>, message: impl Into<String>) {
-        self.items.push(Diagnostic { file: self.file.clone(), line, field: field.into(), message: message.into() });
+        if self.is_full() {
+            self.more += 1;
+            return;
+        }
+        let field = text::truncate_owned(field.into(), MAX_DIAGNOSTIC_BYTES);
+        let message = text::truncate_owned(message.into(), MAX_DIAGNOSTIC_BYTES);
+        self.items.push(Diagnostic { file: self.file.clone(), line, field, message });
+    }
+
+    /// Whether further problems are only counted: callers may skip the work of
+    /// describing them.
+    pub(crate) fn is_full(&self) -> bool {
+        self.items.len() >= MAX_DIAGNOSTICS
     }
 
     /// Whether a problem was already reported for `field` or a field inside it.
@@ -82,6 +100,11 @@ impl Diagnostics {
 
     pub(crate) fn into_error(mut self) -> LoadError {
         self.items.sort_by_key(|d| d.line);
+        if self.more > 0 {
+            let line = self.items.last().map_or(0, |d| d.line);
+            let message = format!("and {} more problems (only the first {MAX_DIAGNOSTICS} are reported)", self.more);
+            self.items.push(Diagnostic { file: self.file.clone(), line, field: String::new(), message });
+        }
         LoadError::Invalid(self.items)
     }
 }

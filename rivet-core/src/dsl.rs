@@ -22,7 +22,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     weak.raw_set("__mode", "k")?;
     lines.set_metatable(Some(weak))?;
     lua.set_named_registry_value(LINES_KEY, lines)?;
-    lua.set_named_registry_value(DEFINITION_META_KEY, lua.create_table()?)?;
+    lua.set_named_registry_value(DEFINITION_META_KEY, protected_table(lua)?)?;
 
     let pipeline = lua.create_table()?;
     pipeline.raw_set("define", lua.create_function(|lua, spec: Value| define(lua, spec, caller_line(lua)))?)?;
@@ -179,8 +179,16 @@ fn builder_metatable(lua: &Lua) -> mlua::Result<Table> {
             define(lua, Value::Table(spec), caller_line(lua))
         })?,
     )?;
-    let meta = lua.create_table()?;
+    let meta = protected_table(lua)?;
     meta.raw_set("__index", methods)?;
+    Ok(meta)
+}
+
+/// A metatable scripts can neither read nor change: `getmetatable` answers `false`, so
+/// no script can add `__close` or `__gc` to it (see `sandbox::metatable`).
+fn protected_table(lua: &Lua) -> mlua::Result<Table> {
+    let meta = lua.create_table()?;
+    meta.raw_set("__metatable", false)?;
     Ok(meta)
 }
 

@@ -16,9 +16,11 @@ mod diagnostic;
 mod dsl;
 pub mod inputs;
 pub mod job;
+pub mod limits;
 mod loader;
 pub mod model;
 pub mod sandbox;
+pub mod settings;
 pub mod text;
 mod validate;
 

@@ -6,8 +6,10 @@ use mlua::{Lua, Value};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, LoadError};
 use crate::dsl;
+use crate::limits::MAX_DIAGNOSTIC_BYTES;
 use crate::model::PipelineDefinition;
 use crate::sandbox::{self, Limits};
+use crate::text;
 use crate::validate::{self, StageFunctions};
 
 /// A loaded pipeline: its definition, plus the Lua state that holds its stage functions so
@@ -110,7 +112,10 @@ fn script_error(err: &mlua::Error, file: &str, limits: Limits) -> Diagnostic {
         None => (traceback_line(err, &prefix).unwrap_or(0), first.clone()),
     };
     let text = if matches!(err, mlua::Error::SyntaxError { .. }) { format!("syntax error: {text}") } else { text };
-    Diagnostic { file: file.to_owned(), line, field: String::new(), message: text }
+    // A script chooses its error messages, and their length.
+    let message = text::truncate_owned(text, MAX_DIAGNOSTIC_BYTES);
+    let file = text::truncate(file, MAX_DIAGNOSTIC_BYTES).into_owned();
+    Diagnostic { file, line, field: String::new(), message }
 }
 
 /// The line number right after `prefix` in `text`, and what follows it.

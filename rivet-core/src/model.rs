@@ -168,9 +168,37 @@ pub struct StageSpec {
     /// The longest the stage may run, in seconds; the runner's default when absent.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// The network the stage's containers get; the runner's default when absent.
+    #[serde(default)]
+    pub network: Option<StageNetwork>,
     /// The line of the script that defines the stage.
     #[serde(default)]
     pub line: u32,
+}
+
+/// The network a stage's containers are attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageNetwork {
+    /// No network at all: only a loopback interface.
+    None,
+    /// The runner's container network (Podman's default bridge, or the one the runner
+    /// configures).
+    Default,
+}
+
+impl StageNetwork {
+    /// Every value, as a pipeline writes it.
+    pub const NAMES: [&'static str; 2] = ["none", "default"];
+
+    /// The value a pipeline writes for `name`.
+    pub fn parse(name: &str) -> Option<StageNetwork> {
+        match name {
+            "none" => Some(StageNetwork::None),
+            "default" => Some(StageNetwork::Default),
+            _ => None,
+        }
+    }
 }
 
 /// Typed input values of one job, by input name.

@@ -1,6 +1,8 @@
 //! Turns the table a pipeline script returned into a [`PipelineDefinition`], reporting
 //! every problem at once with its line and field path.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -8,15 +10,31 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::diagnostic::{Diagnostics, LoadError};
 use crate::dsl;
-use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageSpec, Tag};
+use crate::limits::{
+    MAX_DESCRIPTION_BYTES, MAX_IMAGE_BYTES, MAX_INPUTS, MAX_NAME_BYTES, MAX_OPTIONS, MAX_PIPELINE_NAME_BYTES,
+    MAX_PLUGINS, MAX_QUOTED_BYTES, MAX_SECRETS, MAX_STAGE_NAME_BYTES, MAX_STAGE_TIMEOUT, MAX_STAGES,
+    MAX_SUGGESTED_KEY_BYTES, MAX_TABLE_FIELDS, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
+};
+use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageNetwork, StageSpec, Tag};
+use crate::text;
 
 const PIPELINE_FIELDS: &[&str] = &["name", "description", "inputs", "runner", "plugins", "secrets", "stages"];
-const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout"];
+const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout", "network"];
 const INPUT_FIELDS: &[&str] = &["name", "type", "description", "default", "options", "required"];
 const TAG_FIELDS: &[&str] = &["key", "value"];
 
-/// The longest stage timeout a pipeline may ask for.
-const MAX_STAGE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How far around a table's line `field_line` looks for `key = `.
+const FIELD_WINDOW_LINES: usize = 40;
+/// How far past the previous stage `stage_line` looks for a stage's `name = `.
+const STAGE_WINDOW_LINES: usize = 400;
+/// How much of each source line those searches read: assignments start near the
+/// beginning of a line, and a megabyte-long line must not be read at every search.
+const SCANNED_LINE_BYTES: usize = 512;
+
+/// An offending key or value, shortened for a diagnostic.
+fn quote(text: &str) -> Cow<'_, str> {
+    text::truncate(text, MAX_QUOTED_BYTES)
+}
 
 /// A stage's Lua functions, in the state that loaded the script.
 #[derive(Debug, Clone)]
@@ -79,8 +97,12 @@ impl Validator<'_> {
                 self.error_at(&fields, "name", "must not be empty");
                 None
             }
-            Some(name) if name.len() > 200 => {
-                self.error_at(&fields, "name", "must be at most 200 characters");
+            Some(name) if name.len() > MAX_PIPELINE_NAME_BYTES => {
+                self.error_at(
+                    &fields,
+                    "name",
+                    format!("is {} bytes; the limit is {MAX_PIPELINE_NAME_BYTES}", name.len()),
+                );
                 None
             }
             Some(name) => Some(name),
@@ -91,12 +113,18 @@ impl Validator<'_> {
                 None
             }
         };
-        let description = self.string(&mut fields, "description").unwrap_or_default();
+        let description = self.description(&mut fields);
         let inputs = self.inputs(&mut fields);
         let runner = self.tags(&mut fields);
-        let plugins = self.names(&mut fields, "plugins", is_plugin_name, "letters, digits, `_`, `-` and `.`");
-        let secrets =
-            self.names(&mut fields, "secrets", is_identifier, "letters, digits and `_`, not starting with a digit");
+        let plugins =
+            self.names(&mut fields, "plugins", MAX_PLUGINS, is_plugin_name, "letters, digits, `_`, `-` and `.`");
+        let secrets = self.names(
+            &mut fields,
+            "secrets",
+            MAX_SECRETS,
+            is_identifier,
+            "letters, digits and `_`, not starting with a digit",
+        );
         let stages = self.stages(&mut fields, line);
 
         let name = name?;
@@ -109,7 +137,7 @@ impl Validator<'_> {
             self.diagnostics.push(parent_line, "stages", "is required: a pipeline needs at least one stage");
             return Vec::new();
         };
-        let items = self.list(value, "stages", parent_line);
+        let items = self.list(value, "stages", parent_line, MAX_STAGES, "the pipeline", "stages");
         if items.as_ref().is_some_and(Vec::is_empty) {
             self.diagnostics.push(self.field_line(parent_line, "stages"), "stages", "must contain at least one stage");
         }
@@ -151,7 +179,7 @@ impl Validator<'_> {
             .or_else(|| function_line("condition"))
             .unwrap_or_else(|| {
                 let start = previous_line as usize;
-                (start..self.lines.len())
+                (start..self.lines.len().min(start.saturating_add(STAGE_WINDOW_LINES)))
                     .find(|&index| assigns(self.lines[index], "name"))
                     .and_then(|index| u32::try_from(index + 1).ok())
                     .unwrap_or(previous_line)
@@ -167,7 +195,7 @@ impl Validator<'_> {
                 self.error_at(
                     &fields,
                     "name",
-                    format!("`{name}` is not a valid stage name: use 1 to 63 letters, digits, `_`, `-` or `.`, starting with a letter or digit"),
+                    format!("`{}` is not a valid stage name: use 1 to {MAX_STAGE_NAME_BYTES} letters, digits, `_`, `-` or `.`, starting with a letter or digit", quote(&name)),
                 );
                 None
             }
@@ -181,7 +209,7 @@ impl Validator<'_> {
         let container = match self.string(&mut fields, "container") {
             Some(image) if is_image_reference(&image) => Some(image),
             Some(image) => {
-                self.error_at(&fields, "container", format!("`{image}` is not a valid image reference"));
+                self.error_at(&fields, "container", format!("`{}` is not a valid image reference", quote(&image)));
                 None
             }
             None => None,
@@ -192,9 +220,21 @@ impl Validator<'_> {
             self.diagnostics.push(line, fields.path("script"), "is required: a function that runs the stage");
         }
         let timeout_secs = self.timeout(&mut fields);
+        let network = match self.string(&mut fields, "network") {
+            Some(name) => match StageNetwork::parse(&name) {
+                Some(network) => Some(network),
+                None => {
+                    let name = crate::text::truncate(&name, 64);
+                    let allowed = StageNetwork::NAMES.map(|n| format!("\"{n}\"")).join(" or ");
+                    self.error_at(&fields, "network", format!("must be {allowed}, got \"{name}\""));
+                    None
+                }
+            },
+            None => None,
+        };
 
         let (name, script) = (name?, script?);
-        let spec = StageSpec { name, container, has_condition: condition.is_some(), timeout_secs, line };
+        let spec = StageSpec { name, container, has_condition: condition.is_some(), timeout_secs, network, line };
         Some((spec, StageFunctions { condition, script }))
     }
 
@@ -207,7 +247,7 @@ impl Validator<'_> {
             _ => None,
         };
         match parsed {
-            Some(timeout) if !timeout.is_zero() && timeout <= MAX_STAGE_TIMEOUT => Some(timeout.as_secs()),
+            Some(timeout) if timeout >= MIN_STAGE_TIMEOUT && timeout <= MAX_STAGE_TIMEOUT => Some(timeout.as_secs()),
             _ => {
                 self.error_at(
                     fields,
@@ -225,14 +265,20 @@ impl Validator<'_> {
             self.error_at(parent, "inputs", format!("must be a table of input specs, got {}", value.type_name()));
             return Vec::new();
         };
+        let count = count_pairs(&table);
+        if count > MAX_INPUTS {
+            self.error_at(parent, "inputs", format!("the pipeline has {count} inputs; the limit is {MAX_INPUTS}"));
+            return Vec::new();
+        }
         let mut inputs: Vec<InputSpec> = Vec::new();
+        let mut seen = HashSet::new();
         for (key, value) in sorted_pairs(&table) {
             // Two forms: `inputs = { branch = {...} }` and, from the builder or
             // `pipeline.input`, a list of specs that carry their own name.
             let (path, key_name) = match &key {
                 Value::String(name) => {
                     let name = name.to_string_lossy();
-                    (format!("inputs.{name}"), Some(name))
+                    (format!("inputs.{}", quote(&name)), Some(name))
                 }
                 Value::Integer(index) => (format!("inputs[{index}]"), None),
                 other => {
@@ -246,8 +292,8 @@ impl Validator<'_> {
                 continue;
             };
             if let Some(input) = self.input(&spec, path, key_name, parent.line) {
-                if inputs.iter().any(|other| other.name == input.name) {
-                    self.error_at(parent, "inputs", format!("input `{}` is declared twice", input.name));
+                if !seen.insert(input.name.clone()) {
+                    self.error_at(parent, "inputs", format!("input `{}` is declared twice", quote(&input.name)));
                 } else {
                     inputs.push(input);
                 }
@@ -264,7 +310,11 @@ impl Validator<'_> {
         let spec_name = self.string(&mut fields, "name");
         let name = match (key_name, spec_name) {
             (Some(key), Some(spec)) if key != spec => {
-                self.error_at(&fields, "name", format!("`{spec}` differs from the key `{key}` it is declared under"));
+                self.error_at(
+                    &fields,
+                    "name",
+                    format!("`{}` differs from the key `{}` it is declared under", quote(&spec), quote(&key)),
+                );
                 return None;
             }
             (Some(name), _) | (None, Some(name)) => name,
@@ -277,7 +327,7 @@ impl Validator<'_> {
             self.diagnostics.push(
                 line,
                 fields.path("name"),
-                format!("`{name}` is not a valid input name: use letters, digits, `_` and `-`, starting with a letter or `_`"),
+                format!("`{}` is not a valid input name: use up to {MAX_NAME_BYTES} letters, digits, `_` and `-`, starting with a letter or `_`", quote(&name)),
             );
         }
         let input_type = match self.string(&mut fields, "type") {
@@ -287,7 +337,7 @@ impl Validator<'_> {
                     self.error_at(
                         &fields,
                         "type",
-                        format!("`{name}` is not an input type: use string, number or bool"),
+                        format!("`{}` is not an input type: use string, number or bool", quote(&name)),
                     );
                     None
                 }
@@ -299,7 +349,7 @@ impl Validator<'_> {
                 None
             }
         };
-        let description = self.string(&mut fields, "description").unwrap_or_default();
+        let description = self.description(&mut fields);
         let required = match fields.take("required") {
             None => false,
             Some(Value::Boolean(required)) => required,
@@ -315,13 +365,13 @@ impl Validator<'_> {
         let default = default_value.and_then(|value| self.typed(&fields, "default", value, input_type));
         let mut options = Vec::new();
         if let Some(value) = options_value {
-            for (index, item) in
-                self.list(value, &fields.path("options"), line).unwrap_or_default().into_iter().enumerate()
-            {
+            let items = self.list(value, &fields.path("options"), line, MAX_OPTIONS, "the input", "options");
+            let mut seen = HashSet::new();
+            for (index, item) in items.unwrap_or_default().into_iter().enumerate() {
                 let field = format!("options[{}]", index + 1);
                 if let Some(option) = self.typed(&fields, &field, item, input_type) {
-                    if options.contains(&option) {
-                        self.error_at(&fields, &field, format!("`{option}` is listed twice"));
+                    if !seen.insert(OptionKey::of(&option)) {
+                        self.error_at(&fields, &field, format!("`{}` is listed twice", quote(&option.to_string())));
                     }
                     options.push(option);
                 }
@@ -334,8 +384,18 @@ impl Validator<'_> {
             && !options.is_empty()
             && !options.contains(default)
         {
-            let listed: Vec<String> = options.iter().map(ToString::to_string).collect();
-            self.error_at(&fields, "default", format!("`{default}` is not one of the options ({})", listed.join(", ")));
+            // Quote a few options, each shortened: an input may have hundreds.
+            const LISTED: usize = 8;
+            let mut listed: Vec<String> =
+                options.iter().take(LISTED).map(|o| quote(&o.to_string()).into_owned()).collect();
+            if options.len() > LISTED {
+                listed.push(format!("and {} more", options.len() - LISTED));
+            }
+            self.error_at(
+                &fields,
+                "default",
+                format!("`{}` is not one of the options ({})", quote(&default.to_string()), listed.join(", ")),
+            );
         }
         // An input with a default is optional: the default fills in for a missing value.
         let required = required && default.is_none();
@@ -344,6 +404,13 @@ impl Validator<'_> {
 
     /// Checks that `value` has the input's type.
     fn typed(&mut self, fields: &Fields, field: &str, value: Value, input_type: InputType) -> Option<InputValue> {
+        if let Value::String(s) = &value
+            && s.as_bytes().len() > MAX_VALUE_BYTES
+        {
+            let length = s.as_bytes().len();
+            self.error_at(fields, field, format!("is {length} bytes; the limit is {MAX_VALUE_BYTES}"));
+            return None;
+        }
         let typed = match (input_type, &value) {
             (InputType::String, Value::String(s)) => Some(InputValue::String(s.to_string_lossy())),
             (InputType::Number, Value::Integer(n)) => Some(InputValue::Number(*n as f64)),
@@ -371,12 +438,25 @@ impl Validator<'_> {
             );
             return Vec::new();
         };
+        let count = count_pairs(&table);
+        if count > MAX_TAGS {
+            self.error_at(
+                parent,
+                "runner",
+                format!("the pipeline requires {count} runner tags; the limit is {MAX_TAGS}"),
+            );
+            return Vec::new();
+        }
         let mut tags = Vec::new();
         for (key, value) in sorted_pairs(&table) {
             match (key, value) {
                 // `runner = { os = "linux" }`
                 (Value::String(key), Value::String(value)) => {
-                    tags.push(Tag { key: key.to_string_lossy(), value: value.to_string_lossy() })
+                    let tag = Tag { key: key.to_string_lossy(), value: value.to_string_lossy() };
+                    let path = format!("runner.{}", quote(&tag.key));
+                    if self.tag_fits(parent.line, &path, &tag) {
+                        tags.push(tag);
+                    }
                 }
                 // `runner = { { key = "os", value = "linux" } }`
                 (Value::Integer(index), Value::Table(tag)) => {
@@ -386,7 +466,12 @@ impl Validator<'_> {
                     let key = self.string(&mut fields, "key");
                     let value = self.string(&mut fields, "value");
                     match (key, value) {
-                        (Some(key), Some(value)) if !key.is_empty() => tags.push(Tag { key, value }),
+                        (Some(key), Some(value)) if !key.is_empty() => {
+                            let tag = Tag { key, value };
+                            if self.tag_fits(line, &path, &tag) {
+                                tags.push(tag);
+                            }
+                        }
                         (Some(_), Some(_)) => self.error_at(&fields, "key", "must not be empty"),
                         (key, value) => {
                             for (field, missing) in [("key", key.is_none()), ("value", value.is_none())] {
@@ -412,19 +497,33 @@ impl Validator<'_> {
     }
 
     /// A list of unique names, such as `plugins` or `secrets`.
-    fn names(&mut self, parent: &mut Fields, field: &str, valid: fn(&str) -> bool, charset: &str) -> Vec<String> {
+    fn names(
+        &mut self,
+        parent: &mut Fields,
+        field: &'static str,
+        limit: usize,
+        valid: fn(&str) -> bool,
+        charset: &str,
+    ) -> Vec<String> {
         let Some(value) = parent.take(field) else { return Vec::new() };
         let line = self.field_line(parent.line, field);
         let mut names = Vec::new();
-        for (index, item) in self.list(value, field, line).unwrap_or_default().into_iter().enumerate() {
+        let mut seen = HashSet::new();
+        for (index, item) in
+            self.list(value, field, line, limit, "the pipeline", field).unwrap_or_default().into_iter().enumerate()
+        {
             let path = format!("{field}[{}]", index + 1);
             match item {
                 Value::String(name) => {
                     let name = name.to_string_lossy();
                     if !valid(&name) {
-                        self.diagnostics.push(line, path, format!("`{name}` is not a valid name: use {charset}"));
-                    } else if names.contains(&name) {
-                        self.diagnostics.push(line, path, format!("`{name}` is listed twice"));
+                        self.diagnostics.push(
+                            line,
+                            path,
+                            format!("`{}` is not a valid name: use up to {MAX_NAME_BYTES} {charset}", quote(&name)),
+                        );
+                    } else if !seen.insert(name.clone()) {
+                        self.diagnostics.push(line, path, format!("`{}` is listed twice", quote(&name)));
                     } else {
                         names.push(name);
                     }
@@ -438,15 +537,38 @@ impl Validator<'_> {
     /// Reads the fields of `table`, reporting non-string keys and unknown fields.
     fn fields(&mut self, table: &Table, path: &str, line: u32, allowed: &[&str]) -> Fields {
         let mut values = BTreeMap::new();
+        let count = count_pairs(table);
+        if count > MAX_TABLE_FIELDS {
+            // Too many to report one by one: read the allowed fields only.
+            let what = if path.is_empty() { "the pipeline" } else { path };
+            self.diagnostics.push(
+                line,
+                path,
+                format!(
+                    "{what} has {count} fields; the limit is {MAX_TABLE_FIELDS} (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            );
+            for key in allowed {
+                if let Ok(value) = table.raw_get::<Value>(*key) {
+                    values.insert((*key).to_owned(), value);
+                }
+            }
+            return Fields { values, line, path: path.to_owned() };
+        }
         for (key, value) in sorted_pairs(table) {
             match key {
                 Value::String(key) => {
                     let key = key.to_string_lossy();
                     if allowed.contains(&key.as_str()) {
                         values.insert(key, value);
+                    } else if self.diagnostics.is_full() {
+                        // Only counted: skip the work of describing it.
+                        self.diagnostics.push(line, "", "");
                     } else {
-                        let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                        let mut message = format!("unknown field `{key}`");
+                        let quoted = quote(&key);
+                        let field = if path.is_empty() { quoted.to_string() } else { format!("{path}.{quoted}") };
+                        let mut message = format!("unknown field `{quoted}`");
                         match suggest(&key, allowed) {
                             Some(suggestion) => message.push_str(&format!(": did you mean `{suggestion}`?")),
                             None => message.push_str(&format!(" (expected one of: {})", allowed.join(", "))),
@@ -467,12 +589,26 @@ impl Validator<'_> {
         Fields { values, line, path: path.to_owned() }
     }
 
-    /// The items of a list (a table with keys 1..n).
-    fn list(&mut self, value: Value, path: &str, line: u32) -> Option<Vec<Value>> {
+    /// The items of a list (a table with keys 1..n) of at most `limit` items; `owner`
+    /// has the list and `noun` names its items in the message about the limit.
+    fn list(
+        &mut self,
+        value: Value,
+        path: &str,
+        line: u32,
+        limit: usize,
+        owner: &str,
+        noun: &str,
+    ) -> Option<Vec<Value>> {
         let Value::Table(table) = value else {
             self.diagnostics.push(line, path, format!("must be a list, got {}", lua_type_name(&value)));
             return None;
         };
+        let count = count_pairs(&table);
+        if count > limit {
+            self.diagnostics.push(line, path, format!("{owner} has {count} {noun}; the limit is {limit}"));
+            return None;
+        }
         let pairs = sorted_pairs(&table);
         let mut items = Vec::with_capacity(pairs.len());
         for (expected, (key, value)) in (1..).zip(pairs) {
@@ -480,7 +616,7 @@ impl Validator<'_> {
                 Value::Integer(index) if index == expected => items.push(value),
                 other => {
                     let key = match &other {
-                        Value::String(s) => format!("`{}`", s.to_string_lossy()),
+                        Value::String(s) => format!("`{}`", quote(&s.to_string_lossy())),
                         Value::Integer(i) => i.to_string(),
                         other => lua_type_name(other).to_owned(),
                     };
@@ -494,6 +630,38 @@ impl Validator<'_> {
             }
         }
         Some(items)
+    }
+
+    /// An optional `description`, at most [`MAX_DESCRIPTION_BYTES`] long.
+    fn description(&mut self, fields: &mut Fields) -> String {
+        match self.string(fields, "description") {
+            Some(text) if text.len() > MAX_DESCRIPTION_BYTES => {
+                let length = text.len();
+                self.error_at(
+                    fields,
+                    "description",
+                    format!("is {length} bytes; the limit is {MAX_DESCRIPTION_BYTES}"),
+                );
+                String::new()
+            }
+            text => text.unwrap_or_default(),
+        }
+    }
+
+    /// Whether a tag's key and value fit [`MAX_TAG_BYTES`]; reports the ones that do not.
+    fn tag_fits(&mut self, line: u32, path: &str, tag: &Tag) -> bool {
+        let mut fits = true;
+        for (part, text) in [("key", &tag.key), ("value", &tag.value)] {
+            if text.len() > MAX_TAG_BYTES {
+                self.diagnostics.push(
+                    line,
+                    path,
+                    format!("the tag's {part} is {} bytes; the limit is {MAX_TAG_BYTES}", text.len()),
+                );
+                fits = false;
+            }
+        }
+        fits
     }
 
     fn string(&mut self, fields: &mut Fields, key: &str) -> Option<String> {
@@ -517,6 +685,11 @@ impl Validator<'_> {
     }
 
     fn error_at(&mut self, fields: &Fields, key: &str, message: impl Into<String>) {
+        if self.diagnostics.is_full() {
+            // Only counted: skip looking for its line.
+            self.diagnostics.push(fields.line, "", "");
+            return;
+        }
         let base = key.split(['[', '.']).next().unwrap_or(key);
         let line = self.field_line(fields.line, base);
         self.diagnostics.push(line, fields.path(key), message);
@@ -525,7 +698,7 @@ impl Validator<'_> {
     /// The line nearest to `hint` on which `key = ` is written, or `hint`. Lua tables carry
     /// no positions, so this reads the source text around the table's known line.
     fn field_line(&self, hint: u32, key: &str) -> u32 {
-        const WINDOW: usize = 40;
+        const WINDOW: usize = FIELD_WINDOW_LINES;
         let hint_index = (hint as usize).saturating_sub(1).min(self.lines.len().saturating_sub(1));
         (0..=WINDOW)
             .flat_map(|distance| [hint_index.checked_add(distance), hint_index.checked_sub(distance)])
@@ -537,9 +710,33 @@ impl Validator<'_> {
     }
 }
 
+/// An input value as a set key: numbers by their bits (options are finite, and `-0.0`
+/// and `0.0` count as the same option, as `==` has it).
+#[derive(PartialEq, Eq, Hash)]
+enum OptionKey {
+    String(String),
+    Number(u64),
+    Bool(bool),
+}
+
+impl OptionKey {
+    fn of(value: &InputValue) -> Self {
+        match value {
+            InputValue::String(s) => OptionKey::String(s.clone()),
+            InputValue::Number(n) if *n == 0.0 => OptionKey::Number(0),
+            InputValue::Number(n) => OptionKey::Number(n.to_bits()),
+            InputValue::Bool(b) => OptionKey::Bool(*b),
+        }
+    }
+}
+
 /// Whether `line` contains `key = ` as an assignment (not `==`).
 fn assigns(line: &str, key: &str) -> bool {
-    let mut rest = line;
+    let mut end = line.len().min(SCANNED_LINE_BYTES);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut rest = &line[..end];
     while let Some(at) = rest.find(key) {
         let before = rest[..at].chars().next_back();
         let after = rest[at + key.len()..].trim_start();
@@ -552,18 +749,31 @@ fn assigns(line: &str, key: &str) -> bool {
     false
 }
 
-/// A table's pairs in a stable order: integer keys ascending, then strings, then the rest.
+/// How many pairs a table holds.
+fn count_pairs(table: &Table) -> usize {
+    table.pairs::<Value, Value>().count()
+}
+
+/// A table's pairs in a stable order: integer keys ascending, then strings (by bytes),
+/// then the rest by type name. Keys are compared in place, without copying them.
 fn sorted_pairs(table: &Table) -> Vec<(Value, Value)> {
     let mut pairs: Vec<(Value, Value)> = table.pairs::<Value, Value>().filter_map(Result::ok).collect();
-    pairs.sort_by_key(|(key, _)| sort_key(key));
+    pairs.sort_by(|(a, _), (b, _)| compare_keys(a, b));
     pairs
 }
 
-fn sort_key(value: &Value) -> (u8, i64, String) {
-    match value {
-        Value::Integer(i) => (0, *i, String::new()),
-        Value::String(s) => (1, 0, s.to_string_lossy()),
-        other => (2, 0, other.type_name().to_owned()),
+fn compare_keys(a: &Value, b: &Value) -> Ordering {
+    fn rank(value: &Value) -> u8 {
+        match value {
+            Value::Integer(_) => 0,
+            Value::String(_) => 1,
+            _ => 2,
+        }
+    }
+    match (a, b) {
+        (Value::Integer(a), Value::Integer(b)) => a.cmp(b),
+        (Value::String(a), Value::String(b)) => a.as_bytes().cmp(&b.as_bytes()),
+        _ => rank(a).cmp(&rank(b)).then_with(|| a.type_name().cmp(b.type_name())),
     }
 }
 
@@ -578,56 +788,45 @@ pub(crate) fn lua_type_name(value: &Value) -> &'static str {
 
 /// The allowed name closest to a misspelt one, if it is close enough to be a typo.
 fn suggest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    if key.len() > MAX_SUGGESTED_KEY_BYTES {
+        return None;
+    }
     allowed
         .iter()
-        .map(|candidate| (edit_distance(key, candidate), *candidate))
+        .map(|candidate| (strsim::levenshtein(key, candidate), *candidate))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let current = row[j + 1];
-            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
-            previous = current;
-        }
-    }
-    row[b.len()]
-}
-
 fn is_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
-    name.len() < 64
+    name.len() <= MAX_STAGE_NAME_BYTES
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    name.len() <= MAX_NAME_BYTES
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_identifier_dash(name: &str) -> bool {
-    is_identifier(&name.replace('-', "_")) && !name.starts_with('-') && name.len() <= 64
+    name.len() <= MAX_NAME_BYTES && is_identifier(&name.replace('-', "_")) && !name.starts_with('-')
 }
 
 fn is_plugin_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_NAME_BYTES
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A container image reference: `[registry/]repository[:tag][@digest]`, without spaces.
 fn is_image_reference(image: &str) -> bool {
     !image.is_empty()
-        && image.len() <= 255
+        && image.len() <= MAX_IMAGE_BYTES
         && !image.starts_with(['-', ':', '@', '/'])
         && image.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
 }

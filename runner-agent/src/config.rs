@@ -4,7 +4,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rivet_core::model::StageNetwork;
+use rivet_core::text::MAX_LOG_LINE_BYTES;
 use serde::{Deserialize, Serialize};
+
+/// The default first host id of the containers' user namespace: far above the ids of
+/// users and of the usual `/etc/subuid` ranges (100000 and up).
+pub const CONTAINER_UID_BASE: u32 = 1_000_000;
+
+/// How many ids the containers' user namespace maps.
+pub const CONTAINER_ID_COUNT: u32 = 65_536;
 
 /// How the runner runs jobs: where Podman is, which limits hold for containers and for the
 /// Lua scripts, and where workspaces live.
@@ -49,11 +58,26 @@ pub struct ExecutorConfig {
     /// The most bytes `process.run` captures from one stream for the script; the rest is
     /// still logged, only not returned.
     pub max_captured_output_bytes: usize,
-    /// A single output line longer than this, in bytes, is logged in pieces of this size.
+    /// The longest log line, in bytes: process output, `log.*` messages and runner notices
+    /// alike. A longer line keeps its head and ends with a marker saying how many bytes
+    /// were cut (a process's line is cut while it is read, never held whole). At most
+    /// `rivet_core::text::MAX_LOG_LINE_BYTES` (64 KiB), which the orchestrator enforces too.
     pub max_log_line_bytes: usize,
+    /// The most log a job may produce, in bytes (each line's text and stage name plus 64
+    /// bytes). Past it, one notice line says so and later lines are dropped; the job goes on.
+    pub max_job_log_bytes: u64,
     /// How long a cancelled or timed-out process has between SIGTERM and SIGKILL, in
     /// seconds.
     pub cancel_grace_secs: u64,
+    /// The network of a stage's containers when the stage names none: `"default"`
+    /// (Podman's bridge) or `"none"` (loopback only).
+    pub default_network: StageNetwork,
+    /// The host uid (and gid) that root in a job's containers maps to, in a user
+    /// namespace of 65536 ids: root in a container is not root on the host, and what a job
+    /// writes to its workspace belongs to this unprivileged id. Only used when the runner
+    /// runs as root (rootless Podman maps ids itself); unset to share the host's ids,
+    /// which makes a container escape a host-root escape.
+    pub container_uid_base: Option<u32>,
 }
 
 impl Default for ExecutorConfig {
@@ -75,8 +99,11 @@ impl Default for ExecutorConfig {
             lua_memory_bytes: 64 * 1024 * 1024,
             lua_time_budget_ms: 30_000,
             max_captured_output_bytes: 16 * 1024 * 1024,
-            max_log_line_bytes: 64 * 1024,
+            max_log_line_bytes: MAX_LOG_LINE_BYTES,
+            max_job_log_bytes: 256 * 1024 * 1024,
             cancel_grace_secs: 5,
+            default_network: StageNetwork::Default,
+            container_uid_base: Some(CONTAINER_UID_BASE),
         }
     }
 }
@@ -96,7 +123,33 @@ impl ExecutorConfig {
     pub fn cancel_grace(&self) -> Duration {
         Duration::from_secs(self.cancel_grace_secs)
     }
+
+    /// Checks the settings that depend on each other or on fixed limits.
+    pub fn check(&self) -> Result<(), String> {
+        if !(MIN_LOG_LINE_BYTES..=MAX_LOG_LINE_BYTES).contains(&self.max_log_line_bytes) {
+            return Err(format!(
+                "executor.max_log_line_bytes must be between {MIN_LOG_LINE_BYTES} and {MAX_LOG_LINE_BYTES}, not {}",
+                self.max_log_line_bytes
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// A size for messages: whole MiB or KiB when it is one, else bytes.
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        _ if bytes.is_multiple_of(MIB) => format!("{} MiB", bytes / MIB),
+        _ if bytes.is_multiple_of(KIB) => format!("{} KiB", bytes / KIB),
+        _ => format!("{bytes} bytes"),
+    }
+}
+
+/// The shortest line limit: room for some text and the truncation marker.
+pub const MIN_LOG_LINE_BYTES: usize = 256;
 
 #[cfg(test)]
 mod tests {
@@ -109,5 +162,12 @@ mod tests {
         assert_eq!(config.default_image, "alpine:3.20");
         assert_eq!(config.cancel_grace(), Duration::from_secs(1));
         assert_eq!(config.podman_socket, ExecutorConfig::default().podman_socket);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(256 * 1024 * 1024), "256 MiB");
+        assert_eq!(human_bytes(64 * 1024), "64 KiB");
+        assert_eq!(human_bytes(100_000), "100000 bytes");
     }
 }

@@ -75,4 +75,30 @@ pub struct JobOutcome {
 pub trait EventSink: Send + Sync + 'static {
     /// Records one event of the job running under `assignment`.
     fn emit(&self, assignment: Assignment, event: JobEvent);
+
+    /// Records one event, or says why it could not. The executor reports through this: it
+    /// does not count a refused log line, and it ends the job, since a line it cannot
+    /// deliver would leave a gap in the log. Sinks that never refuse keep the default.
+    fn try_emit(&self, assignment: Assignment, event: JobEvent) -> Result<(), SinkError> {
+        self.emit(assignment, event);
+        Ok(())
+    }
+}
+
+/// Why a sink could not keep an event.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The job's unacknowledged log lines would pass the per-job spill limit.
+    #[error(
+        "the job's unacknowledged log exceeds the {} spill limit of this runner \
+         (max_log_spill_bytes): the orchestrator has not confirmed its lines",
+        crate::config::human_bytes(*limit)
+    )]
+    SpillFull {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The spill file could not be written.
+    #[error("cannot spill the job's log lines to disk: {0}")]
+    Spill(#[from] std::io::Error),
 }

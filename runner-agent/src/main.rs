@@ -2,6 +2,7 @@
 //! given in Podman containers, and streams their logs back.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,15 +18,37 @@ struct Args {
     /// A TOML configuration file; `RIVET_RUNNER_*` environment variables override it.
     #[arg(long, short, env = "RIVET_RUNNER_CONFIG")]
     config: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    // An evaluation worker is this binary started by an evaluation pool with a hidden
+    // argument: any Rivet binary serves, so a host with only the runner can validate too.
+    if let Some(code) = rivet_evaluator::run_if_requested() {
+        return code;
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:?}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let config = AgentConfig::load(args.config.as_deref()).context("invalid configuration")?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config.redacted())?);
+        return Ok(());
+    }
     let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
     let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;
     match agent.credential() {

@@ -1,8 +1,14 @@
 //! `rivet pipeline check FILE...`: validates pipeline scripts without running them.
+//!
+//! Each script is evaluated in a worker process (this binary, started again with a hidden
+//! argument) that is killed when it overruns its time budget, as the orchestrator does: a
+//! script stuck where the sandbox cannot stop it still ends with an error naming the limit.
 
 use std::path::Path;
 
+use anyhow::Context;
 use rivet_core::{Diagnostic, InputSpec, LoadError, PipelineDefinition};
+use rivet_evaluator::{Pool, PoolConfig};
 use serde::Serialize;
 
 use crate::Format;
@@ -21,7 +27,12 @@ struct Report {
 }
 
 pub fn run(files: &[std::path::PathBuf], output: Format) -> anyhow::Result<u8> {
-    let reports: Vec<Report> = files.iter().map(|file| check_file(file)).collect();
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let pool = Pool::new(evaluation_pool(files.len())?);
+    let checks = files.iter().map(|file| check_file(&pool, file));
+    let reports: Vec<Report> =
+        runtime.block_on(futures_util::future::join_all(checks)).into_iter().collect::<anyhow::Result<_>>()?;
     let invalid = reports.iter().filter(|report| !report.valid).count();
     match output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
@@ -37,7 +48,33 @@ pub fn run(files: &[std::path::PathBuf], output: Format) -> anyhow::Result<u8> {
     Ok(if invalid == 0 { exit::OK } else { exit::INVALID_PIPELINE })
 }
 
-fn check_file(path: &Path) -> Report {
+/// Workers of this very program with the definition limits, one per CPU, and a queue
+/// that holds every file given: the command checks them all, however many.
+pub fn evaluation_pool(files: usize) -> anyhow::Result<PoolConfig> {
+    let mut config = PoolConfig::current_exe().context("cannot find this program to start evaluation workers")?;
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    config.workers = cpus.min(files).max(1);
+    config.queue = files;
+    Ok(config)
+}
+
+/// Evaluates `source` in `pool`: the script's own result, a limit that stopped it as a
+/// diagnostic, or an error when no worker could be started.
+pub async fn evaluate(
+    pool: &Pool,
+    source: String,
+    file: &str,
+) -> anyhow::Result<Result<PipelineDefinition, LoadError>> {
+    match pool.check(source, file.to_owned()).await {
+        Ok(checked) => Ok(checked),
+        Err(err) => match err.as_diagnostic(file) {
+            Some(diagnostic) => Ok(Err(LoadError::Invalid(vec![diagnostic]))),
+            None => Err(anyhow::Error::from(err).context(format!("cannot evaluate {file}"))),
+        },
+    }
+}
+
+async fn check_file(pool: &Pool, path: &Path) -> anyhow::Result<Report> {
     let file = path.display().to_string();
     let invalid = |message: String| Report {
         file: file.clone(),
@@ -47,23 +84,23 @@ fn check_file(path: &Path) -> Report {
     };
     match std::fs::metadata(path) {
         Ok(meta) if meta.len() > MAX_SCRIPT_BYTES => {
-            return invalid(format!(
+            return Ok(invalid(format!(
                 "file is {} bytes; pipeline scripts may be at most {MAX_SCRIPT_BYTES}",
                 meta.len()
-            ));
+            )));
         }
         Ok(_) => {}
-        Err(err) => return invalid(format!("cannot read file: {err}")),
+        Err(err) => return Ok(invalid(format!("cannot read file: {err}"))),
     }
     let source = match std::fs::read_to_string(path) {
         Ok(source) => source,
-        Err(err) => return invalid(format!("cannot read file: {err}")),
+        Err(err) => return Ok(invalid(format!("cannot read file: {err}"))),
     };
-    match rivet_core::check(&source, &file) {
+    Ok(match evaluate(pool, source, &file).await? {
         Ok(pipeline) => Report { file, valid: true, pipeline: Some(pipeline), errors: Vec::new() },
         Err(LoadError::Invalid(errors)) => Report { file, valid: false, pipeline: None, errors },
         Err(err @ LoadError::Sandbox(_)) => invalid(err.to_string()),
-    }
+    })
 }
 
 fn print_text(report: &Report) {

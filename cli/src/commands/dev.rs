@@ -22,8 +22,8 @@ fn data_dir() -> Result<PathBuf, Error> {
     }
 }
 
-/// `rivet dev [--listen ADDR] [--api-token TOKEN]...`: serves until Ctrl-C or SIGTERM.
-pub async fn run(listen: SocketAddr, api_tokens: Vec<String>) -> Result<u8, Error> {
+/// `rivet dev [--listen ADDR] [--api-token TOKEN]... [--insecure]`: serves until Ctrl-C or SIGTERM.
+pub async fn run(listen: SocketAddr, api_tokens: Vec<String>, insecure: bool) -> Result<u8, Error> {
     embedded::init_tracing("warn,rivet_orchestrator=info,rivet_runner=info");
     let data = data_dir()?;
     let database = data.join("dev.db");
@@ -34,6 +34,7 @@ pub async fn run(listen: SocketAddr, api_tokens: Vec<String>) -> Result<u8, Erro
         runner_name: "rivet dev".to_owned(),
         capacity: 2,
         api_tokens: api_tokens.clone(),
+        insecure,
     };
     let server = Embedded::start(options).await?;
     let url = server.url();

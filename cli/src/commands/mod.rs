@@ -8,3 +8,4 @@ pub mod pipeline;
 pub mod run;
 pub mod runner;
 pub mod settings;
+pub mod token;

@@ -6,18 +6,23 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use rivet_core::LoadError;
+use rivet_evaluator::Pool;
 
 use crate::client::Client;
+use crate::commands::check;
 use crate::commands::job::{self, Launch};
 use crate::commands::pipeline;
 use crate::embedded::{self, Embedded, Options};
 use crate::error::{Error, plural};
 use crate::{Format, exit, logs};
 
-/// Checks the script locally first, so a broken one fails before anything starts.
-fn check(file: &Path) -> Result<(), Error> {
+/// Checks the script locally first, in an evaluation worker as `pipeline check` does, so
+/// a broken or runaway one fails before anything starts.
+async fn check(file: &Path) -> Result<(), Error> {
     let source = pipeline::read_script(file)?;
-    match rivet_core::check(&source, &file.display().to_string()) {
+    let failed = |err: anyhow::Error| Error::new(exit::FAILURE, format!("{err:#}"));
+    let pool = Pool::new(check::evaluation_pool(1).map_err(failed)?);
+    match check::evaluate(&pool, source, &file.display().to_string()).await.map_err(failed)? {
         Ok(_) => Ok(()),
         Err(LoadError::Invalid(diagnostics)) => {
             let count = diagnostics.len();
@@ -35,7 +40,7 @@ fn check(file: &Path) -> Result<(), Error> {
 
 /// `rivet run FILE [--input NAME=VALUE]... [--no-input]`.
 pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Error> {
-    check(file)?;
+    check(file).await?;
     embedded::init_tracing("error");
     let dir = tempfile::Builder::new()
         .prefix("rivet-run-")
@@ -48,6 +53,7 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
         runner_name: "rivet run".to_owned(),
         capacity: 1,
         api_tokens: Vec::new(),
+        insecure: false,
     };
     let server = Embedded::start(options).await?;
     let result = run_job(&server.url(), file, &launch, format).await;
@@ -63,7 +69,7 @@ pub async fn run(file: &Path, launch: Launch, format: Format) -> Result<u8, Erro
 }
 
 async fn run_job(url: &str, file: &Path, launch: &Launch, format: Format) -> Result<u8, Error> {
-    let settings = crate::config::Settings { server: url.to_owned(), token: None };
+    let settings = crate::config::Settings { server: url.to_owned(), token: None, ca_file: None };
     let client = Client::connect(&settings).await?;
     let pipeline = pipeline::create_pipeline(&client, file).await?;
     let job = job::launch_job(&client, &pipeline, launch).await?;

@@ -26,6 +26,7 @@ pub fn show(loaded: &Loaded, format: Format) -> u8 {
         Format::Json => view::print_json(&json!({
             "server": { "value": settings.server, "source": loaded.source_of("server") },
             "token": { "value": settings.token.as_deref().map(masked), "source": token_source },
+            "ca_file": { "value": settings.ca_file, "source": loaded.source_of("ca_file") },
             "config_file": { "path": file, "exists": file_exists },
         })),
         Format::Table => {
@@ -36,13 +37,15 @@ pub fn show(loaded: &Loaded, format: Format) -> u8 {
                 settings.token.as_deref().map_or_else(|| "-".to_owned(), masked),
                 token_source,
             ]);
+            let ca_file = settings.ca_file.as_ref().map_or_else(|| "-".to_owned(), |path| path.display().to_string());
+            table.row(vec!["ca_file".to_owned(), ca_file, loaded.source_of("ca_file")]);
             print!("{}", table.render());
             match file {
                 Some(file) if file_exists => println!("\nconfig file: {file}"),
                 Some(file) => println!("\nconfig file: {file} (not present)"),
                 None => println!("\nconfig file: none (neither XDG_CONFIG_HOME nor HOME is set)"),
             }
-            println!("precedence: flags > RIVET_SERVER/RIVET_TOKEN > config file > defaults");
+            println!("precedence: flags > RIVET_SERVER/RIVET_TOKEN/RIVET_CA_FILE > config file > defaults");
         }
     }
     exit::OK

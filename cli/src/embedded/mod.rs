@@ -41,6 +41,9 @@ pub struct Options {
     pub capacity: u32,
     /// API tokens clients must present; none leaves the API open (it listens on loopback).
     pub api_tokens: Vec<String>,
+    /// Serve off loopback although the embedded mode speaks plain text and its runner
+    /// endpoint is open (`rivet dev --insecure`).
+    pub insecure: bool,
 }
 
 /// A running orchestrator and runner.
@@ -92,8 +95,20 @@ impl Embedded {
                 registration_tokens: vec![registration_token.clone()],
                 ..AuthConfig::default()
             },
+            insecure: options.insecure,
             ..Config::default()
         };
+        let missing = config.exposure();
+        if !missing.is_empty() && !options.insecure {
+            return Err(Error::new(
+                exit::USAGE,
+                format!("refusing to listen on {} without {}", options.listen, missing.join(" and ")),
+            )
+            .hint(
+                "the embedded server speaks plain text and takes any runner: listen on 127.0.0.1, \
+                 or pass --insecure to accept that anyone who can reach it may use it",
+            ));
+        }
         // The runner finds (or starts, for its lifetime) a Podman service while the
         // database opens: both take a moment.
         let executor = ExecutorConfig {

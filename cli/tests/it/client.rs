@@ -78,3 +78,56 @@ fn completions_are_printed_for_each_shell() {
         rivet().args(["completions", shell]).assert().code(0).stdout(contains("pipeline").and(contains("launch")));
     }
 }
+
+#[test]
+fn every_client_setting_can_be_set_through_the_environment() {
+    let home = temp_dir();
+    let output = rivet()
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("RIVET_SERVER", "https://ci.example:7420")
+        .env("RIVET_TOKEN", "env-token-0123456789")
+        .env("RIVET_CA_FILE", "/etc/rivet/ca.pem")
+        .args(["config", "show", "--output", "json"])
+        .output()
+        .expect("rivet runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(config["server"]["value"], "https://ci.example:7420");
+    assert_eq!(config["token"]["value"], "…6789 (20 characters)");
+    assert_eq!(config["ca_file"]["value"], "/etc/rivet/ca.pem");
+    assert_eq!(config["ca_file"]["source"], "environment variable RIVET_CA_FILE");
+}
+
+#[test]
+fn a_mistyped_client_variable_is_refused_naming_the_one_meant() {
+    rivet()
+        .env_remove("RIVET_SERVER")
+        .env("RIVET_SEVER", "http://elsewhere:1")
+        .args(["config", "show"])
+        .assert()
+        .code(2)
+        .stderr(contains("RIVET_SEVER names no setting").and(contains("did you mean RIVET_SERVER?")));
+    // The orchestrator's variables are not the client's business.
+    rivet().env("RIVET_DATABASE_URL", "postgres://db/rivet").args(["config", "show"]).assert().code(0);
+}
+
+#[test]
+fn a_ca_file_for_a_plain_text_server_is_refused() {
+    rivet()
+        .env("RIVET_CA_FILE", "/etc/rivet/ca.pem")
+        .args(["--server", "http://127.0.0.1:1", "pipeline", "list"])
+        .assert()
+        .code(2)
+        .stderr(contains("TLS files are configured but `http://127.0.0.1:1` is not an https:// address"));
+}
+
+#[test]
+fn rivet_dev_refuses_an_exposed_address_without_insecure() {
+    let home = temp_dir();
+    rivet()
+        .env("XDG_DATA_HOME", home.path())
+        .args(["dev", "--listen", "0.0.0.0:0"])
+        .assert()
+        .code(2)
+        .stderr(contains("refusing to listen on 0.0.0.0:0 without TLS").and(contains("--insecure")));
+}

@@ -11,4 +11,5 @@ mod prompt;
 mod run;
 mod server;
 mod support;
+mod tokens;
 mod usage;

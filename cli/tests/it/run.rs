@@ -59,6 +59,22 @@ fn inputs_are_given_and_missing_ones_listed() {
 }
 
 #[test]
+fn a_script_stuck_in_a_c_call_exits_3_within_the_time_budget() {
+    let dir = temp_dir();
+    let (name, source) = crate::check::HANGING[0];
+    let file = write(dir.path(), name, source);
+    let started = std::time::Instant::now();
+    rivet()
+        .arg("run")
+        .arg(&file)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(3)
+        .stderr(contains("rep.lua").and(contains("time budget")));
+    assert!(started.elapsed() < crate::check::WITHIN_BUDGET, "took {:?}", started.elapsed());
+}
+
+#[test]
 fn an_invalid_pipeline_exits_3_before_anything_starts() {
     let dir = temp_dir();
     let file = write(dir.path(), "bad.lua", "return pipeline.define({ name = 'x' })\n");

@@ -4,9 +4,13 @@ its log, through the generated gRPC stubs of proto/rivet/v1.
 
     pip install -r examples/clients/python/requirements.txt
     python3 examples/clients/python/rivet_client.py --server 127.0.0.1:7420 examples/hello.lua
+    python3 examples/clients/python/rivet_client.py --server https://ci.example:7420 \
+        --ca-file ca.pem examples/hello.lua
 
 The stubs are generated on the fly from the repository's .proto files (grpc_tools), so the
-example never goes stale. RIVET_TOKEN, when set, is sent as a bearer token.
+example never goes stale. RIVET_TOKEN, when set, is sent as a bearer token. An https://
+server is verified against the system roots, or against --ca-file (RIVET_CA_FILE) for a
+private CA.
 """
 
 import argparse
@@ -37,9 +41,20 @@ def load_stubs():
     }
 
 
+def open_channel(server, ca_file):
+    """A channel to `server`: TLS for https://, plain text otherwise (loopback only)."""
+    if server.startswith("https://"):
+        roots = pathlib.Path(ca_file).read_bytes() if ca_file else None
+        return grpc.secure_channel(server.removeprefix("https://"), grpc.ssl_channel_credentials(root_certificates=roots))
+    if ca_file:
+        sys.exit(f"--ca-file is for https:// servers, not {server}")
+    return grpc.insecure_channel(server.removeprefix("http://"))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--server", default=os.environ.get("RIVET_SERVER", "127.0.0.1:7420").removeprefix("http://"))
+    parser.add_argument("--server", default=os.environ.get("RIVET_SERVER", "http://127.0.0.1:7420"))
+    parser.add_argument("--ca-file", default=os.environ.get("RIVET_CA_FILE"), help="PEM CA certificates for https://")
     parser.add_argument("--input", action="append", default=[], help="k=v, repeatable")
     parser.add_argument("--no-launch", action="store_true", help="only validate and create the pipeline")
     parser.add_argument("file")
@@ -48,7 +63,7 @@ def main():
     m = load_stubs()
     token = os.environ.get("RIVET_TOKEN")
     metadata = [("authorization", f"Bearer {token}")] if token else []
-    channel = grpc.insecure_channel(args.server)
+    channel = open_channel(args.server, args.ca_file)
     pipelines = m["pipeline_grpc"].PipelineServiceStub(channel)
     jobs = m["job_grpc"].JobServiceStub(channel)
     logs = m["log_grpc"].LogServiceStub(channel)

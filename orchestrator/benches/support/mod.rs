@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{Config, EvaluationConfig};
 use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
 use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
@@ -46,9 +46,18 @@ pub fn selected_backends() -> Vec<Backend> {
         .collect()
 }
 
-/// The production defaults (lease TTL, heartbeat interval, message limits), on loopback.
+/// The production defaults (lease TTL, heartbeat interval, message limits), on loopback;
+/// pipelines are evaluated by the `rivet-orchestrator` binary, as this bench cannot be a worker.
 pub fn bench_config() -> Config {
-    Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), replica_id: Some("bench".to_owned()), ..Config::default() }
+    Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        replica_id: Some("bench".to_owned()),
+        evaluation: EvaluationConfig {
+            worker_program: Some(std::path::PathBuf::from(env!("CARGO_BIN_EXE_rivet-orchestrator"))),
+            ..EvaluationConfig::default()
+        },
+        ..Config::default()
+    }
 }
 
 /// One orchestrator replica served in this process, on its own database.

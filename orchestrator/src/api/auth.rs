@@ -1,32 +1,28 @@
-//! Bearer-token authentication. Users and clients present an API token; runners their own
-//! credential (see `domain::identity`), or, once, a registration token. With no API token
-//! and no registration token configured, both sides are open (the embedded mode on
-//! loopback).
+//! What `RunnerService` checks itself (the role table marks `Connect` and `RegisterRunner`
+//! "runner credential"): runners present their own credential (see `domain::identity`),
+//! or, once, a registration token. Users and clients are checked by `api::guard` against
+//! `api::roles`, with `domain::access`. With no bootstrap API token and no registration
+//! token configured, runners connect without a credential (the embedded mode on loopback).
 
 use std::sync::Arc;
 
+use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Status};
 
-/// Which tokens a call needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A user or client.
-    Api,
-}
-
-/// The tokens the orchestrator accepts. Cheap to clone.
+/// What the runner side of the orchestrator accepts. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
-    api: Arc<Vec<String>>,
+    /// Whether the configuration has a bootstrap API token.
+    api_configured: bool,
     registration: Arc<Vec<String>>,
 }
 
 impl Auth {
-    /// Accepts `api` tokens for users, and `registration` tokens (besides the stored ones)
-    /// for new runners.
-    pub fn new(api: Vec<String>, registration: Vec<String>) -> Auth {
-        Auth { api: Arc::new(api), registration: Arc::new(registration) }
+    /// Accepts `registration` tokens (besides the stored ones) from new runners;
+    /// `api_tokens` are the configured bootstrap tokens, which only decide whether the
+    /// orchestrator is open.
+    pub fn new(api_tokens: &[String], registration: Vec<String>) -> Auth {
+        Auth { api_configured: !api_tokens.is_empty(), registration: Arc::new(registration) }
     }
 
     /// The registration tokens from the configuration.
@@ -35,41 +31,10 @@ impl Auth {
     }
 
     /// Whether runners may connect without a credential: only when no authentication is
-    /// configured at all (the embedded mode on loopback). Even then, a registered runner's
-    /// id needs its credential.
+    /// configured at all, neither a bootstrap API token nor a registration token (the
+    /// embedded mode on loopback). Even then, a registered runner's id needs its credential.
     pub fn runners_open(&self) -> bool {
-        self.api.is_empty() && self.registration.is_empty()
-    }
-
-    /// Checks the call's `authorization: Bearer <token>` header.
-    pub fn check(&self, metadata: &MetadataMap, role: Role) -> Result<(), Status> {
-        let tokens = match role {
-            Role::Api => &self.api,
-        };
-        if tokens.is_empty() {
-            return Ok(());
-        }
-        let Some(presented) = bearer(metadata)? else {
-            return Err(Status::unauthenticated("missing `authorization: Bearer <token>` metadata"));
-        };
-        if tokens.iter().any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes())) {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(match role {
-                Role::Api => "invalid API token",
-            }))
-        }
-    }
-
-    /// An interceptor for services that only users call.
-    pub fn api_interceptor(
-        &self,
-    ) -> impl Fn(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
-        let auth = self.clone();
-        move |request: Request<()>| {
-            auth.check(request.metadata(), Role::Api)?;
-            Ok(request)
-        }
+        !self.api_configured && self.registration.is_empty()
     }
 }
 
@@ -82,9 +47,4 @@ pub fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(Some)
         .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))
-}
-
-/// Compares without an early exit, so the time taken does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -21,6 +21,8 @@ use crate::domain::store::{JobCursor, JobFilter, JobRecord};
 
 /// How often a watcher re-reads its job when no event arrives (events are at most once).
 const WATCH_POLL: Duration = Duration::from_secs(2);
+/// Job snapshots that may wait for a slow watcher before the watch stops reading.
+const WATCH_IN_FLIGHT: usize = 2;
 
 /// The job service.
 #[derive(Debug, Clone)]
@@ -121,7 +123,8 @@ impl JobService for Jobs {
         // Subscribe before the first read, so no change between the two is missed.
         let mut events = orchestrator.coord().subscribe(&Topic::JobEvents(id)).await.map_err(Error::from)?;
         let first = orchestrator.job(id).await?;
-        let stream = async_stream(move |sender| async move {
+        // A watcher needs only the latest state: few snapshots wait for a slow one.
+        let stream = async_stream(WATCH_IN_FLIGHT, move |sender| async move {
             let mut last: Option<pb::Job> = None;
             let mut job = first;
             loop {
@@ -148,14 +151,15 @@ impl JobService for Jobs {
 }
 
 /// Runs `body` on a task that sends into a channel, and returns the channel as a stream;
-/// an error from `body` ends the stream with that error's status.
-pub(crate) fn async_stream<T, F, Fut>(body: F) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
+/// an error from `body` ends the stream with that error's status. At most `capacity` items
+/// wait for the client: `body` waits when the client reads slowly.
+pub(crate) fn async_stream<T, F, Fut>(capacity: usize, body: F) -> Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>
 where
     T: Send + 'static,
     F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
-    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    let (sender, receiver) = tokio::sync::mpsc::channel(capacity);
     let error_sender = sender.clone();
     let task = body(sender);
     tokio::spawn(async move {

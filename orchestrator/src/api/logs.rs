@@ -2,6 +2,12 @@
 //! until the job ends. Live lines come through the coordinator's fan-out (from whichever
 //! replica stored them); the store fills any gap, so a follower sees every line once, in
 //! order, with no gap and no duplicate at the hand-over.
+//!
+//! Memory per follower is bounded whatever the job logs and however slowly the client
+//! reads: the store is read a page at a time, bounded by lines and by bytes; responses are
+//! cut to the same bounds; at most [`RESPONSES_IN_FLIGHT`] responses wait for the client;
+//! and the live fan-out buffer of a follower that falls behind is dropped by the
+//! coordinator, after which the follower reads the store again from its last sent line.
 
 use std::time::Duration;
 
@@ -14,12 +20,19 @@ use tonic::{Request, Response, Status};
 
 use crate::api::jobs::async_stream;
 use crate::convert;
+use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::Orchestrator;
 
 /// Lines per read from the store, and per response message.
-const PAGE: u64 = 1_000;
+const PAGE_LINES: usize = 1_000;
+/// Bytes of text and stage names per read from the store, and per response message: well
+/// under the 4 MiB a gRPC client accepts by default. A longer single line (up to the
+/// store's 64 KiB line cap) still goes, alone.
+pub const PAGE_BYTES: usize = 1024 * 1024;
+/// Responses that may wait for a slow client before the follower stops reading.
+const RESPONSES_IN_FLIGHT: usize = 2;
 /// How often a follower checks the store when no live line arrives.
 const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
@@ -38,28 +51,43 @@ impl Logs {
 
 type Out = Sender<Result<StreamLogsResponse, Status>>;
 
-/// Sends `lines` (all with sequence >= `next`, consecutive); returns the next sequence, or
-/// `None` when the client went away.
-async fn send(out: &Out, lines: &[LogLine], next: u64) -> Option<u64> {
-    if lines.is_empty() {
-        return Some(next);
+/// Sends `lines` (all with sequence >= `next`, consecutive) in responses of at most
+/// [`PAGE_LINES`] lines and [`PAGE_BYTES`] bytes; returns the next sequence, or `None` when
+/// the client went away.
+async fn send(out: &Out, lines: &[LogLine], mut next: u64) -> Option<u64> {
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let mut count = 0;
+        for line in rest.iter().take(PAGE_LINES) {
+            let size = bounds::log_line_bytes(line);
+            if count > 0 && bytes + size > PAGE_BYTES {
+                break;
+            }
+            bytes += size;
+            count += 1;
+        }
+        let (page, after) = rest.split_at(count);
+        let response = StreamLogsResponse { lines: page.iter().map(convert::log_line_to_proto).collect() };
+        out.send(Ok(response)).await.ok()?;
+        next = page.last().map_or(next, |line| line.sequence + 1);
+        rest = after;
     }
-    let response = StreamLogsResponse { lines: lines.iter().map(convert::log_line_to_proto).collect() };
-    out.send(Ok(response)).await.ok()?;
-    Some(lines.last().map_or(next, |line| line.sequence + 1))
+    Some(next)
 }
 
-/// Sends everything stored from `next` on; returns the next sequence to send.
+/// Sends everything stored from `next` on, a page at a time; returns the next sequence to
+/// send.
 async fn replay(orchestrator: &Orchestrator, job: uuid::Uuid, mut next: u64, out: &Out) -> Result<Option<u64>> {
     loop {
-        let lines = orchestrator.store().read_logs(job, next, PAGE).await?;
-        let full = lines.len() as u64 == PAGE;
+        let lines = orchestrator.store().read_logs(job, next, PAGE_LINES as u64, PAGE_BYTES as u64).await?;
+        // A page can be short because of its byte bound: only an empty one ends the log.
+        if lines.is_empty() {
+            return Ok(Some(next));
+        }
         match send(out, &lines, next).await {
             Some(after) => next = after,
             None => return Ok(None),
-        }
-        if !full {
-            return Ok(Some(next));
         }
     }
 }
@@ -87,7 +115,7 @@ impl LogService for Logs {
             false => None,
         };
         let start = request.from_sequence.max(1);
-        let stream = async_stream(move |out| async move {
+        let stream = async_stream(RESPONSES_IN_FLIGHT, move |out| async move {
             let Some(mut next) = replay(&orchestrator, job, start, &out).await? else { return Ok(()) };
             let (Some(live), Some(events)) = (live.as_mut(), events.as_mut()) else { return Ok(()) };
             // A job ends only after all its lines are stored: once it has, a last replay

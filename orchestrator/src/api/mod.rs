@@ -2,11 +2,14 @@
 //! and map errors. No SQL here.
 
 pub mod auth;
+pub mod guard;
 pub mod jobs;
 pub mod logs;
 pub mod pipelines;
+pub mod roles;
 pub mod runners;
 mod status;
+pub mod tokens;
 
 use tonic::Status;
 

@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use crate::api::auth::{Auth, Role, bearer};
+use crate::api::auth::{Auth, bearer};
 use crate::convert;
 use crate::domain::error::Error;
 use crate::domain::identity::{self, Registration, RunnerIdentity, TokenRequest};
@@ -33,9 +33,22 @@ pub struct Runners {
 }
 
 impl Runners {
-    /// Serves runners of `orchestrator`; `auth` checks runner and API tokens.
+    /// Serves runners of `orchestrator`; `auth` checks runner tokens.
     pub fn new(orchestrator: Orchestrator, auth: Auth) -> Runners {
         Runners { orchestrator, auth }
+    }
+
+    /// Refuses a runner call without a client certificate when the configuration requires
+    /// one (`tls.require_runner_certificate`): registration as much as the stream.
+    fn check_certificate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.orchestrator.config().tls.require_runner_certificate
+            && request.peer_certs().is_none_or(|certs| certs.is_empty())
+        {
+            return Err(Status::unauthenticated(
+                "this orchestrator requires runners to present a client certificate (mutual TLS)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -47,6 +60,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<Streaming<ConnectRequest>>,
     ) -> Result<Response<Self::ConnectStream>, Status> {
+        self.check_certificate(&request)?;
         let identity = match bearer(request.metadata())? {
             Some(token) if identity::is_credential(token) => identity::authenticate(&self.orchestrator, token).await?,
             _ if self.auth.runners_open() => RunnerIdentity::Unauthenticated,
@@ -74,7 +88,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<ListRunnersRequest>,
     ) -> Result<Response<ListRunnersResponse>, Status> {
-        self.auth.check(request.metadata(), Role::Api)?;
+        // Users are checked by `api::guard` against the role table, like every call.
         let include_offline = request.get_ref().include_offline;
         let online = self.orchestrator.coord().online_runners().await.map_err(Error::from)?;
         let active = self.orchestrator.store().active_jobs().await.map_err(Error::from)?;
@@ -122,6 +136,7 @@ impl RunnerService for Runners {
         &self,
         request: Request<RegisterRunnerRequest>,
     ) -> Result<Response<RegisterRunnerResponse>, Status> {
+        self.check_certificate(&request)?;
         let Some(token) = bearer(request.metadata())?.map(str::to_owned) else {
             return Err(Status::unauthenticated("missing `authorization: Bearer <registration token>` metadata"));
         };
@@ -141,7 +156,6 @@ impl RunnerService for Runners {
         &self,
         request: Request<CreateRegistrationTokenRequest>,
     ) -> Result<Response<CreateRegistrationTokenResponse>, Status> {
-        self.auth.check(request.metadata(), Role::Api)?;
         let request = request.into_inner();
         if let Some(key) = request.labels.keys().find(|key| key.is_empty()) {
             return Err(Error::invalid("labels", format!("a label key must not be empty (`{key}`)")).into());
@@ -175,7 +189,6 @@ impl RunnerService for Runners {
         &self,
         request: Request<RevokeRunnerRequest>,
     ) -> Result<Response<RevokeRunnerResponse>, Status> {
-        self.auth.check(request.metadata(), Role::Api)?;
         let id = Uuid::parse_str(&request.get_ref().runner_id)
             .map_err(|err| Error::invalid("runner_id", format!("is not a UUID: {err}")))?;
         let requeued = identity::revoke(&self.orchestrator, id).await?;

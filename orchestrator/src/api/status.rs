@@ -2,6 +2,7 @@
 //! decision. Unexpected errors are logged in full with an id and returned as `internal`
 //! without internals.
 
+use rivet_evaluator::Error as EvaluationError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 use uuid::Uuid;
@@ -46,9 +47,29 @@ impl From<Error> for Status {
             Error::AlreadyEnded(..) => Status::failed_precondition(err.to_string()),
             Error::StaleAssignment(_) => Status::aborted(err.to_string()),
             Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),
-            Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
-            Error::PermissionDenied(_) => Status::permission_denied(err.to_string()),
+            Error::Unauthenticated(_) | Error::RunnerUnauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::PermissionDenied { .. } | Error::Unlisted(_) | Error::RunnerRefused(_) => {
+                Status::permission_denied(err.to_string())
+            }
             Error::ShuttingDown => Status::unavailable(err.to_string()),
+            Error::Evaluation(ref evaluation) => match evaluation {
+                // A limit stopped the script: the script is at fault, and the message says
+                // which limit, as a violation of the `source` field. (The orchestrator
+                // reports these as diagnostics of the script; this is the fallback.)
+                EvaluationError::TimeBudget { .. }
+                | EvaluationError::CpuLimit { .. }
+                | EvaluationError::MemoryLimit { .. }
+                | EvaluationError::ResponseTooLarge { .. } => Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("invalid pipeline: {evaluation}"),
+                    ErrorDetails::with_bad_request(vec![FieldViolation::new("source", evaluation.to_string())]),
+                ),
+                EvaluationError::QueueFull { .. } => Status::resource_exhausted(evaluation.to_string()),
+                EvaluationError::Spawn { .. } => {
+                    internal(&err, Code::Unavailable, "pipeline evaluation is unavailable; retry shortly")
+                }
+                EvaluationError::Crashed(_) => internal(&err, Code::Internal, "internal error"),
+            },
             Error::Store(StoreError::Unavailable(_)) | Error::Coord(CoordError::Unavailable(_)) => {
                 internal(&err, Code::Unavailable, "a backing service is unavailable; retry shortly")
             }

@@ -9,12 +9,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use rivet_core::Assignment;
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::channel::{Gauge, Limits, Sender};
 use super::subscription::Subscription;
-use crate::domain::coord::{CoordResult, Coordinator, Topic};
+use crate::domain::coord::{CoordResult, Coordinator, FanoutUsage, Topic};
 
 /// Coordinates the replicas of a single process, which is to say one replica: the embedded
 /// mode. Expiries use tokio's clock, so tests can drive them with paused time.
@@ -22,6 +22,7 @@ use crate::domain::coord::{CoordResult, Coordinator, Topic};
 pub struct MemoryCoordinator {
     state: Mutex<State>,
     topics: Arc<Mutex<Topics>>,
+    gauge: Arc<Gauge>,
 }
 
 #[derive(Default)]
@@ -40,8 +41,8 @@ struct Presence {
     expires: Instant,
 }
 
-/// The broadcast channel of every topic that has subscribers.
-type Topics = HashMap<Topic, broadcast::Sender<Bytes>>;
+/// The channel of every topic that has subscribers.
+type Topics = HashMap<Topic, Sender>;
 
 impl MemoryCoordinator {
     /// An empty coordinator: no lease, nobody online, no subscriber.
@@ -137,9 +138,7 @@ impl Coordinator for MemoryCoordinator {
 
     async fn publish(&self, topic: &Topic, payload: Bytes) -> CoordResult<()> {
         if let Some(sender) = lock(&self.topics).get(topic) {
-            // An error only means that every subscriber is gone; its release hook is about
-            // to remove the channel.
-            let _ = sender.send(payload);
+            sender.send(&payload);
         }
         Ok(())
     }
@@ -147,7 +146,7 @@ impl Coordinator for MemoryCoordinator {
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>> {
         let receiver = lock(&self.topics)
             .entry(topic.clone())
-            .or_insert_with(|| broadcast::channel(topic.capacity()).0)
+            .or_insert_with(|| Sender::new(Limits::of(topic), self.gauge.clone()))
             .subscribe();
         let topics = Arc::downgrade(&self.topics);
         let topic = topic.clone();
@@ -163,6 +162,10 @@ impl Coordinator for MemoryCoordinator {
             }
         };
         Ok(Subscription::new(receiver, release).boxed())
+    }
+
+    fn fanout_usage(&self) -> FanoutUsage {
+        self.gauge.usage()
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Both implement [`Coordinator`](crate::domain::coord::Coordinator) and are checked by the
 //! same test suite (`tests/coord`). Fan-out has the same shape in both: one in-process
-//! broadcast channel per topic that has subscribers, dropped when its last subscriber goes.
+//! channel per topic that has subscribers (`channel`: a bounded queue per subscriber),
+//! dropped when its last subscriber goes.
 
+mod channel;
 mod memory;
 mod redis;
 mod subscription;

@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use self::fanout::Fanout;
 use self::scripts::Scripts;
-use crate::domain::coord::{CoordError, CoordResult, Coordinator, Topic};
+use super::channel::Limits;
+use crate::domain::coord::{CoordError, CoordResult, Coordinator, FanoutUsage, Topic};
 
 /// How long a command may wait for a pooled connection, and for a new one to open.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -172,7 +173,11 @@ impl Coordinator for RedisCoordinator {
     }
 
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>> {
-        self.fanout.subscribe(self.keys.channel(topic), topic.capacity()).await
+        self.fanout.subscribe(self.keys.channel(topic), Limits::of(topic)).await
+    }
+
+    fn fanout_usage(&self) -> FanoutUsage {
+        self.fanout.usage()
     }
 }
 

@@ -49,11 +49,11 @@ impl Topic {
 }
 
 impl Topic {
-    /// How many messages the topic buffers for its slowest subscriber before that
-    /// subscriber starts missing some. Log batches arrive in bursts (a follower that falls
-    /// behind catches up from the database by sequence number); the other topics carry a
-    /// few small signals, and one is open per connected runner, so they stay small
-    /// (a 1,024-slot channel costs ~56 KiB).
+    /// How many messages the topic buffers for each subscriber before that subscriber
+    /// starts missing some (see also [`Topic::buffer_bytes`]). Log batches arrive in
+    /// bursts (a follower that falls behind catches up from the database by sequence
+    /// number); the other topics carry a few small signals. Queues grow only as messages
+    /// wait, so an idle subscriber costs nothing.
     pub fn capacity(&self) -> usize {
         match self {
             Topic::JobLogs(_) => 1024,
@@ -61,6 +61,31 @@ impl Topic {
             Topic::Runner(_) | Topic::Dispatch => 16,
         }
     }
+
+    /// How many bytes of messages the topic buffers for each subscriber on a replica
+    /// before that subscriber starts missing some: a stuck log follower costs a replica at
+    /// most this much, whatever the job logs, and then reads the store instead. Log
+    /// batches are at most `bounds::MAX_LOG_BATCH_BYTES` of text; the other topics carry
+    /// small signals.
+    pub fn buffer_bytes(&self) -> usize {
+        match self {
+            Topic::JobLogs(_) => FOLLOWER_BUFFER_BYTES,
+            Topic::JobEvents(_) | Topic::Runner(_) | Topic::Dispatch => 64 * 1024,
+        }
+    }
+}
+
+/// The live log buffer of one follower on one replica, in bytes: see [`Topic::buffer_bytes`].
+pub const FOLLOWER_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// What a replica's fan-out holds for its subscribers right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanoutUsage {
+    /// Bytes of messages queued for local subscribers that have not read them yet.
+    pub buffered_bytes: usize,
+    /// How many times a subscriber's queue was dropped because it fell behind (since the
+    /// coordinator started).
+    pub lags: u64,
 }
 
 /// Leases, presence and fan-out shared by every replica.
@@ -89,4 +114,7 @@ pub trait Coordinator: Send + Sync + 'static {
     /// slow subscriber may miss messages, so subscribers must be able to catch up from
     /// the database (log followers do, by sequence number).
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>>;
+    /// What this replica's subscriber queues hold now: each is bounded by its topic's
+    /// [`Topic::capacity`] and [`Topic::buffer_bytes`].
+    fn fanout_usage(&self) -> FanoutUsage;
 }

@@ -85,7 +85,7 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {
         Some(pipeline) => {
-            let timeout = orchestrator.config().job_timeout_secs;
+            let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
             let message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
             let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
             orchestrator.registry().send(runner.id, response).await

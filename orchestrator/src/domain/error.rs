@@ -3,8 +3,10 @@
 use rivet_core::{Assignment, Diagnostic, InputErrors, JobState};
 use uuid::Uuid;
 
+use crate::domain::access::Unauthenticated;
 use crate::domain::coord::CoordError;
 use crate::domain::store::StoreError;
+use crate::domain::tokens::Role;
 
 /// What can go wrong in the orchestrator's domain.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +47,40 @@ pub enum Error {
         /// The version the orchestrator speaks.
         supported: u32,
     },
-    /// A missing, malformed, unknown, expired or revoked credential.
+    /// A call without a valid credential: none, a malformed one, an unknown token, or a
+    /// revoked or expired one.
+    #[error(transparent)]
+    Unauthenticated(#[from] Unauthenticated),
+    /// A caller whose role is below the one the method needs.
+    #[error("{method} needs the {needed} role; {caller} has the {has} role")]
+    PermissionDenied {
+        /// The gRPC method path, e.g. `/rivet.v1.JobService/LaunchJob`.
+        method: String,
+        /// The role the method needs.
+        needed: Role,
+        /// Who called: "API token <id>", "a bootstrap token".
+        caller: String,
+        /// The caller's role.
+        has: Role,
+    },
+    /// A method with no entry in the role table: refused, whoever calls.
+    #[error("{0} has no entry in the role table, so it is refused")]
+    Unlisted(String),
+    /// A runner without a valid registration token or credential: missing, malformed,
+    /// unknown, expired or revoked.
     #[error("{0}")]
-    Unauthenticated(String),
+    RunnerUnauthenticated(String),
     /// A valid credential asking for something it was not granted, e.g. a runner claiming
     /// another runner's id or labels its registration did not grant.
     #[error("{0}")]
-    PermissionDenied(String),
+    RunnerRefused(String),
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,
+    /// A pipeline script could not be evaluated: a limit killed it, the evaluation queue
+    /// is full, or a worker failed.
+    #[error(transparent)]
+    Evaluation(#[from] rivet_evaluator::Error),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

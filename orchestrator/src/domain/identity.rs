@@ -189,20 +189,20 @@ pub async fn register(
         BTreeMap::new()
     } else {
         let Some((id, hash)) = parse(REGISTRATION_PREFIX, presented) else {
-            return Err(Error::Unauthenticated("invalid registration token".to_owned()));
+            return Err(Error::RunnerUnauthenticated("invalid registration token".to_owned()));
         };
         match orchestrator.store().redeem_registration_token(id, &hash, now).await? {
             Redemption::Granted(labels) => labels,
-            Redemption::Unknown => return Err(Error::Unauthenticated("invalid registration token".to_owned())),
+            Redemption::Unknown => return Err(Error::RunnerUnauthenticated("invalid registration token".to_owned())),
             Redemption::Expired(at) => {
-                return Err(Error::Unauthenticated(format!(
+                return Err(Error::RunnerUnauthenticated(format!(
                     "registration token {} expired at {}",
                     id.simple(),
                     at.to_rfc3339()
                 )));
             }
             Redemption::UsedUp => {
-                return Err(Error::Unauthenticated(format!(
+                return Err(Error::RunnerUnauthenticated(format!(
                     "registration token {} has no uses left: every runner it admits has registered",
                     id.simple()
                 )));
@@ -235,16 +235,16 @@ pub async fn register(
 /// the secret must match.
 pub async fn authenticate(orchestrator: &Orchestrator, presented: &str) -> Result<RunnerIdentity> {
     let Some((runner_id, hash)) = parse(CREDENTIAL_PREFIX, presented) else {
-        return Err(Error::Unauthenticated("malformed runner credential".to_owned()));
+        return Err(Error::RunnerUnauthenticated("malformed runner credential".to_owned()));
     };
     let Some(credential) = orchestrator.store().runner_credential(runner_id).await? else {
-        return Err(Error::Unauthenticated(format!("unknown runner credential for runner {runner_id}")));
+        return Err(Error::RunnerUnauthenticated(format!("unknown runner credential for runner {runner_id}")));
     };
     if !hashes_match(&credential.secret_hash, &hash) {
-        return Err(Error::Unauthenticated(format!("invalid runner credential for runner {runner_id}")));
+        return Err(Error::RunnerUnauthenticated(format!("invalid runner credential for runner {runner_id}")));
     }
     if let Some(at) = credential.revoked_at {
-        return Err(Error::Unauthenticated(format!(
+        return Err(Error::RunnerUnauthenticated(format!(
             "the credential of runner {runner_id} was revoked at {}; register the runner again with a new \
              registration token",
             at.to_rfc3339()

@@ -1,5 +1,7 @@
 //! The lease sweeper: any replica requeues (or marks lost) a job whose lease expired, so
-//! nothing stays "running" after its runner vanished.
+//! nothing stays "running" after its runner vanished. The same sweep ends jobs that ran
+//! past their timeout plus its grace (`timeouts`), so nothing stays "running" forever
+//! behind a runner that heartbeats but never finishes.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
+use crate::domain::timeouts;
 
 /// Runs the sweeper until `shutdown`. The first sweep waits one lease TTL, so runners of a
 /// restarted orchestrator have time to reconnect and renew their leases.
@@ -38,7 +41,9 @@ pub async fn run(orchestrator: Orchestrator, shutdown: CancellationToken) {
 pub async fn sweep(orchestrator: &Orchestrator, suspects: &mut HashSet<Assignment>) -> Result<usize> {
     let mut missing = HashSet::new();
     let mut requeued = 0;
-    for job in orchestrator.store().active_jobs().await? {
+    let jobs = orchestrator.store().active_jobs().await?;
+    let timed_out = timeouts::expire(orchestrator, &jobs).await?;
+    for job in jobs.into_iter().filter(|job| !timed_out.contains(&job.id)) {
         let assignment = job.assignment();
         if orchestrator.coord().lease_held(assignment).await? {
             continue;

@@ -1,6 +1,8 @@
 //! The orchestrator's domain: the contracts of storage and coordination, and the logic
 //! that drives jobs through their lifecycle on top of them.
 
+pub mod access;
+pub mod bounds;
 pub mod coord;
 pub mod dispatch;
 pub mod error;
@@ -10,3 +12,5 @@ pub mod orchestrator;
 pub mod registry;
 pub mod session;
 pub mod store;
+pub mod timeouts;
+pub mod tokens;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::bounds;
 use crate::domain::coord::{Coordinator, Topic};
 use crate::domain::error::{Error, Result};
 use crate::domain::registry::Registry;
@@ -50,12 +51,19 @@ struct Inner {
     replica: String,
     dispatch: Notify,
     shutdown: CancellationToken,
+    /// Evaluates pipeline scripts in worker processes that are killed when they overrun.
+    evaluator: rivet_evaluator::Pool,
     /// Pipeline versions never change: dispatch reads each from the store once.
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
 }
 
 /// How many pipeline versions the dispatch cache holds before it starts over.
 const PIPELINE_CACHE: usize = 256;
+
+/// The most bytes of log text per fan-out message; see [`Orchestrator::logs_stored`].
+/// Well under a follower's live buffer (`coord::FOLLOWER_BUFFER_BYTES`), even with JSON's
+/// escapes.
+pub const FANOUT_MESSAGE_BYTES: usize = 1024 * 1024;
 
 impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +75,7 @@ impl Orchestrator {
     /// Assembles an orchestrator from its parts.
     pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config) -> Orchestrator {
         let replica = config.replica_id.clone().unwrap_or_else(|| format!("replica-{}", Uuid::new_v4().simple()));
+        let evaluator = rivet_evaluator::Pool::new(config.evaluation.pool_config());
         Orchestrator {
             inner: Arc::new(Inner {
                 store,
@@ -76,6 +85,7 @@ impl Orchestrator {
                 replica,
                 dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
+                evaluator,
                 pipelines: Default::default(),
             }),
         }
@@ -120,7 +130,8 @@ impl Orchestrator {
         self.inner.dispatch.notified().await;
     }
 
-    /// Validates a pipeline script off the async threads (Lua evaluation is CPU work).
+    /// Validates a pipeline script in a worker process of the evaluation pool: Lua
+    /// evaluation is CPU work, and a hostile script may get stuck where only a kill ends it.
     pub async fn validate(&self, source: String, file_name: String) -> Result<PipelineDefinition> {
         if source.len() > self.inner.config.max_pipeline_bytes {
             return Err(Error::invalid(
@@ -133,13 +144,18 @@ impl Orchestrator {
             ));
         }
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
-        tokio::task::spawn_blocking(move || rivet_core::check(&source, &file_name))
-            .await
-            .map_err(|err| Error::Internal(format!("pipeline validation panicked: {err}")))?
-            .map_err(|err| match err {
-                rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
-                other => Error::Internal(other.to_string()),
-            })
+        let checked = match self.inner.evaluator.check(source, file_name.clone()).await {
+            Ok(checked) => checked,
+            // A script a limit stopped is an invalid script, reported like the others.
+            Err(err) => match err.as_diagnostic(&file_name) {
+                Some(diagnostic) => return Err(Error::InvalidPipeline(vec![diagnostic])),
+                None => return Err(err.into()),
+            },
+        };
+        checked.map_err(|err| match err {
+            rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
+            other => Error::Internal(other.to_string()),
+        })
     }
 
     /// Validates and stores a pipeline version.
@@ -252,14 +268,30 @@ impl Orchestrator {
         }
     }
 
-    /// Tells followers of a job (on every replica) about newly stored log lines.
+    /// Tells followers of a job (on every replica) about newly stored log lines, in
+    /// messages of at most [`FANOUT_MESSAGE_BYTES`] of text (but at least one line each), so
+    /// that every message fits in a follower's live buffer.
     pub async fn logs_stored(&self, job: Uuid, lines: &[LogLine]) {
-        let payload = match serde_json::to_vec(lines) {
-            Ok(payload) => payload,
-            Err(err) => return tracing::error!(error = %err, "failed to encode log lines"),
-        };
-        if let Err(err) = self.inner.coord.publish(&Topic::JobLogs(job), Bytes::from(payload)).await {
-            tracing::warn!(%job, error = %err, "failed to publish log lines");
+        let mut rest = lines;
+        while !rest.is_empty() {
+            let mut bytes = 0;
+            let count = rest
+                .iter()
+                .take_while(|line| {
+                    bytes += bounds::log_line_bytes(line);
+                    bytes <= FANOUT_MESSAGE_BYTES
+                })
+                .count()
+                .max(1);
+            let (message, after) = rest.split_at(count);
+            rest = after;
+            let payload = match serde_json::to_vec(message) {
+                Ok(payload) => payload,
+                Err(err) => return tracing::error!(error = %err, "failed to encode log lines"),
+            };
+            if let Err(err) = self.inner.coord.publish(&Topic::JobLogs(job), Bytes::from(payload)).await {
+                return tracing::warn!(%job, error = %err, "failed to publish log lines");
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::convert;
+use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::identity::{RunnerIdentity, ungranted_label};
@@ -156,20 +157,20 @@ async fn check_identity(orchestrator: &Orchestrator, identity: &RunnerIdentity, 
         RunnerIdentity::Registered { runner_id, labels } => {
             if *runner_id != hello.id {
                 tracing::warn!(credential = %runner_id, claimed = %hello.id, "refused a hello claiming another runner's id");
-                return Err(Error::PermissionDenied(format!(
+                return Err(Error::RunnerRefused(format!(
                     "this credential belongs to runner {runner_id}; the hello claims runner {}",
                     hello.id
                 )));
             }
             if let Some((key, value)) = ungranted_label(labels, &hello.labels) {
-                return Err(Error::PermissionDenied(format!(
+                return Err(Error::RunnerRefused(format!(
                     "label `{key}={value}` was not granted to runner {runner_id} at registration"
                 )));
             }
         }
         RunnerIdentity::Unauthenticated => {
             if orchestrator.store().runner_credential(hello.id).await?.is_some() {
-                return Err(Error::PermissionDenied(format!(
+                return Err(Error::RunnerRefused(format!(
                     "runner {} is registered: it must connect with its credential",
                     hello.id
                 )));
@@ -193,10 +194,12 @@ fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
         let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "hello.running_jobs.assignment")?;
         running.push((assignment, job.last_sequence));
     }
+    let labels = hello.labels.into_iter().collect::<BTreeMap<_, _>>();
+    bounds::check_runner(&hello.name, &hello.version, &labels)?;
     let runner = RunnerRecord {
         id,
         name: if hello.name.is_empty() { hello.runner_id.clone() } else { hello.name },
-        labels: hello.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        labels,
         capacity: hello.capacity,
         version: hello.version,
         last_seen: chrono::Utc::now(),
@@ -388,7 +391,8 @@ impl Session {
                     convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 self.forget(assignment);
-                let message = format!("runner {} rejected the job: {}", self.runner.name, rejected.reason);
+                let message =
+                    bounds::message(format!("runner {} rejected the job: {}", self.runner.name, rejected.reason));
                 if store.requeue_job(Some(self.runner.id), assignment, &message).await?.is_some() {
                     orchestrator.coord().release_lease(assignment).await?;
                     orchestrator.job_changed(assignment.job_id).await;
@@ -399,11 +403,12 @@ impl Session {
                 let assignment =
                     convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
+                let stage = bounds::stage_name(started.stage);
                 if store
                     .record_stage(
                         self.runner.id,
                         assignment,
-                        StageReport::new(&started.stage, StageState::Running, None, "", at),
+                        StageReport::new(&stage, StageState::Running, None, "", at),
                     )
                     .await?
                 {
@@ -418,13 +423,10 @@ impl Session {
                 let state = convert::stage_state_from_proto(finished.state)?;
                 let reason = convert::failure_reason_from_proto(finished.failure_reason);
                 let at = convert::time_from_proto(finished.time.as_ref());
-                let runner = self.runner.id;
+                let stage = bounds::stage_name(finished.stage);
+                let message = bounds::message(finished.message);
                 if store
-                    .record_stage(
-                        runner,
-                        assignment,
-                        StageReport::new(&finished.stage, state, reason, &finished.message, at),
-                    )
+                    .record_stage(self.runner.id, assignment, StageReport::new(&stage, state, reason, &message, at))
                     .await?
                 {
                     orchestrator.job_changed(assignment.job_id).await;
@@ -437,7 +439,7 @@ impl Session {
                 let lines = batch
                     .lines
                     .into_iter()
-                    .map(|line| convert::log_line_from_proto(line, assignment.attempt))
+                    .map(|line| convert::log_line_from_proto(line, assignment.attempt).map(bounds::log_line))
                     .collect::<Result<Vec<_>, _>>()?;
                 match store.append_logs(self.runner.id, assignment, &lines).await? {
                     Some(stored) => {
@@ -469,14 +471,15 @@ impl Session {
                         format!("`{state}` is not a state a runner can end a job in"),
                     ));
                 }
+                let (outputs, message) = bounds::outputs(finished.outputs, finished.message);
                 let finish = Finish {
                     state,
                     failure_reason: convert::failure_reason_from_proto(finished.failure_reason),
-                    message: finished.message,
-                    outputs: finished.outputs.into_iter().collect(),
+                    message,
+                    outputs,
                 };
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
-                match store.finish_job(self.runner.id, assignment, finish).await? {
+                match store.finish_job(Some(self.runner.id), assignment, finish).await? {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
                         self.forget(assignment);

@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
 use uuid::Uuid;
 
+use crate::domain::tokens::{Role, TokenDigest};
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -280,6 +282,27 @@ pub struct RunnerCredential {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// An API token as stored: its hash, never the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTokenRecord {
+    /// Its id, also part of the token.
+    pub id: Uuid,
+    /// What it is for.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last presented (updated at most once a minute); `None` when never.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working; `None` when it does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; `None` while it is not.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// Everything the orchestrator stores.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -326,9 +349,15 @@ pub trait Store: Send + Sync + 'static {
     /// Like every change a runner reports, it does nothing unless `runner` is the job's
     /// assigned runner.
     async fn mark_running(&self, runner: Uuid, assignment: Assignment) -> StoreResult<Option<JobRecord>>;
-    /// Ends a job under `assignment` with a terminal state, reported by `runner`; clears
-    /// the runner.
-    async fn finish_job(&self, runner: Uuid, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>>;
+    /// Ends a job under `assignment` with a terminal state, reported by `runner` (it must
+    /// hold the job), or `None` when the orchestrator itself ends it (a job past its
+    /// timeout); clears the runner.
+    async fn finish_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        finish: Finish,
+    ) -> StoreResult<Option<JobRecord>>;
     /// The runner of `assignment` is gone (lease expired, revoked, or it rejected the job):
     /// back to `queued` with attempt + 1 while attempts remain, otherwise `lost` with
     /// reason `runner_lost`. A job with a cancel requested ends `cancelled` instead.
@@ -353,11 +382,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores log lines under `assignment`, reported by `runner`, in one statement. The job keeps the highest
     /// sequence stored, with every line below it stored too: lines at or below it are
     /// duplicates and dropped; a batch that would leave a gap above it is not stored (the
-    /// runner resends from the ack). Returns `None` when the assignment is stale, else the
-    /// job's highest stored sequence.
+    /// runner resends from the ack); lines past `bounds::MAX_LOG_BATCH_BYTES` of text wait
+    /// for the next batch. Returns `None` when the assignment is stale, else the job's
+    /// highest stored sequence.
     async fn append_logs(&self, runner: Uuid, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>>;
-    /// Up to `limit` stored lines of a job with sequence >= `from`, in order.
-    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>>;
+    /// Stored lines of a job with sequence >= `from`, in order: at most `limit` lines and
+    /// at most `max_bytes` of text and stage names, but at least one line when one is
+    /// stored (a single line is capped on the way in). Never loads more than it returns.
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>>;
     /// The highest sequence stored for a job (0 when none).
     async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64>;
 
@@ -386,4 +418,19 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a runner's credential at `at`; `false` when the runner never registered.
     /// Revoking twice keeps the first time.
     async fn revoke_runner(&self, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Stores a new API token.
+    async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;
+    /// An API token by id, revoked or not.
+    async fn api_token(&self, id: Uuid) -> StoreResult<Option<ApiTokenRecord>>;
+    /// Every API token, revoked ones included, oldest first.
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>>;
+    /// Whether any API token was ever created (revoked ones count: revoking the last
+    /// token must not open the API).
+    async fn any_api_token(&self) -> StoreResult<bool>;
+    /// Marks a token revoked at `at` unless it already is; returns it as stored after, or
+    /// `None` when there is no such token.
+    async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>>;
+    /// Records that a token was presented at `at`.
+    async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -13,8 +13,9 @@ mod m20261127_000003_create_job_transitions;
 mod m20261127_000004_create_job_stages;
 mod m20261127_000005_create_log_lines;
 mod m20261127_000006_create_runners;
-mod m20261129_030000_create_registration_tokens;
-mod m20261129_030001_create_runner_credentials;
+mod m20261129_030000_create_api_tokens;
+mod m20261129_030100_create_registration_tokens;
+mod m20261129_030101_create_runner_credentials;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -30,8 +31,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_job_stages::Migration),
             Box::new(m20261127_000005_create_log_lines::Migration),
             Box::new(m20261127_000006_create_runners::Migration),
-            Box::new(m20261129_030000_create_registration_tokens::Migration),
-            Box::new(m20261129_030001_create_runner_credentials::Migration),
+            Box::new(m20261129_030000_create_api_tokens::Migration),
+            Box::new(m20261129_030100_create_registration_tokens::Migration),
+            Box::new(m20261129_030101_create_runner_credentials::Migration),
         ]
     }
 }

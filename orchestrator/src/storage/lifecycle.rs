@@ -16,6 +16,7 @@ use super::codec::{db_err, now, parse, stored_time, to_json};
 use super::entity::{job, job_stage};
 use super::jobs::{add_transition, lock, record};
 use super::store::SeaStore;
+use crate::domain::bounds::MAX_STAGES_PER_JOB;
 use crate::domain::store::{Finish, JobRecord, StageReport, StoreError, StoreResult};
 use uuid::Uuid;
 
@@ -51,7 +52,7 @@ pub(super) async fn mark_running(
 /// refused like a stale assignment.
 pub(super) async fn finish(
     store: &SeaStore,
-    runner: Uuid,
+    runner: Option<Uuid>,
     assignment: Assignment,
     finish: Finish,
 ) -> StoreResult<Option<JobRecord>> {
@@ -61,7 +62,7 @@ pub(super) async fn finish(
     }
     let outputs = to_json(&finish.outputs, "jobs.outputs")?;
     let txn = store.write().await?;
-    let Some((model, state)) = fenced(&*txn, Some(runner), assignment).await? else { return Ok(None) };
+    let Some((model, state)) = fenced(&*txn, runner, assignment).await? else { return Ok(None) };
     if !state.is_active() {
         return Ok(None);
     }
@@ -164,6 +165,11 @@ pub(super) async fn record_stage(
                 .count(&*txn)
                 .await
                 .map_err(db_err)?;
+            if position >= MAX_STAGES_PER_JOB {
+                // Accepted but not stored: refusing would make the runner give the job up.
+                tracing::warn!(job = %assignment.job_id, stage, "a runner reported more stages than a job may have");
+                return Ok(true);
+            }
             let position = i32::try_from(position).map_err(|_| {
                 StoreError::Corrupt(format!("job_stages: job {} has too many stages", assignment.job_id))
             })?;

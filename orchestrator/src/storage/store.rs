@@ -13,10 +13,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::codec::db_err;
-use super::{claim, identity, jobs, lifecycle, logs, pipelines, runners};
+use super::{claim, identity, jobs, lifecycle, logs, pipelines, runners, tokens};
 use crate::domain::store::{
-    CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewRegistrationToken, PipelineRecord,
-    Redemption, RunnerCredential, RunnerRecord, StageRecord, StageReport, Store, StoreResult, Transition,
+    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewRegistrationToken,
+    PipelineRecord, Redemption, RunnerCredential, RunnerRecord, StageRecord, StageReport, Store, StoreResult,
+    Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -193,7 +194,12 @@ impl Store for SeaStore {
         lifecycle::mark_running(self, runner, assignment).await
     }
 
-    async fn finish_job(&self, runner: Uuid, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>> {
+    async fn finish_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        finish: Finish,
+    ) -> StoreResult<Option<JobRecord>> {
         lifecycle::finish(self, runner, assignment, finish).await
     }
 
@@ -226,8 +232,8 @@ impl Store for SeaStore {
         logs::append(self, runner, assignment, lines).await
     }
 
-    async fn read_logs(&self, job: Uuid, from: u64, limit: u64) -> StoreResult<Vec<LogLine>> {
-        logs::read(self, job, from, limit).await
+    async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
+        logs::read(self, job, from, limit, max_bytes).await
     }
 
     async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64> {
@@ -269,5 +275,29 @@ impl Store for SeaStore {
 
     async fn revoke_runner(&self, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool> {
         identity::revoke(self, runner, at).await
+    }
+
+    async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()> {
+        tokens::create(self, token).await
+    }
+
+    async fn api_token(&self, id: Uuid) -> StoreResult<Option<ApiTokenRecord>> {
+        tokens::by_id(self, id).await
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
+        tokens::all(self).await
+    }
+
+    async fn any_api_token(&self) -> StoreResult<bool> {
+        tokens::any(self).await
+    }
+
+    async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>> {
+        tokens::revoke(self, id, at).await
+    }
+
+    async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        tokens::touch(self, id, at).await
     }
 }

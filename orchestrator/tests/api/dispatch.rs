@@ -216,7 +216,7 @@ async fn shutdown_drains_runners_and_refuses_new_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_job_timeout_reaches_the_runner_with_the_assignment() {
-    let cluster = Cluster::with(Backend::Sqlite, 1, |c| c.job_timeout_secs = Some(90)).await;
+    let cluster = Cluster::with(Backend::Sqlite, 1, |c| c.job_timeout_secs = 90).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("bounded", &[])).await;
     let mut runner = FakeRunner::connect(cluster.addr(0), 1, &[]).await;

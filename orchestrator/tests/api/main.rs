@@ -2,10 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bounds;
+mod deploy;
 mod dispatch;
+mod evaluation;
 mod identity;
 mod jobs;
 mod pipelines;
 mod replicas;
 mod resilience;
+mod roles;
 mod support;
+mod trust;

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{Config, EvaluationConfig};
 use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
 use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
@@ -30,7 +31,8 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 pub use rivet_orchestrator::testing::Backend;
 
-/// Settings that keep tests quick: short leases and heartbeats.
+/// Settings that keep tests quick: short leases and heartbeats. Pipelines are evaluated
+/// by the `rivet-orchestrator` binary: this test program cannot serve as a worker.
 pub fn test_config() -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -38,6 +40,10 @@ pub fn test_config() -> Config {
         heartbeat_interval_ms: 250,
         shutdown_grace_ms: 1_000,
         max_attempts: 3,
+        evaluation: EvaluationConfig {
+            worker_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_rivet-orchestrator"))),
+            ..EvaluationConfig::default()
+        },
         ..Config::default()
     }
 }
@@ -94,6 +100,11 @@ impl Cluster {
         server::start(config, store, coord, listener).await.expect("server")
     }
 
+    /// The URL of the database the replicas share, for tests that read it raw.
+    pub fn database_url(&self) -> &str {
+        &self.database.url
+    }
+
     /// The address of replica `index`.
     pub fn addr(&self, index: usize) -> SocketAddr {
         self.addrs[index]
@@ -145,7 +156,11 @@ pub struct Api {
 impl Api {
     /// Clients of the orchestrator at `addr`.
     pub async fn connect(addr: SocketAddr) -> Api {
-        let channel = channel(addr).await;
+        Api::over(channel(addr).await)
+    }
+
+    /// Clients on an open `channel` (TLS, say).
+    pub fn over(channel: Channel) -> Api {
         Api {
             pipelines: PipelineServiceClient::new(channel.clone()),
             jobs: JobServiceClient::new(channel.clone()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rivet_core::Assignment;
-use rivet_orchestrator::domain::coord::{Coordinator, Topic};
+use rivet_orchestrator::domain::coord::{Coordinator, FOLLOWER_BUFFER_BYTES, Topic};
 use uuid::Uuid;
 
 use crate::support::next_message;
@@ -258,6 +258,41 @@ pub async fn slow_subscriber_misses_messages_without_blocking_others(coord: &dyn
     }
 }
 
+pub async fn a_slow_subscriber_holds_a_bounded_number_of_bytes(coord: &dyn Coordinator, _clock: Clock) {
+    let topic = Topic::JobLogs(Uuid::new_v4());
+    let mut slow = coord.subscribe(&topic).await.expect("subscribe");
+    let mut fast = coord.subscribe(&topic).await.expect("subscribe");
+    let size = 256 * 1024;
+    let total = 4 * FOLLOWER_BUFFER_BYTES / size;
+    let lags_before = coord.fanout_usage().lags;
+    let mut most = 0;
+    for i in 0..total {
+        let mut payload = format!("{i:08}").into_bytes();
+        payload.resize(size, b' ');
+        publish(coord, &topic, payload).await;
+        assert_eq!(next_message(&mut fast).await[..8], *format!("{i:08}").as_bytes());
+        most = most.max(coord.fanout_usage().buffered_bytes);
+    }
+    // Four times its buffer went by: the slow one was dropped, and never held more than it.
+    assert!(most <= FOLLOWER_BUFFER_BYTES + size, "{most} bytes buffered");
+    assert!(coord.fanout_usage().lags > lags_before);
+    // What it still has is the newest messages, in order, up to the last one.
+    let mut previous: Option<usize> = None;
+    loop {
+        let message = next_message(&mut slow).await;
+        let index: usize = std::str::from_utf8(&message[..8]).expect("utf-8").parse().expect("a number");
+        assert!(previous.is_none_or(|previous| index == previous + 1), "{previous:?} then {index}");
+        previous = Some(index);
+        if index == total - 1 {
+            break;
+        }
+    }
+    assert!(previous.is_some_and(|last| last + 1 == total));
+    drop(slow);
+    drop(fast);
+    assert_eq!(coord.fanout_usage().buffered_bytes, 0, "nothing is left buffered for dropped subscribers");
+}
+
 pub async fn publishing_to_an_unfollowed_topic_is_fine(coord: &dyn Coordinator, _clock: Clock) {
     publish(coord, &Topic::Dispatch, "nobody listens").await;
     let mut messages = coord.subscribe(&Topic::Dispatch).await.expect("subscribe");
@@ -284,6 +319,7 @@ macro_rules! suite_tests {
             fanout_reaches_every_subscriber,
             fanout_survives_dropped_subscribers,
             slow_subscriber_misses_messages_without_blocking_others,
+            a_slow_subscriber_holds_a_bounded_number_of_bytes,
             publishing_to_an_unfollowed_topic_is_fine,
         );
     };

@@ -40,6 +40,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap()
         .unwrap();
+    // Each migration is recorded once, however many replicas raced to apply it.
     let migrations = i64::try_from(Migrator::migrations().len()).unwrap();
     assert_eq!(row.try_get::<i64>("", "n").unwrap(), migrations);
 }

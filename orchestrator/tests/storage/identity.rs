@@ -127,12 +127,12 @@ async fn a_runner_cannot_report_on_a_job_assigned_to_another(store: &SeaStore) {
             .unwrap()
     );
     assert_eq!(store.append_logs(intruder, a, &lines(1, 3)).await.unwrap(), None);
-    assert_eq!(store.finish_job(intruder, a, finish.clone()).await.unwrap(), None);
+    assert_eq!(store.finish_job(Some(intruder), a, finish.clone()).await.unwrap(), None);
     assert_eq!(store.requeue_job(Some(intruder), a, "mine").await.unwrap(), None);
     assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()), "nothing changed");
     assert_eq!(store.last_log_sequence(job.id).await.unwrap(), 0);
     // The assigned runner, and the orchestrator itself, still can.
     assert!(store.mark_running(RUNNER, a).await.unwrap().is_some());
     assert_eq!(store.append_logs(RUNNER, a, &lines(1, 3)).await.unwrap(), Some(3));
-    assert!(store.finish_job(RUNNER, a, finish).await.unwrap().is_some());
+    assert!(store.finish_job(Some(RUNNER), a, finish).await.unwrap().is_some());
 }

@@ -181,7 +181,7 @@ async fn cancel_depends_on_the_jobs_state(store: &SeaStore) {
         message: "stopped".to_owned(),
         outputs: BTreeMap::new(),
     };
-    let ended = store.finish_job(RUNNER, running.assignment(), finish).await.unwrap().unwrap();
+    let ended = store.finish_job(Some(RUNNER), running.assignment(), finish).await.unwrap().unwrap();
     assert_eq!(store.cancel_job(ended.id).await.unwrap(), Some(CancelOutcome::AlreadyEnded(ended.clone())));
     assert_eq!(store.cancel_job(cancelled.id).await.unwrap(), Some(CancelOutcome::AlreadyEnded(cancelled)));
     let states: Vec<_> = store.transitions(ended.id).await.unwrap().iter().map(|t| t.state).collect();

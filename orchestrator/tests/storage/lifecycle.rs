@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
+use rivet_orchestrator::domain::bounds::MAX_STAGES_PER_JOB;
 use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, StageReport, Store};
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
@@ -17,6 +18,7 @@ backends! {
     requeue_of_a_job_with_a_cancel_requested_cancels_it,
     active_jobs_are_the_assigned_and_running_ones,
     stages_are_upserted_in_the_order_they_start,
+    stages_past_the_cap_are_not_stored,
 }
 
 fn finish(state: JobState, reason: Option<FailureReason>) -> Finish {
@@ -66,7 +68,7 @@ async fn a_job_runs_through_its_lifecycle(store: &SeaStore) {
     );
 
     let done = store
-        .finish_job(RUNNER, running.assignment(), finish(JobState::Failed, Some(FailureReason::ExitCode)))
+        .finish_job(Some(RUNNER), running.assignment(), finish(JobState::Failed, Some(FailureReason::ExitCode)))
         .await
         .unwrap()
         .unwrap();
@@ -105,7 +107,7 @@ async fn stale_assignments_change_nothing(store: &SeaStore) {
     let unknown = Assignment { job_id: Uuid::new_v4(), ..second.assignment() };
     for assignment in [stale, forged, old_attempt, unknown] {
         assert_eq!(store.mark_running(RUNNER, assignment).await.unwrap(), None);
-        assert_eq!(store.finish_job(RUNNER, assignment, finish(JobState::Succeeded, None)).await.unwrap(), None);
+        assert_eq!(store.finish_job(Some(RUNNER), assignment, finish(JobState::Succeeded, None)).await.unwrap(), None);
         assert_eq!(store.requeue_job(None, assignment, "stale").await.unwrap(), None);
         assert!(
             !store
@@ -129,7 +131,10 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     let pipeline = pipeline(store, "build", &[]).await;
     let queued = support::job(store, &pipeline).await;
     // A queued job has no assignment yet; its epoch-0 "assignment" holds nothing.
-    assert_eq!(store.finish_job(RUNNER, queued.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
+    assert_eq!(
+        store.finish_job(Some(RUNNER), queued.assignment(), finish(JobState::Succeeded, None)).await.unwrap(),
+        None
+    );
     assert_eq!(store.mark_running(RUNNER, queued.assignment()).await.unwrap(), None);
     assert_eq!(store.requeue_job(None, queued.assignment(), "x").await.unwrap(), None);
     assert!(
@@ -143,17 +148,23 @@ async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     // Finishing straight from assigned is allowed (e.g. the runner rejected its inputs).
     let (assigned, _) = claim(store, &[]).await;
     // A non-terminal state is not an end.
-    assert_eq!(store.finish_job(RUNNER, assigned.assignment(), finish(JobState::Running, None)).await.unwrap(), None);
+    assert_eq!(
+        store.finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Running, None)).await.unwrap(),
+        None
+    );
     assert_eq!(store.job(assigned.id).await.unwrap(), Some(assigned.clone()));
     let done = store
-        .finish_job(RUNNER, assigned.assignment(), finish(JobState::Failed, Some(FailureReason::InvalidInput)))
+        .finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Failed, Some(FailureReason::InvalidInput)))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(done.state, JobState::Failed);
 
     // Once ended, the same assignment can change nothing more.
-    assert_eq!(store.finish_job(RUNNER, assigned.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
+    assert_eq!(
+        store.finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Succeeded, None)).await.unwrap(),
+        None
+    );
     assert_eq!(store.mark_running(RUNNER, assigned.assignment()).await.unwrap(), None);
     assert_eq!(store.requeue_job(None, assigned.assignment(), "x").await.unwrap(), None);
     assert!(
@@ -228,7 +239,7 @@ async fn active_jobs_are_the_assigned_and_running_ones(store: &SeaStore) {
     let (running, _) = claim(store, &[]).await;
     let running = store.mark_running(RUNNER, running.assignment()).await.unwrap().unwrap();
     let (done, _) = claim(store, &[]).await;
-    store.finish_job(RUNNER, done.assignment(), finish(JobState::Succeeded, None)).await.unwrap().unwrap();
+    store.finish_job(Some(RUNNER), done.assignment(), finish(JobState::Succeeded, None)).await.unwrap().unwrap();
     assert_eq!(store.active_jobs().await.unwrap(), vec![assigned, running]);
 }
 
@@ -296,4 +307,32 @@ async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
         ]
     );
     assert_eq!(store.stages(Uuid::new_v4()).await.unwrap(), vec![]);
+}
+
+async fn stages_past_the_cap_are_not_stored(store: &SeaStore) {
+    let pipeline = pipeline(store, "build", &[]).await;
+    support::job(store, &pipeline).await;
+    let (job, _) = claim(store, &[]).await;
+    let a = job.assignment();
+    for index in 0..MAX_STAGES_PER_JOB + 5 {
+        let stage = format!("stage {index}");
+        // Accepted (the runner is not told to give the job up), but not stored.
+        assert!(
+            store
+                .record_stage(RUNNER, a, StageReport::new(&stage, StageState::Running, None, "", now()))
+                .await
+                .unwrap()
+        );
+    }
+    let stages = store.stages(job.id).await.unwrap();
+    assert_eq!(stages.len() as u64, MAX_STAGES_PER_JOB);
+    assert_eq!(stages.last().unwrap().name, format!("stage {}", MAX_STAGES_PER_JOB - 1));
+    // A stage already stored is still updated.
+    assert!(
+        store
+            .record_stage(RUNNER, a, StageReport::new("stage 0", StageState::Succeeded, None, "done", now()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.stages(job.id).await.unwrap()[0].state, StageState::Succeeded);
 }

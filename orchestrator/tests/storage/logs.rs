@@ -1,6 +1,7 @@
 //! Log lines: exactly once, in order, without gaps.
 
 use rivet_core::{Assignment, LogLevel, LogLine};
+use rivet_orchestrator::domain::bounds::{MAX_LOG_BATCH_BYTES, MAX_LOG_BATCH_LINES};
 use rivet_orchestrator::domain::store::Store;
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
@@ -14,6 +15,8 @@ backends! {
     stale_assignments_cannot_append,
     ten_thousand_lines_in_one_batch,
     unknown_jobs_have_no_logs,
+    pages_are_bounded_by_bytes,
+    a_batch_is_stored_up_to_its_byte_budget,
 }
 
 /// A running job's assignment.
@@ -26,7 +29,7 @@ async fn running(store: &SeaStore) -> Assignment {
 
 /// The sequences and texts of the lines stored for a job.
 async fn stored(store: &SeaStore, job: Uuid) -> Vec<(u64, String)> {
-    let lines = store.read_logs(job, 0, 100_000).await.unwrap();
+    let lines = store.read_logs(job, 0, 100_000, u64::MAX).await.unwrap();
     lines.into_iter().map(|line| (line.sequence, line.text)).collect()
 }
 
@@ -50,17 +53,17 @@ async fn lines_are_stored_and_read_in_order(store: &SeaStore) {
         attempt: 1,
     };
     assert_eq!(store.append_logs(RUNNER, assignment, &batch).await.unwrap(), Some(5));
-    assert_eq!(store.read_logs(assignment.job_id, 1, 100).await.unwrap(), batch);
-    assert_eq!(store.read_logs(assignment.job_id, 0, 100).await.unwrap(), batch);
-    assert_eq!(store.read_logs(assignment.job_id, 3, 2).await.unwrap(), batch[2..4].to_vec());
-    assert_eq!(store.read_logs(assignment.job_id, 6, 10).await.unwrap(), vec![]);
-    assert_eq!(store.read_logs(assignment.job_id, 1, 0).await.unwrap(), vec![]);
-    assert_eq!(store.read_logs(assignment.job_id, u64::MAX, 10).await.unwrap(), vec![]);
+    assert_eq!(store.read_logs(assignment.job_id, 1, 100, u64::MAX).await.unwrap(), batch);
+    assert_eq!(store.read_logs(assignment.job_id, 0, 100, u64::MAX).await.unwrap(), batch);
+    assert_eq!(store.read_logs(assignment.job_id, 3, 2, u64::MAX).await.unwrap(), batch[2..4].to_vec());
+    assert_eq!(store.read_logs(assignment.job_id, 6, 10, u64::MAX).await.unwrap(), vec![]);
+    assert_eq!(store.read_logs(assignment.job_id, 1, 0, u64::MAX).await.unwrap(), vec![]);
+    assert_eq!(store.read_logs(assignment.job_id, u64::MAX, 10, u64::MAX).await.unwrap(), vec![]);
     assert_eq!(store.last_log_sequence(assignment.job_id).await.unwrap(), 5);
 
     let more = lines(6, 7);
     assert_eq!(store.append_logs(RUNNER, assignment, &more).await.unwrap(), Some(7));
-    assert_eq!(store.read_logs(assignment.job_id, 5, 10).await.unwrap(), [&batch[4..], &more[..]].concat());
+    assert_eq!(store.read_logs(assignment.job_id, 5, 10, u64::MAX).await.unwrap(), [&batch[4..], &more[..]].concat());
     assert_eq!(store.last_log_sequence(assignment.job_id).await.unwrap(), 7);
 }
 
@@ -111,22 +114,64 @@ async fn ten_thousand_lines_in_one_batch(store: &SeaStore) {
     let batch = tagged(1, 10_000, "bulk");
     assert_eq!(store.append_logs(RUNNER, assignment, &batch).await.unwrap(), Some(10_000));
     assert_eq!(store.last_log_sequence(assignment.job_id).await.unwrap(), 10_000);
-    let read = store.read_logs(assignment.job_id, 1, 20_000).await.unwrap();
+    let read = store.read_logs(assignment.job_id, 1, 20_000, u64::MAX).await.unwrap();
     // Not assert_eq!: a failure would print 20,000 lines.
     assert!(read == batch, "the 10,000 lines read back differ from those appended");
-    let page = store.read_logs(assignment.job_id, 9_990, 5).await.unwrap();
+    let page = store.read_logs(assignment.job_id, 9_990, 5, u64::MAX).await.unwrap();
     assert_eq!(page, batch[9_989..9_994].to_vec());
     // A resend of the whole batch plus one new line stores just that line.
     let resend = [batch.clone(), tagged(10_001, 10_001, "new")].concat();
     assert_eq!(store.append_logs(RUNNER, assignment, &resend).await.unwrap(), Some(10_001));
-    let read = store.read_logs(assignment.job_id, 1, 20_000).await.unwrap();
+    let read = store.read_logs(assignment.job_id, 1, 20_000, u64::MAX).await.unwrap();
     assert!(read == resend, "the resend stored something other than its one new line");
 }
 
 async fn unknown_jobs_have_no_logs(store: &SeaStore) {
     let unknown = Uuid::new_v4();
-    assert_eq!(store.read_logs(unknown, 0, 10).await.unwrap(), vec![]);
+    assert_eq!(store.read_logs(unknown, 0, 10, u64::MAX).await.unwrap(), vec![]);
     assert_eq!(store.last_log_sequence(unknown).await.unwrap(), 0);
     let assignment = Assignment { job_id: unknown, attempt: 1, epoch: 1 };
     assert_eq!(store.append_logs(RUNNER, assignment, &lines(1, 2)).await.unwrap(), None);
+}
+
+/// Lines of `bytes` bytes of text each (multi-byte characters, so that characters and
+/// bytes differ), numbered `from..=to`.
+fn sized(from: u64, to: u64, bytes: usize) -> Vec<LogLine> {
+    lines(from, to)
+        .into_iter()
+        .map(|line| LogLine { text: "é".repeat(bytes / 2), stage: String::new(), ..line })
+        .collect()
+}
+
+async fn pages_are_bounded_by_bytes(store: &SeaStore) {
+    let assignment = running(store).await;
+    assert_eq!(store.append_logs(RUNNER, assignment, &sized(1, 10, 1_000)).await.unwrap(), Some(10));
+    let page = |from, max_bytes| store.read_logs(assignment.job_id, from, 100, max_bytes);
+    let sequences = |lines: Vec<LogLine>| lines.into_iter().map(|line| line.sequence).collect::<Vec<_>>();
+    // 1,000 bytes a line: 3,500 bytes hold three (not seven, as characters would count).
+    assert_eq!(sequences(page(1, 3_500).await.unwrap()), [1, 2, 3]);
+    assert_eq!(sequences(page(4, 3_000).await.unwrap()), [4, 5, 6]);
+    // A line larger than the page still comes, alone, so a reader always progresses.
+    assert_eq!(sequences(page(7, 10).await.unwrap()), [7]);
+    assert_eq!(sequences(page(8, u64::MAX).await.unwrap()), [8, 9, 10]);
+    assert_eq!(sequences(store.read_logs(assignment.job_id, 1, 2, u64::MAX).await.unwrap()), [1, 2]);
+}
+
+async fn a_batch_is_stored_up_to_its_byte_budget(store: &SeaStore) {
+    let assignment = running(store).await;
+    // 64 lines of 128 KiB: twice the budget. The first half is stored; the rest waits for
+    // the next batch, which the ack asks for.
+    let line_bytes = 128 * 1024;
+    let batch = sized(1, 64, line_bytes);
+    let fit = (MAX_LOG_BATCH_BYTES / line_bytes) as u64;
+    assert_eq!(store.append_logs(RUNNER, assignment, &batch).await.unwrap(), Some(fit));
+    assert_eq!(store.append_logs(RUNNER, assignment, &batch).await.unwrap(), Some(64));
+    let stored = stored(store, assignment.job_id).await;
+    assert_eq!(stored.iter().map(|(sequence, _)| *sequence).collect::<Vec<_>>(), (1..=64).collect::<Vec<_>>());
+    // One line over the budget is stored alone rather than never.
+    let huge = sized(65, 66, MAX_LOG_BATCH_BYTES + 2);
+    assert_eq!(store.append_logs(RUNNER, assignment, &huge).await.unwrap(), Some(65));
+    // Empty lines cost no bytes, but rows: a batch stores at most MAX_LOG_BATCH_LINES.
+    let empty = sized(66, 66 + MAX_LOG_BATCH_LINES as u64, 0);
+    assert_eq!(store.append_logs(RUNNER, assignment, &empty).await.unwrap(), Some(65 + MAX_LOG_BATCH_LINES as u64));
 }

@@ -108,9 +108,17 @@ pub fn definition(name: &str, tags: &[(&str, &str)]) -> PipelineDefinition {
                 container: Some("alpine:3".to_owned()),
                 has_condition: false,
                 timeout_secs: Some(600),
+                network: Some(rivet_core::model::StageNetwork::None),
                 line: 4,
             },
-            StageSpec { name: "test".to_owned(), container: None, has_condition: true, timeout_secs: None, line: 9 },
+            StageSpec {
+                name: "test".to_owned(),
+                container: None,
+                has_condition: true,
+                timeout_secs: None,
+                network: None,
+                line: 9,
+            },
         ],
     }
 }

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value, Variadic};
 
+use super::chunk::Chunk;
 use super::pattern::{self, Budget, Capture, Matcher};
 
 /// The core succeeded; the results follow.
@@ -55,6 +56,8 @@ return function(...) return unwrap(find(...)) end,
     function(...) return unwrap(gsub(apply, ...)) end
 "#;
 
+static WRAPPER_CHUNK: Chunk = Chunk::new("=string", WRAPPERS);
+
 /// Installs the bounded pattern functions into the state's `string` table. The string
 /// metatable's `__index` is that table, so method calls such as `s:find(p)` use them too.
 pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
@@ -64,7 +67,7 @@ pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     let gsub =
         lua.create_function(|lua, (apply, args): (Function, Variadic<Value>)| reply(lua, gsub(lua, &apply, &args)))?;
     let (find, match_, gmatch, gsub): (Function, Function, Function, Function) =
-        lua.load(WRAPPERS).set_name("=string").call((find, match_, gmatch, gsub, OK, RAISE))?;
+        WRAPPER_CHUNK.load(lua)?.call((find, match_, gmatch, gsub, OK, RAISE))?;
     let string: Table = lua.globals().get("string")?;
     string.raw_set("find", find)?;
     string.raw_set("match", match_)?;

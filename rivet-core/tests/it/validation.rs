@@ -1,5 +1,8 @@
 //! Every validation rule of `pipeline.define`, each reported with line and field.
 
+use std::time::{Duration, Instant};
+
+use rivet_core::limits::{MAX_DIAGNOSTIC_BYTES, MAX_DIAGNOSTICS, MAX_STAGES};
 use rivet_core::{InputType, InputValue, Tag};
 
 use crate::support::{assert_error, errors, input_pipeline, pipeline_with, valid};
@@ -306,4 +309,127 @@ fn definition_round_trips_through_json() {
     let json = serde_json::to_string(&def).unwrap();
     let back: rivet_core::PipelineDefinition = serde_json::from_str(&json).unwrap();
     assert_eq!(def, back);
+}
+
+/// Validation outside Lua takes time linear in the definition's size: these definitions
+/// are as large as the sandbox's memory allows, and each is refused within this bound.
+const VALIDATION_BOUND: Duration = Duration::from_secs(5);
+
+/// Checks `source` and returns its diagnostics, asserting that it took less than
+/// [`VALIDATION_BOUND`] and that no diagnostic is longer than the limit.
+fn errors_quickly(source: &str) -> Vec<String> {
+    let started = Instant::now();
+    let e = errors(source);
+    let elapsed = started.elapsed();
+    assert!(elapsed < VALIDATION_BOUND, "validation took {elapsed:?}");
+    assert!(e.len() <= MAX_DIAGNOSTICS + 1, "{} diagnostics", e.len());
+    for error in &e {
+        assert!(error.len() <= 2 * MAX_DIAGNOSTIC_BYTES + 16, "a diagnostic of {} bytes", error.len());
+    }
+    e
+}
+
+#[test]
+fn counts_over_their_limits_are_one_diagnostic_each() {
+    let stages = "local s = {} for i = 1, 100000 do s[i] = { name = 's' .. i, script = function() end } end\n\
+                  return pipeline.define { name = 'p', stages = s }";
+    let e = errors_quickly(stages);
+    assert_eq!(e, vec![format!("2: stages: the pipeline has 100000 stages; the limit is {MAX_STAGES}")]);
+
+    let options = "local o = {} for i = 1, 100000 do o[i] = 'v' .. i end\n\
+                   return pipeline.define { name = 'p', inputs = { x = { type = 'string', options = o } },\n\
+                   stages = { { name = 's', script = function() end } } }";
+    assert_error(&errors_quickly(options), &["inputs.x.options: the input has 100000 options; the limit is 256"]);
+
+    let inputs = "local i = {} for n = 1, 100000 do i['in' .. n] = { type = 'bool' } end\n\
+                  return pipeline.define { name = 'p', inputs = i, stages = { { name = 's', script = function() end } } }";
+    assert_error(&errors_quickly(inputs), &["inputs: the pipeline has 100000 inputs; the limit is 256"]);
+
+    let tags = "local r = {} for n = 1, 100000 do r['k' .. n] = 'v' end\n\
+                return pipeline.define { name = 'p', runner = r, stages = { { name = 's', script = function() end } } }";
+    assert_error(&errors_quickly(tags), &["runner: the pipeline requires 100000 runner tags; the limit is 64"]);
+
+    for field in ["plugins", "secrets"] {
+        let source = format!(
+            "local l = {{}} for n = 1, 100000 do l[n] = 'n' .. n end\n\
+             return pipeline.define {{ name = 'p', {field} = l, stages = {{ {{ name = 's', script = function() end }} }} }}"
+        );
+        assert_error(
+            &errors_quickly(&source),
+            &[&format!("{field}: the pipeline has 100000 {field}; the limit is 64")],
+        );
+    }
+}
+
+#[test]
+fn long_keys_and_values_are_quoted_shortened() {
+    let key = "local spec = { name = 'p', stages = { { name = 's', script = function() end } } }\n\
+               for i = 1, 20 do spec[string.rep('k', 1000000) .. i] = true end\n\
+               return pipeline.define(spec)";
+    let e = errors_quickly(key);
+    assert_eq!(e.len(), 20, "{e:?}");
+    assert_error(&e, &["unknown field `kkkk", "[truncated", "(expected one of: name, description"]);
+
+    let values = "local long = string.rep('x', 1000000)\n\
+                  return pipeline.define { name = long, description = long,\n\
+                  inputs = { x = { type = 'string', default = long, options = { long, 'a' } } },\n\
+                  runner = { os = long },\n\
+                  stages = { { name = long, container = long, script = function() end } } }";
+    let e = errors_quickly(values);
+    assert_error(&e, &["name: is 1000000 bytes; the limit is 200"]);
+    assert_error(&e, &["description: is 1000000 bytes; the limit is 4096"]);
+    assert_error(&e, &["inputs.x.default: is 1000000 bytes; the limit is 1024"]);
+    assert_error(&e, &["inputs.x.options[1]: is 1000000 bytes; the limit is 1024"]);
+    assert_error(&e, &["runner.os: the tag's value is 1000000 bytes; the limit is 128"]);
+    assert_error(&e, &["stages[1].name: `xxxx", "[truncated", "is not a valid stage name"]);
+    assert_error(&e, &["stages[1].container: `xxxx", "[truncated", "is not a valid image reference"]);
+}
+
+#[test]
+fn only_the_first_problems_are_reported() {
+    let source = "local spec = { name = 'p', stages = { { name = 's', script = function() end } } }\n\
+                  for i = 1, 200 do spec['unknown' .. i] = true end\n\
+                  return pipeline.define(spec)";
+    let e = errors_quickly(source);
+    assert_eq!(e.len(), MAX_DIAGNOSTICS + 1);
+    assert_error(&e, &[&format!("and {} more problems (only the first 50 are reported)", 200 - MAX_DIAGNOSTICS)]);
+
+    // Past the field limit, unknown fields are one diagnostic and the known ones still count.
+    let source = "local spec = { name = 'p', stages = { { name = 's', script = function() end } } }\n\
+                  for i = 1, 100000 do spec['unknown' .. i] = true end\n\
+                  return pipeline.define(spec)";
+    let e = errors_quickly(source);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_error(&e, &["the pipeline has 100002 fields; the limit is 256 (expected one of: name, description"]);
+
+    let stages = "local s = {} for i = 1, 200 do s[i] = { name = 'bad name ' .. i, scrpt = 1 } end\n\
+                  return pipeline.define { name = 'p', stages = s }";
+    let e = errors_quickly(stages);
+    assert_eq!(e.len(), MAX_DIAGNOSTICS + 1);
+    assert!(e.last().unwrap().contains("more problems (only the first 50 are reported)"), "{e:?}");
+}
+
+#[test]
+fn long_source_lines_do_not_slow_the_line_search() {
+    // Each diagnostic looks for its field's line around the table; those lines are long.
+    let filler = format!("local _ = '{}'\n", "y".repeat(1_000_000));
+    let mut source = String::from("return pipeline.define {\n  name = 'p',\n  stages = {\n");
+    for i in 0..40 {
+        source.push_str(&format!("    {{ name = 'bad name {i}', script = function() end }},\n"));
+        source.push_str("    -- ");
+        source.push_str(&"z".repeat(200_000));
+        source.push('\n');
+    }
+    source.push_str("  },\n}\n");
+    let e = errors_quickly(&format!("{filler}{source}"));
+    assert_error(&e, &["stages[1].name: `bad name 0` is not a valid stage name"]);
+}
+
+#[test]
+fn stage_timeouts_have_a_range() {
+    let e = errors(&pipeline_with("").replace("script =", "timeout = 0, script ="));
+    assert_error(&e, &["timeout: must be a positive number of seconds"]);
+    let e = errors(&pipeline_with("").replace("script =", "timeout = '8d', script ="));
+    assert_error(&e, &["timeout: must be a positive number of seconds", "at most 7 days"]);
+    valid(&pipeline_with("").replace("script =", "timeout = '7d', script ="));
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use podman_api::Podman;
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{Config, EvaluationConfig};
 use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
 use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
@@ -126,7 +126,12 @@ impl Orchestrator {
             }
         };
         let store: Arc<dyn Store> = Arc::new(store);
-        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
+        // This bench cannot serve as an evaluation worker; the runner binary can.
+        let evaluation = EvaluationConfig {
+            worker_program: Some(env!("CARGO_BIN_EXE_rivet-runner").into()),
+            ..EvaluationConfig::default()
+        };
+        let config = Config { listen: SocketAddr::from(([127, 0, 0, 1], 0)), evaluation, ..Config::default() };
         let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
         let running = server::start(config, store, coord, listener).await.expect("orchestrator starts");
         Orchestrator { addr: running.addr, running: Some(running), _db: db, _dir: dir }

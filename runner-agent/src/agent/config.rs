@@ -7,9 +7,40 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use rivet_core::text::MAX_MESSAGE_BYTES;
 use serde::{Deserialize, Serialize};
 
+use rivet_core::settings::{self, EnvReport, KeyPaths};
+
 use crate::config::ExecutorConfig;
+use crate::executor::LINE_OVERHEAD;
+use crate::executor::context::{MAX_OUTPUT_KEY, MAX_OUTPUT_VALUE, MAX_OUTPUTS};
+
+/// Room in a message for what surrounds a log batch (the envelope, the assignment).
+const ENVELOPE_BYTES: usize = 64 * 1024;
+/// The smallest message limit: a job's finish carries its message and every output, each
+/// value up to its cap after secrets are masked (masking may lengthen a value).
+const MIN_MESSAGE_BYTES: usize = MAX_OUTPUTS * (MAX_OUTPUT_KEY + MAX_OUTPUT_VALUE) + MAX_MESSAGE_BYTES + ENVELOPE_BYTES;
+/// A bound on stage names for sizing batches (validation keeps them far shorter).
+const MAX_STAGE_NAME_BYTES: usize = 1024;
+
+/// The prefix of the runner's environment variables.
+const PREFIX: &str = "RIVET_RUNNER_";
+
+/// Every variable with the runner's prefix must name a setting: the runner has its own
+/// prefix, so anything else under it is a mistake, whether it resembles a setting or not.
+fn unknown_variables(report: &EnvReport) -> Option<String> {
+    let mut lines: Vec<String> = report
+        .typos
+        .iter()
+        .map(|(var, meant)| match meant {
+            Some(meant) => format!("{var} (did you mean {meant}?)"),
+            None => var.clone(),
+        })
+        .collect();
+    lines.extend(report.unknown.iter().cloned());
+    (!lines.is_empty()).then(|| format!("environment variable(s) naming no runner setting: {}", lines.join("; ")))
+}
 
 /// Everything the runner agent can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,14 +69,38 @@ pub struct AgentConfig {
     /// How many bytes of unacknowledged log text per job stay in memory before the rest
     /// spills to disk.
     pub log_memory_bytes: usize,
+    /// The most bytes of unacknowledged log lines one job may spill to disk. A job that
+    /// would spill more (the orchestrator has not confirmed its lines for that long) fails
+    /// with a message naming this limit.
+    pub max_log_spill_bytes: u64,
+    /// The largest log batch sent, in bytes (each line's text and stage name plus 64
+    /// bytes). Must stay below `max_message_bytes` (and the orchestrator's) with room to
+    /// spare: a batch that does not fit a message would break the stream on every resend.
+    pub max_log_batch_bytes: usize,
     /// The first reconnect delay, in milliseconds; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
     /// The longest reconnect delay, in milliseconds.
     pub reconnect_max_ms: u64,
-    /// The largest gRPC message sent or received, in bytes.
+    /// The largest gRPC message sent or received, in bytes; at least 4341760 (a job's finish
+    /// carries up to 256 outputs of 16 KiB each and its message).
     pub max_message_bytes: usize,
+    /// TLS towards an `https://` orchestrator.
+    pub tls: TlsFiles,
     /// How jobs run.
     pub executor: ExecutorConfig,
+}
+
+/// The TLS files of the runner's connection to an `https://` orchestrator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsFiles {
+    /// A PEM file of CA certificates to trust besides the public web roots (an
+    /// orchestrator with a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// The runner's client certificate, PEM, for an orchestrator that requires mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`, PEM.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for AgentConfig {
@@ -59,9 +114,12 @@ impl Default for AgentConfig {
             capacity: 2,
             state_dir: PathBuf::from("/var/lib/rivet-runner"),
             log_memory_bytes: 16 * 1024 * 1024,
+            max_log_spill_bytes: 1024 * 1024 * 1024,
+            max_log_batch_bytes: 1024 * 1024,
             reconnect_min_ms: 200,
             reconnect_max_ms: 30_000,
             max_message_bytes: 8 * 1024 * 1024,
+            tls: TlsFiles::default(),
             executor: ExecutorConfig::default(),
         }
     }
@@ -74,18 +132,59 @@ impl AgentConfig {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        // RIVET_RUNNER_CONFIG names the file; it is not a setting.
-        let env = Env::prefixed("RIVET_RUNNER_").split("__").filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
-        let config: AgentConfig = figment.merge(env).extract().map_err(Box::new)?;
-        if config.capacity == 0 {
-            return Err(Box::new(figment::Error::from("capacity must be at least 1".to_owned())));
+        // RIVET_RUNNER_CONFIG names the file; it is not a setting. Any other variable with
+        // the prefix must name one: a typo stops the start, naming the variable meant.
+        // `token`, the old name of `registration_token`, is skipped when serialized but
+        // still read, from the environment too (`RIVET_RUNNER_TOKEN`).
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).unwrap_or_default())
+            .with_leaves(["token"]);
+        let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
+        let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, &["RIVET_RUNNER_CONFIG"]);
+        if let Some(message) = unknown_variables(&report) {
+            return Err(Box::new(figment::Error::from(message)));
         }
+        let env = Env::prefixed(PREFIX).split("__").filter(|key| !key.as_str().eq_ignore_ascii_case("config"));
+        let config: AgentConfig = figment.merge(env).extract().map_err(Box::new)?;
+        config.check().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
     }
 
     /// The registration token, under either name.
     pub fn registration_token(&self) -> Option<&str> {
         self.registration_token.as_deref().or(self.token.as_deref())
+    }
+
+    /// Checks the settings that depend on each other: every message the runner sends must
+    /// fit `max_message_bytes`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.capacity == 0 {
+            return Err("capacity must be at least 1".to_owned());
+        }
+        self.executor.check()?;
+        if self.max_message_bytes < MIN_MESSAGE_BYTES {
+            return Err(format!(
+                "max_message_bytes must be at least {MIN_MESSAGE_BYTES} (a job's outputs and messages travel in one), not {}",
+                self.max_message_bytes
+            ));
+        }
+        let line = self.executor.max_log_line_bytes + LINE_OVERHEAD + MAX_STAGE_NAME_BYTES;
+        if self.max_log_batch_bytes < line || self.max_log_batch_bytes > self.max_message_bytes - ENVELOPE_BYTES {
+            return Err(format!(
+                "max_log_batch_bytes must be between {line} (one line) and max_message_bytes - {ENVELOPE_BYTES} ({}), not {}",
+                self.max_message_bytes - ENVELOPE_BYTES,
+                self.max_log_batch_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration with its secrets replaced by `REDACTED`, for `--print-config`.
+    pub fn redacted(&self) -> AgentConfig {
+        let mut config = self.clone();
+        for token in [&mut config.registration_token, &mut config.token].into_iter().flatten() {
+            *token = "REDACTED".to_owned();
+        }
+        config
     }
 
     /// The labels announced in the hello: the configured ones plus `os` and `arch`.
@@ -127,11 +226,11 @@ mod tests {
         let config = AgentConfig::load(Some(Path::new(EXAMPLE))).expect("the example loads");
         assert_eq!(config, AgentConfig::default());
         let text = std::fs::read_to_string(EXAMPLE).expect("the example exists");
-        let json = serde_json::to_value(AgentConfig::default()).expect("serializable");
-        let top = json.as_object().expect("an object");
-        let executor = top["executor"].as_object().expect("executor settings");
-        for key in top.keys().chain(executor.keys()).filter(|k| *k != "executor" && *k != "labels") {
-            assert!(text.contains(&format!("{key} =")), "deploy/config/runner.toml does not document `{key}`");
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).expect("serializable"));
+        for path in keys.all() {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            let documented = text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]"));
+            assert!(documented, "deploy/config/runner.toml does not document `{path}`");
         }
     }
 
@@ -144,6 +243,29 @@ mod tests {
         std::fs::write(&file, "token = \"shared\"").expect("write");
         let config = AgentConfig::load(Some(&file)).expect("the old name loads");
         assert_eq!(config.registration_token(), Some("shared"));
+    }
+
+    #[test]
+    fn settings_that_must_fit_a_message_are_checked() {
+        let check = |change: fn(&mut AgentConfig)| {
+            let mut config = AgentConfig::default();
+            change(&mut config);
+            config.check()
+        };
+        assert_eq!(check(|_| {}), Ok(()));
+        assert_eq!(
+            check(|c| c.max_log_batch_bytes = 8 * 1024 * 1024),
+            Err("max_log_batch_bytes must be between 66624 (one line) and max_message_bytes - 65536 (8323072), not 8388608".to_owned())
+        );
+        assert_eq!(
+            check(|c| c.executor.max_log_line_bytes = 1 << 20),
+            Err("executor.max_log_line_bytes must be between 256 and 65536, not 1048576".to_owned())
+        );
+        assert_eq!(
+            check(|c| c.max_message_bytes = 1024),
+            Err("max_message_bytes must be at least 4341760 (a job's outputs and messages travel in one), not 1024"
+                .to_owned())
+        );
     }
 
     #[test]

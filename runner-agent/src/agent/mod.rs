@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rivet_core::job::PROTOCOL_VERSION;
 use rivet_core::{Assignment, FailureReason, JobState};
+use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use rivet_proto::v1::{self as pb, ConnectRequest, connect_request, connect_response};
 use tokio::sync::mpsc;
@@ -141,7 +142,7 @@ impl Agent {
         };
         let spill_dir = config.state_dir.join("spill");
         let _ = std::fs::remove_dir_all(&spill_dir);
-        let outbox = Outbox::new(spill_dir, config.log_memory_bytes);
+        let outbox = Outbox::new(spill_dir, config.log_memory_bytes, config.max_log_spill_bytes);
         Ok(Agent {
             config,
             runner_id,
@@ -172,7 +173,13 @@ impl Agent {
     /// Registers with the configured registration token when the runner has no credential
     /// yet, then connects and serves until `stop` says so and every job is reported.
     pub async fn run(mut self, stop: Stop) -> Result<(), AgentError> {
-        let endpoint = Endpoint::from_shared(self.config.orchestrator_url.clone())
+        let tls = &self.config.tls;
+        let files = ClientTls {
+            ca_file: tls.ca_file.as_deref(),
+            cert_file: tls.cert_file.as_deref(),
+            key_file: tls.key_file.as_deref(),
+        };
+        let endpoint = endpoint(&self.config.orchestrator_url, files)
             .map_err(|err| AgentError::InvalidUrl {
                 url: self.config.orchestrator_url.clone(),
                 message: err.to_string(),
@@ -517,7 +524,7 @@ impl Agent {
                 }
                 // Bounded per flush, so one chatty job cannot starve heartbeats.
                 for _ in 0..8 {
-                    let lines = match outbox.unsent_lines(BATCH_LINES) {
+                    let lines = match outbox.unsent_lines(BATCH_LINES, self.config.max_log_batch_bytes) {
                         Ok(lines) => lines,
                         Err(err) => {
                             tracing::error!(job = %outbox.assignment.job_id, error = %err, "cannot read spilled log lines");

@@ -1,7 +1,8 @@
 //! What the runner owes the orchestrator: per job, the stage events and log lines it
 //! produced and the finish, kept until the orchestrator has acknowledged them, so that a
 //! reconnect resends exactly what is missing. Log lines are bounded in memory; past the
-//! bound they spill to a file and are read back as acks free memory.
+//! bound they spill to a file and are read back as acks free memory. The spill file is
+//! bounded too: a job that would pass it is told so through [`EventSink::try_emit`] and fails.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -13,7 +14,8 @@ use rivet_core::{Assignment, LogLine};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::job::{EventSink, JobEvent, JobOutcome};
+use crate::executor::line_cost;
+use crate::job::{EventSink, JobEvent, JobOutcome, SinkError};
 
 /// Lines read back from a spill file at a time.
 const REFILL_LINES: usize = 2_000;
@@ -41,9 +43,10 @@ pub struct JobOutbox {
 }
 
 impl JobOutbox {
-    /// Log lines after `sent`, up to `max` of them.
-    pub fn unsent_lines(&mut self, max: usize) -> std::io::Result<Vec<LogLine>> {
-        self.logs.lines_after(self.sent, max)
+    /// Log lines after `sent`: up to `max` of them and, unless the first alone is larger, up
+    /// to `max_bytes` (counted as [`line_cost`]).
+    pub fn unsent_lines(&mut self, max: usize, max_bytes: usize) -> std::io::Result<Vec<LogLine>> {
+        self.logs.lines_after(self.sent, max, max_bytes)
     }
 }
 
@@ -55,13 +58,14 @@ pub struct Outbox {
     changed: Arc<Notify>,
     spill_dir: PathBuf,
     memory_limit: usize,
+    spill_limit: u64,
 }
 
 impl Outbox {
     /// An outbox that keeps up to `memory_limit` bytes of log text per job in memory and
-    /// spills the rest into `spill_dir`.
-    pub fn new(spill_dir: PathBuf, memory_limit: usize) -> Outbox {
-        Outbox { inner: Arc::default(), changed: Arc::new(Notify::new()), spill_dir, memory_limit }
+    /// spills the rest into `spill_dir`, up to `spill_limit` bytes per job.
+    pub fn new(spill_dir: PathBuf, memory_limit: usize, spill_limit: u64) -> Outbox {
+        Outbox { inner: Arc::default(), changed: Arc::new(Notify::new()), spill_dir, memory_limit, spill_limit }
     }
 
     /// Locks the jobs. Every update is a whole-field write, so a poisoned lock is usable.
@@ -87,7 +91,7 @@ impl Outbox {
             sent: before,
             outcome: None,
             finish_sent: false,
-            logs: LogBuffer::new(spill, self.memory_limit),
+            logs: LogBuffer::new(spill, self.memory_limit, self.spill_limit),
         };
         self.lock().insert(assignment.job_id, outbox);
     }
@@ -147,19 +151,30 @@ impl Outbox {
 
 impl EventSink for Outbox {
     fn emit(&self, assignment: Assignment, event: JobEvent) {
+        // The error is logged where it happens.
+        let _ = self.try_emit(assignment, event);
+    }
+
+    fn try_emit(&self, assignment: Assignment, event: JobEvent) -> Result<(), SinkError> {
         let mut jobs = self.lock();
-        let Some(outbox) = jobs.get_mut(&assignment.job_id).filter(|o| o.assignment == assignment) else { return };
+        // Events of a job handed elsewhere are dropped: nobody wants them any more.
+        let Some(outbox) = jobs.get_mut(&assignment.job_id).filter(|o| o.assignment == assignment) else {
+            return Ok(());
+        };
         match event {
             JobEvent::Log(line) => {
-                outbox.produced = outbox.produced.max(line.sequence);
+                let sequence = line.sequence;
                 if let Err(err) = outbox.logs.push(line) {
-                    tracing::error!(job = %assignment.job_id, error = %err, "cannot spill log lines to disk");
+                    tracing::error!(job = %assignment.job_id, error = %err, "cannot keep a log line");
+                    return Err(err);
                 }
+                outbox.produced = outbox.produced.max(sequence);
             }
             other => outbox.stage_events.push(other),
         }
         drop(jobs);
         self.changed.notify_one();
+        Ok(())
     }
 }
 
@@ -170,6 +185,7 @@ struct LogBuffer {
     memory_bytes: usize,
     memory_limit: usize,
     spill_path: PathBuf,
+    spill_limit: u64,
     spill: Option<Spill>,
 }
 
@@ -178,26 +194,55 @@ struct Spill {
     writer: BufWriter<File>,
     read_offset: u64,
     unread: usize,
+    /// Bytes written to the file, which only shrinks when it is read back whole.
+    written: u64,
+}
+
+/// Collects lines for a batch: up to a count and, past the first line, a size.
+struct Batch {
+    lines: Vec<LogLine>,
+    bytes: usize,
+    max: usize,
+    max_bytes: usize,
+}
+
+impl Batch {
+    /// Adds `line` if it fits; `false` when the batch is full.
+    fn add(&mut self, line: &LogLine) -> bool {
+        let cost = line_cost(line);
+        if self.lines.len() >= self.max || (!self.lines.is_empty() && self.bytes + cost > self.max_bytes) {
+            return false;
+        }
+        self.bytes += cost;
+        self.lines.push(line.clone());
+        true
+    }
 }
 
 impl LogBuffer {
-    fn new(spill_path: PathBuf, memory_limit: usize) -> LogBuffer {
-        LogBuffer { memory: VecDeque::new(), memory_bytes: 0, memory_limit, spill_path, spill: None }
+    fn new(spill_path: PathBuf, memory_limit: usize, spill_limit: u64) -> LogBuffer {
+        LogBuffer { memory: VecDeque::new(), memory_bytes: 0, memory_limit, spill_path, spill_limit, spill: None }
     }
 
-    fn push(&mut self, line: LogLine) -> std::io::Result<()> {
-        let size = line.text.len() + line.stage.len() + 64;
+    fn push(&mut self, line: LogLine) -> Result<(), SinkError> {
+        let size = line_cost(&line);
         if self.spill.is_none() && self.memory_bytes + size <= self.memory_limit {
             self.memory_bytes += size;
             self.memory.push_back(line);
             return Ok(());
         }
+        let mut json = serde_json::to_vec(&line).map_err(std::io::Error::from)?;
+        json.push(b'\n');
+        let written = self.spill.as_ref().map_or(0, |spill| spill.written);
+        if written + json.len() as u64 > self.spill_limit {
+            return Err(SinkError::SpillFull { limit: self.spill_limit });
+        }
         let spill = match &mut self.spill {
             Some(spill) => spill,
             None => self.spill.insert(Spill::create(&self.spill_path)?),
         };
-        serde_json::to_writer(&mut spill.writer, &line)?;
-        spill.writer.write_all(b"\n")?;
+        spill.writer.write_all(&json)?;
+        spill.written += json.len() as u64;
         spill.unread += 1;
         Ok(())
     }
@@ -205,19 +250,29 @@ impl LogBuffer {
     fn drop_through(&mut self, sequence: u64) {
         while self.memory.front().is_some_and(|line| line.sequence <= sequence) {
             if let Some(line) = self.memory.pop_front() {
-                self.memory_bytes = self.memory_bytes.saturating_sub(line.text.len() + line.stage.len() + 64);
+                self.memory_bytes = self.memory_bytes.saturating_sub(line_cost(&line));
             }
         }
     }
 
-    /// Lines with sequence > `after`, reading the spill back into memory as needed.
-    fn lines_after(&mut self, after: u64, max: usize) -> std::io::Result<Vec<LogLine>> {
-        let mut out: Vec<LogLine> = self.memory.iter().filter(|l| l.sequence > after).take(max).cloned().collect();
-        while out.len() < max && self.spill.as_ref().is_some_and(|s| s.unread > 0) {
-            let refilled = self.refill()?;
-            out.extend(refilled.into_iter().filter(|l| l.sequence > after).take(max - out.len()));
+    /// Lines with sequence > `after`, at most `max` of them and (past the first) at most
+    /// `max_bytes`, reading the spill back into memory as needed.
+    fn lines_after(&mut self, after: u64, max: usize, max_bytes: usize) -> std::io::Result<Vec<LogLine>> {
+        let mut batch = Batch { lines: Vec::new(), bytes: 0, max, max_bytes };
+        for line in self.memory.iter().filter(|l| l.sequence > after) {
+            if !batch.add(line) {
+                return Ok(batch.lines);
+            }
         }
-        Ok(out)
+        while self.spill.as_ref().is_some_and(|s| s.unread > 0) {
+            let refilled = self.refill()?;
+            for line in refilled.iter().filter(|l| l.sequence > after) {
+                if !batch.add(line) {
+                    return Ok(batch.lines);
+                }
+            }
+        }
+        Ok(batch.lines)
     }
 
     /// Moves the next lines of the spill file into memory and returns copies of them.
@@ -242,7 +297,7 @@ impl LogBuffer {
             lines.push(line);
         }
         for line in &lines {
-            self.memory_bytes += line.text.len() + line.stage.len() + 64;
+            self.memory_bytes += line_cost(line);
             self.memory.push_back(line.clone());
         }
         if spill.unread == 0 {
@@ -268,7 +323,7 @@ impl Spill {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).truncate(true).write(true).open(path)?;
-        Ok(Spill { writer: BufWriter::new(file), read_offset: 0, unread: 0 })
+        Ok(Spill { writer: BufWriter::new(file), read_offset: 0, unread: 0, written: 0 })
     }
 }
 
@@ -295,11 +350,11 @@ mod tests {
     #[test]
     fn spills_past_the_memory_limit_and_reads_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::new(dir.path().to_owned(), 1_000);
+        let outbox = Outbox::new(dir.path().to_owned(), 1_000, 1 << 30);
         let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
         outbox.open(assignment, 1);
         for sequence in 1..=5_000 {
-            outbox.emit(assignment, JobEvent::Log(line(sequence)));
+            outbox.try_emit(assignment, JobEvent::Log(line(sequence))).unwrap();
         }
         assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "expected a spill file");
         let mut seen = Vec::new();
@@ -307,7 +362,7 @@ mod tests {
             let batch = {
                 let mut jobs = outbox.lock();
                 let job = jobs.get_mut(&assignment.job_id).unwrap();
-                let batch = job.unsent_lines(700).unwrap();
+                let batch = job.unsent_lines(700, usize::MAX).unwrap();
                 if let Some(last) = batch.last() {
                     job.sent = last.sequence;
                 }
@@ -328,17 +383,17 @@ mod tests {
     #[test]
     fn rewind_resends_everything_unacknowledged() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::new(dir.path().to_owned(), 1 << 20);
+        let outbox = Outbox::new(dir.path().to_owned(), 1 << 20, 1 << 30);
         let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 2, epoch: 7 };
         outbox.open(assignment, 11);
         for sequence in 11..=20 {
-            outbox.emit(assignment, JobEvent::Log(line(sequence)));
+            outbox.try_emit(assignment, JobEvent::Log(line(sequence))).unwrap();
         }
         outbox.lock().get_mut(&assignment.job_id).unwrap().sent = 20;
         outbox.ack(assignment.job_id, 14);
         outbox.rewind();
         let mut jobs = outbox.lock();
-        let unsent = jobs.get_mut(&assignment.job_id).unwrap().unsent_lines(100).unwrap();
+        let unsent = jobs.get_mut(&assignment.job_id).unwrap().unsent_lines(100, usize::MAX).unwrap();
         assert_eq!(unsent.first().unwrap().sequence, 15);
         assert_eq!(unsent.len(), 6);
     }
@@ -346,10 +401,68 @@ mod tests {
     #[test]
     fn events_of_another_assignment_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::new(dir.path().to_owned(), 1 << 20);
+        let outbox = Outbox::new(dir.path().to_owned(), 1 << 20, 1 << 30);
         let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
         outbox.open(assignment, 1);
-        outbox.emit(Assignment { epoch: 2, ..assignment }, JobEvent::Log(line(1)));
+        outbox.try_emit(Assignment { epoch: 2, ..assignment }, JobEvent::Log(line(1))).unwrap();
         assert_eq!(outbox.lock()[&assignment.job_id].produced, 0);
+    }
+
+    fn long_line(sequence: u64, bytes: usize) -> LogLine {
+        LogLine { text: "x".repeat(bytes), ..line(sequence) }
+    }
+
+    #[test]
+    fn batches_are_bounded_by_bytes_as_well_as_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        // Little memory, so that batches are also read back from the spill file.
+        let outbox = Outbox::new(dir.path().to_owned(), 100_000, 1 << 30);
+        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
+        outbox.open(assignment, 1);
+        for sequence in 1..=40 {
+            outbox.try_emit(assignment, JobEvent::Log(long_line(sequence, 10_000))).unwrap();
+        }
+        let mut jobs = outbox.lock();
+        let job = jobs.get_mut(&assignment.job_id).unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let batch = job.unsent_lines(500, 50_000).unwrap();
+            let Some(last) = batch.last() else { break };
+            let bytes: usize = batch.iter().map(line_cost).sum();
+            assert!(bytes <= 50_000, "a batch of {bytes} bytes");
+            assert_eq!(batch.len(), 4, "10 KB lines, 50 KB batches");
+            job.sent = last.sequence;
+            seen.extend(batch.iter().map(|l| l.sequence));
+        }
+        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+        // A line larger than the batch limit still goes, alone.
+        job.sent = 0;
+        assert_eq!(job.unsent_lines(500, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_job_past_the_spill_limit_is_refused_without_a_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path().to_owned(), 1_000, 100_000);
+        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
+        outbox.open(assignment, 1);
+        let mut refused = None;
+        for sequence in 1..=1_000 {
+            if let Err(err) = outbox.try_emit(assignment, JobEvent::Log(long_line(sequence, 1_000))) {
+                refused = Some((sequence, err.to_string()));
+                break;
+            }
+        }
+        let (sequence, message) = refused.expect("the spill limit was reached");
+        assert!(
+            message.contains("exceeds the 100000 bytes spill limit of this runner (max_log_spill_bytes)"),
+            "{message}"
+        );
+        assert_eq!(outbox.lock()[&assignment.job_id].produced, sequence - 1, "a refused line is not counted");
+        let spilled = std::fs::metadata(dir.path().join(format!("{}-1.jsonl", assignment.job_id))).unwrap().len();
+        assert!(spilled <= 100_000, "{spilled} bytes spilled");
+        // Stage events are still kept.
+        let event = JobEvent::StageStarted { stage: "s".into(), at: Utc::now() };
+        outbox.try_emit(assignment, event).unwrap();
     }
 }

@@ -44,8 +44,19 @@
 //! # Stopping
 //!
 //! Cancelling the token, the stage's timeout and the job's timeout all stop the job the
-//! same way: the running process gets SIGTERM and SIGKILL after `cancel_grace_secs`, the script is given that long to unwind and is then
-//! abandoned, and the job ends `cancelled` or `timed_out`.
+//! same way, decided by the supervisor on the caller's runtime (see `supervisor`): the
+//! running process gets SIGTERM and SIGKILL after `cancel_grace_secs`, the script is given
+//! that long to unwind, and the job ends `cancelled` or `timed_out`. A script stuck inside
+//! a C call cannot unwind: its thread is abandoned and the job ends all the same.
+//!
+//! # Bounds
+//!
+//! Everything a job sends is bounded, so that one job cannot wedge the runner's stream:
+//! each log line is cut to `max_log_line_bytes` with a visible marker (a process's line
+//! while it is read, so a 50 MB line without a newline never sits in memory), the job's
+//! whole log to `max_job_log_bytes` (then one notice, and later lines are dropped), stage
+//! and job messages and output values to `rivet_core::text::MAX_MESSAGE_BYTES`, outputs in
+//! number and total size.
 
 mod agent;
 pub(crate) mod context;
@@ -54,9 +65,12 @@ mod output;
 pub(crate) mod podman;
 pub mod service;
 mod stages;
+mod stop;
+mod supervisor;
 pub(crate) mod workspace;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use podman_api::Podman;
 use podman_api::opts::ContainerListFilter;
@@ -66,8 +80,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::agent::PodmanRunner;
 use self::context::{ContextParts, JobContext};
+pub use self::context::{LINE_OVERHEAD, line_cost};
 pub use self::error::Error;
-use self::stages::{Finish, Watch};
+use self::stop::Finish;
 use crate::config::ExecutorConfig;
 use crate::job::{EventSink, JobOutcome, JobSpec};
 
@@ -78,6 +93,11 @@ pub const LABEL_ATTEMPT: &str = "rivet.attempt";
 /// The label marking a container as made by a runner; its value is the runner's
 /// [`ExecutorConfig::instance`].
 pub const LABEL_RUNNER: &str = "rivet.runner";
+
+/// How long the end of a job waits for its processes to stop and their containers to go,
+/// beyond the grace period, before it reports the job anyway (the final sweep and the next
+/// start-up remove what is left).
+const CLEANUP_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs `spec` to its end and says how it ended. Events (stage changes and log lines) go to
 /// `sink` as they happen. Cancelling `cancel` stops the job within the grace period; so
@@ -102,33 +122,33 @@ pub async fn run_job(
         first_sequence: spec.first_sequence,
         sink,
     }));
-    if let Err(err) = workspace::create(&dir) {
+    if let Err(err) = workspace::create(&dir, workspace::mapped_root(config)) {
         return outcome(&ctx, Finish::failed(err.reason(), err.to_string()));
     }
 
-    let cancel = cancel.child_token();
-    let _cancel_on_drop = cancel.clone().drop_guard();
+    // Dropping this future stops the job's processes and its script.
+    let _stop_on_drop = ctx.stop.clone().drop_guard();
     let (done, finished) = tokio::sync::oneshot::channel();
     let job = ctx.clone();
-    let watch = Watch { cancel, job_deadline };
     let thread = std::thread::Builder::new().name(format!("rivet-job-{}", spec.assignment.job_id)).spawn(move || {
         let finish = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(stages::run(job, spec.source, spec.file_name, watch)),
+            Ok(runtime) => runtime.block_on(stages::run(job, spec.source, spec.file_name)),
             Err(err) => Finish::failed(FailureReason::Internal, format!("failed to start the job's runtime: {err}")),
         };
         let _ = done.send(finish);
     });
     let finish = match thread {
-        Ok(_) => finished.await.unwrap_or_else(|_| {
-            Finish::failed(FailureReason::Internal, Error::Thread("the job's thread died".to_owned()).to_string())
-        }),
+        Ok(_) => supervisor::supervise(ctx.clone(), finished, cancel, job_deadline).await,
         Err(err) => Finish::failed(FailureReason::Internal, Error::Thread(err.to_string()).to_string()),
     };
 
     // Stop whatever still runs, wait for processes and container removals, then sweep.
     ctx.stop.cancel();
     ctx.tasks.close();
-    ctx.tasks.wait().await;
+    let patience = config.cancel_grace() + CLEANUP_PATIENCE;
+    if tokio::time::timeout(patience, ctx.tasks.wait()).await.is_err() {
+        tracing::warn!(job = %ctx.assignment, "the job's processes did not stop within {patience:?}");
+    }
     if let Err(err) = podman::remove_job_containers(&ctx).await {
         tracing::warn!(job = %ctx.assignment, error = %err, "failed to remove the job's containers");
     }
@@ -143,7 +163,7 @@ fn outcome(ctx: &JobContext, finish: Finish) -> JobOutcome {
     JobOutcome {
         state: finish.state,
         failure_reason: finish.reason,
-        message: ctx.mask(&finish.message),
+        message: ctx.message(&finish.message),
         last_sequence: ctx.last_sequence(),
         outputs: ctx.final_outputs(),
     }

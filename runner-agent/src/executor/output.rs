@@ -1,10 +1,18 @@
 //! One output stream of a process: split into lines as it arrives (a partial line waits for
-//! its newline or the end of the stream), and captured up to a limit.
+//! its newline or the end of the stream), each line cut to a limit while it is read, and
+//! captured up to a limit.
+//!
+//! A line longer than the limit keeps its head and counts the rest, so a process that
+//! prints 50 MB without a newline costs the runner the limit in memory, not 50 MB. The cut
+//! line reads exactly as `rivet_core::text::truncate` would have cut the whole line.
 
 /// Splits a byte stream into lines and keeps the first bytes of it.
 #[derive(Debug)]
 pub(crate) struct StreamLines {
+    /// The head of the current line, at most `max_line` bytes.
     partial: Vec<u8>,
+    /// The bytes of the current line past its head, counted and dropped.
+    dropped: usize,
     max_line: usize,
     capture: Option<Capture>,
 }
@@ -21,6 +29,7 @@ impl StreamLines {
     pub(crate) fn new(max_line: usize, capture_limit: Option<usize>) -> Self {
         StreamLines {
             partial: Vec::new(),
+            dropped: 0,
             max_line: max_line.max(1),
             capture: capture_limit.map(|limit| Capture { bytes: Vec::new(), limit, truncated: false }),
         }
@@ -33,23 +42,16 @@ impl StreamLines {
             capture.bytes.extend_from_slice(&chunk[..room.min(chunk.len())]);
             capture.truncated |= chunk.len() > room;
         }
-        // A line longer than `max_line` is logged in pieces rather than held without bound.
         while !chunk.is_empty() {
-            let room = self.max_line - self.partial.len();
             match chunk.iter().position(|&b| b == b'\n') {
-                Some(end) if end <= room => {
-                    self.partial.extend_from_slice(&chunk[..end]);
+                Some(end) => {
+                    self.take(&chunk[..end]);
                     self.flush(&mut line);
                     chunk = &chunk[end + 1..];
                 }
-                _ if chunk.len() <= room => {
-                    self.partial.extend_from_slice(chunk);
+                None => {
+                    self.take(chunk);
                     break;
-                }
-                _ => {
-                    self.partial.extend_from_slice(&chunk[..room]);
-                    self.flush(&mut line);
-                    chunk = &chunk[room..];
                 }
             }
         }
@@ -57,7 +59,7 @@ impl StreamLines {
 
     /// Ends the stream: logs what is left of an unfinished line.
     pub(crate) fn finish(&mut self, mut line: impl FnMut(&str)) {
-        if !self.partial.is_empty() {
+        if !self.partial.is_empty() || self.dropped > 0 {
             self.flush(&mut line);
         }
     }
@@ -70,11 +72,38 @@ impl StreamLines {
         }
     }
 
-    fn flush(&mut self, line: &mut impl FnMut(&str)) {
-        let bytes = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
-        line(&String::from_utf8_lossy(bytes));
-        self.partial.clear();
+    /// Adds bytes of the current line: to its head while there is room, else to the count.
+    fn take(&mut self, bytes: &[u8]) {
+        let keep = self.max_line.saturating_sub(self.partial.len()).min(bytes.len());
+        self.partial.extend_from_slice(&bytes[..keep]);
+        self.dropped += bytes.len() - keep;
     }
+
+    fn flush(&mut self, line: &mut impl FnMut(&str)) {
+        if self.dropped == 0 {
+            let bytes = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
+            line(&String::from_utf8_lossy(bytes));
+        } else {
+            let head = String::from_utf8_lossy(&self.partial);
+            line(&cut(&head, self.partial.len() + self.dropped, self.max_line));
+        }
+        self.partial.clear();
+        self.dropped = 0;
+    }
+}
+
+/// A line of `total` bytes whose first bytes are `head`, cut to `max` bytes the way
+/// `rivet_core::text::truncate` cuts a whole line (a unit test holds the two together).
+fn cut(head: &str, total: usize, max: usize) -> String {
+    let marker = |dropped: usize| format!(" … [truncated {dropped} bytes]");
+    let mut at = max.saturating_sub(marker(total).len()).min(head.len());
+    while !head.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut out = String::with_capacity(max);
+    out.push_str(&head[..at]);
+    out.push_str(&marker(total - at));
+    out
 }
 
 #[cfg(test)]
@@ -97,9 +126,30 @@ mod tests {
     fn splits_lines_across_chunks() {
         check(&["a\nb", "c\n", "\nd"], 100, None, &["a", "bc", "", "d"], "");
         check(&["one\r\ntwo\r\n"], 100, Some(100), &["one", "two"], "one\r\ntwo\r\n");
-        check(&["abcdefg\n"], 3, None, &["abc", "def", "g"], "");
-        check(&["abc", "\n", "abcd"], 3, None, &["abc", "abc", "d"], "");
         check(&["hello\nworld\n"], 100, Some(7), &["hello", "world"], "hello\nw");
         check(&[], 100, Some(7), &[], "");
+    }
+
+    #[test]
+    fn long_lines_are_cut_while_read_as_truncate_cuts_them() {
+        use rivet_core::text::truncate;
+        let long = format!("{}{}", "é".repeat(100), "x".repeat(1_000));
+        for whole in [long, "y".repeat(5_000), format!("ab{}", "\u{1F600}".repeat(100))] {
+            for chunk in [1, 7, 64, 10_000] {
+                let mut stream = StreamLines::new(100, None);
+                let mut got = Vec::new();
+                for piece in whole.as_bytes().chunks(chunk) {
+                    stream.push(piece, |line| got.push(line.to_owned()));
+                }
+                stream.push(b"\nshort\n", |line| got.push(line.to_owned()));
+                stream.push(whole.as_bytes(), |line| got.push(line.to_owned()));
+                stream.finish(|line| got.push(line.to_owned()));
+                let expect = truncate(&whole, 100).into_owned();
+                assert_eq!(got, [expect.as_str(), "short", expect.as_str()], "chunks of {chunk}");
+                assert!(got[0].len() <= 100);
+                // Only the head is ever held.
+                assert!(stream.partial.capacity() <= 200);
+            }
+        }
     }
 }

@@ -13,18 +13,19 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use podman_api::Podman;
 use podman_api::conn::TtyChunk;
-use podman_api::models::{ContainerMount, LinuxResources};
+use podman_api::models::{ContainerMount, IdMap, IdMappingOptions, LinuxResources, Namespace};
 use podman_api::opts::{
     ContainerAttachOpts, ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts,
     ContainerStopOpts, ImageVolumeMode, PullOpts, PullPolicy,
 };
+use rivet_core::model::StageNetwork;
 use rivet_core::{FailureReason, LogLevel};
 
 use super::context::JobContext;
 use super::error::{Error, podman_message};
 use super::output::StreamLines;
-use super::workspace::CONTAINER_WORKSPACE;
-use crate::config::ExecutorConfig;
+use super::workspace::{self, CONTAINER_WORKSPACE};
+use crate::config::{CONTAINER_ID_COUNT, ExecutorConfig};
 
 /// A process to run, checked and resolved by `process.run`.
 #[derive(Debug, Clone)]
@@ -281,7 +282,8 @@ fn create_opts(ctx: &JobContext, request: &ProcessRequest) -> ContainerCreateOpt
     let config = &ctx.config;
     let workspace = ContainerMount {
         destination: Some(CONTAINER_WORKSPACE.to_owned()),
-        options: Some(vec!["rw".to_owned()]),
+        // No setuid binary or device node a job writes there works from the mount.
+        options: Some(["rw", "nosuid", "nodev"].map(str::to_owned).to_vec()),
         source: Some(ctx.workspace.display().to_string()),
         _type: Some("bind".to_owned()),
         uid_mappings: None,
@@ -312,7 +314,31 @@ fn create_opts(ctx: &JobContext, request: &ProcessRequest) -> ContainerCreateOpt
     if let Some(limits) = resource_limits(config) {
         builder = builder.resource_limits(limits);
     }
+    if let Some(base) = workspace::mapped_root(config) {
+        // A private user namespace with these mappings (what `podman run --uidmap` asks for).
+        let private = Namespace { nsmode: Some("private".to_owned()), value: None };
+        builder = builder.user_namespace(private).id_mappings(user_namespace(base));
+    }
+    if ctx.current_network() == StageNetwork::None {
+        builder = builder.net_namespace(Namespace { nsmode: Some("none".to_owned()), value: None });
+    }
     builder.build()
+}
+
+/// Root in the container is host id `base`, and so on for 65536 ids: nothing a job runs is
+/// root on the host.
+fn user_namespace(base: u32) -> IdMappingOptions {
+    let map = || {
+        vec![IdMap { container_id: Some(0), host_id: Some(i64::from(base)), size: Some(i64::from(CONTAINER_ID_COUNT)) }]
+    };
+    IdMappingOptions {
+        uid_map: Some(map()),
+        gid_map: Some(map()),
+        auto_user_ns: Some(false),
+        auto_user_ns_opts: None,
+        host_gid_mapping: Some(false),
+        host_uid_mapping: Some(false),
+    }
 }
 
 fn resource_limits(config: &ExecutorConfig) -> Option<LinuxResources> {

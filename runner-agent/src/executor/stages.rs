@@ -9,48 +9,19 @@ use chrono::Utc;
 use mlua::Value;
 use rivet_core::{FailureReason, JobState, Limits, StageState};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::context::JobContext;
 use super::error::Error;
 use super::podman::ensure_image;
+use super::stop::{Finish, StageFailure, skip_message};
+use super::supervisor::{StageClock, UNWIND_SLACK};
 use crate::job::JobEvent;
 use crate::runtime::{self, call_driven, on_host};
 
-/// How long a stopped script gets to unwind after its process's grace period.
-const UNWIND_SLACK: Duration = Duration::from_secs(3);
-
-/// How the stages ended.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Finish {
-    pub state: JobState,
-    pub reason: Option<FailureReason>,
-    pub message: String,
-}
-
-impl Finish {
-    pub(crate) fn failed(reason: FailureReason, message: String) -> Self {
-        Finish { state: JobState::Failed, reason: Some(reason), message }
-    }
-}
-
-/// Why a stage did not succeed.
-#[derive(Debug)]
-struct StageFailure {
-    state: StageState,
-    reason: FailureReason,
-    message: String,
-}
-
-/// What a running job must watch besides its script.
-pub(crate) struct Watch {
-    pub cancel: CancellationToken,
-    pub job_deadline: Option<(Instant, Duration)>,
-}
-
 /// Loads the pipeline and runs its stages. Every stage is reported exactly once: stages
-/// after a failed, cancelled or timed-out one are reported as skipped, saying why.
-pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, watch: Watch) -> Finish {
+/// after a failed, cancelled or timed-out one are reported as skipped, saying why. Stops
+/// come from the supervisor through the context (see `supervisor`).
+pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String) -> Finish {
     let limits = Limits { memory: ctx.config.lua_memory_bytes, time: ctx.config.lua_time_budget() };
     let pipeline = match rivet_core::load(&source, &file, limits) {
         Ok(pipeline) => pipeline,
@@ -60,36 +31,34 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, watc
     if let Err(err) = runtime::install(&lua, &ctx).and_then(|()| ctx.budget.install(&lua)) {
         return Finish::failed(FailureReason::Internal, format!("failed to set up the Lua runtime: {err}"));
     }
+    let stages: Vec<_> =
+        pipeline.definition().stages.iter().filter(|stage| pipeline.stage_functions(&stage.name).is_some()).collect();
+    ctx.set_stages(stages.iter().map(|stage| stage.name.clone()).collect());
 
     let mut failure: Option<(String, StageFailure)> = None;
     let (mut ran, mut skipped) = (0, 0);
-    for stage in &pipeline.definition().stages {
+    for stage in stages {
         let Some(functions) = pipeline.stage_functions(&stage.name) else { continue };
         if failure.is_none()
-            && let Some(stop) = pending_stop(&watch)
+            && let Some(stop) = ctx.stop_failure()
         {
             failure = Some((String::new(), stop));
         }
         if let Some((failed, why)) = &failure {
-            let message = match why.state {
-                StageState::Cancelled => "not run: the job was cancelled".to_owned(),
-                StageState::TimedOut if failed.is_empty() => "not run: the job timed out".to_owned(),
-                _ => format!("not run: stage `{failed}` did not succeed"),
-            };
-            finish_stage(&ctx, &stage.name, StageState::Skipped, None, message);
+            finish_stage(&ctx, &stage.name, StageState::Skipped, None, skip_message(failed, why));
             skipped += 1;
             continue;
         }
 
         let image = stage.container.clone().unwrap_or_else(|| ctx.config.default_image.clone());
-        ctx.enter_stage(&stage.name, &image);
+        ctx.enter_stage(&stage.name, &image, stage.network.unwrap_or(ctx.config.default_network));
         if let Err(err) = ctx.budget.start(&lua) {
             return Finish::failed(FailureReason::Internal, format!("failed to arm the Lua time budget: {err}"));
         }
 
         if let Some(condition) = &functions.condition {
             let decided =
-                guarded(&ctx, &watch, None, &file, call_driven::<Value>(&ctx, &lua, condition.clone(), ())).await;
+                guarded(&ctx, &stage.name, &file, call_driven::<Value>(&ctx, &lua, condition.clone(), ())).await;
             match decided {
                 Ok(Value::Nil | Value::Boolean(false)) => {
                     ctx.budget.suspend(&lua);
@@ -118,7 +87,16 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, watc
             }
             call_driven::<()>(&ctx, &lua, functions.script.clone(), ()).await
         };
-        let result = guarded(&ctx, &watch, Some((Instant::now() + timeout, timeout)), &file, body).await;
+        let clock = StageClock { stage: stage.name.clone(), deadline: Instant::now() + timeout, limit: timeout };
+        ctx.stage_clock.send_replace(Some(clock));
+        let result = guarded(&ctx, &stage.name, &file, body).await;
+        // Cleared before the result is judged: the supervisor records a stage's timeout only
+        // while its clock is still published (see `supervisor::stage_timed_out`).
+        ctx.stage_clock.send_replace(None);
+        let result = match (result, ctx.stop_failure()) {
+            (Ok(()), Some(why)) if why.ends(&stage.name) => Err(why),
+            (result, _) => result,
+        };
         ctx.budget.suspend(&lua);
         match result {
             Ok(()) => finish_stage(&ctx, &stage.name, StageState::Succeeded, None, String::new()),
@@ -135,34 +113,8 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, watc
             reason: None,
             message: format!("{ran} stage(s) ran, {skipped} skipped"),
         },
-        Some((stage, why)) => {
-            let state = match why.state {
-                StageState::Cancelled => JobState::Cancelled,
-                StageState::TimedOut => JobState::TimedOut,
-                _ => JobState::Failed,
-            };
-            let message = if stage.is_empty() { why.message } else { format!("stage `{stage}`: {}", why.message) };
-            Finish { state, reason: Some(why.reason), message }
-        }
+        Some((stage, why)) => Finish::of_failure(&stage, &why),
     }
-}
-
-/// A stop that arrived between stages.
-fn pending_stop(watch: &Watch) -> Option<StageFailure> {
-    if watch.cancel.is_cancelled() {
-        return Some(stopped(FailureReason::Cancelled, "the job was cancelled".to_owned()));
-    }
-    match watch.job_deadline {
-        Some((deadline, limit)) if Instant::now() >= deadline => {
-            Some(stopped(FailureReason::Timeout, format!("the job timed out after {limit:?}")))
-        }
-        _ => None,
-    }
-}
-
-fn stopped(reason: FailureReason, message: String) -> StageFailure {
-    let state = if reason == FailureReason::Cancelled { StageState::Cancelled } else { StageState::TimedOut };
-    StageFailure { state, reason, message }
 }
 
 fn finish_stage(ctx: &JobContext, stage: &str, state: StageState, reason: Option<FailureReason>, message: String) {
@@ -175,41 +127,29 @@ fn finish_stage(ctx: &JobContext, stage: &str, state: StageState, reason: Option
     });
 }
 
-/// Runs a piece of script until it ends, the job is cancelled, or a deadline passes. On a
-/// stop, the job's processes are told to stop (SIGTERM, then SIGKILL after the grace
-/// period) and the script gets that long to unwind before it is abandoned.
+/// Runs a piece of script until it ends or the job is asked to stop. On a stop, the job's
+/// processes are already being stopped (SIGTERM, then SIGKILL after the grace period); the
+/// script gets that long to unwind before it is dropped. A script that cannot even be
+/// dropped (stuck in a C call) is the supervisor's to abandon.
 async fn guarded<T>(
     ctx: &JobContext,
-    watch: &Watch,
-    stage_deadline: Option<(Instant, Duration)>,
+    stage: &str,
     file: &str,
     work: impl Future<Output = mlua::Result<T>>,
 ) -> Result<T, StageFailure> {
     let mut work = std::pin::pin!(work);
-    let stage_timeout = sleep_until(stage_deadline.map(|(at, _)| at));
-    let job_timeout = sleep_until(watch.job_deadline.map(|(at, _)| at));
-    let why = tokio::select! {
-        result = &mut work => return result.map_err(|err| failure(ctx, err, file)),
-        () = watch.cancel.cancelled() => stopped(FailureReason::Cancelled, "the job was cancelled".to_owned()),
-        () = stage_timeout => {
-            let limit = stage_deadline.map(|(_, limit)| limit).unwrap_or_default();
-            stopped(FailureReason::Timeout, format!("timed out after {limit:?}"))
+    tokio::select! {
+        result = &mut work => {
+            return result.map_err(|err| match ctx.stop_failure() {
+                // The script failed because it was stopped (its process was killed...).
+                Some(why) if why.stage.is_none() || why.ends(stage) => why,
+                _ => failure(ctx, err, file),
+            });
         }
-        () = job_timeout => {
-            let limit = watch.job_deadline.map(|(_, limit)| limit).unwrap_or_default();
-            stopped(FailureReason::Timeout, format!("the job timed out after {limit:?}"))
-        }
-    };
-    ctx.request_stop(why.reason);
-    let _ = tokio::time::timeout(ctx.config.cancel_grace() + UNWIND_SLACK, &mut work).await;
-    Err(why)
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+        () = ctx.stop.cancelled() => {}
     }
+    let _ = tokio::time::timeout(ctx.config.cancel_grace() + UNWIND_SLACK, &mut work).await;
+    Err(ctx.stop_failure().unwrap_or_else(StageFailure::cancelled))
 }
 
 /// Classifies an error a script ended with.
@@ -220,9 +160,14 @@ fn failure(ctx: &JobContext, err: mlua::Error, file: &str) -> StageFailure {
                 FailureReason::Cancelled => "the job was cancelled".to_owned(),
                 _ => "timed out".to_owned(),
             };
-            return stopped(*reason, message);
+            return StageFailure::stopped(*reason, message);
         }
-        return StageFailure { state: StageState::Failed, reason: typed.reason(), message: describe(&err, file) };
+        return StageFailure {
+            state: StageState::Failed,
+            reason: typed.reason(),
+            message: describe(&err, file),
+            stage: None,
+        };
     }
     let message = match root(&err) {
         mlua::Error::MemoryError(_) => {
@@ -230,7 +175,7 @@ fn failure(ctx: &JobContext, err: mlua::Error, file: &str) -> StageFailure {
         }
         _ => describe(&err, file),
     };
-    StageFailure { state: StageState::Failed, reason: FailureReason::ScriptError, message }
+    StageFailure { state: StageState::Failed, reason: FailureReason::ScriptError, message, stage: None }
 }
 
 /// The innermost error, past the callbacks it crossed.

@@ -2,6 +2,7 @@
 //! `/workspace` in every container of the job; and the jail that keeps a process's working
 //! directory inside it.
 
+use crate::config::ExecutorConfig;
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -29,10 +30,13 @@ pub(crate) fn is_workspace_name(name: &str) -> bool {
 /// Creates an empty workspace at `dir`, replacing what an earlier run of the same attempt
 /// left there.
 ///
-/// The workspace is writable by every user, because an image may run its processes as any
-/// user; a workspace root that the runner creates is closed to other users of the host
-/// instead (containers see only their own workspace, through the mount).
-pub(crate) fn create(dir: &Path) -> Result<(), Error> {
+/// With a user namespace (`owner` is the host id that root in the job's containers maps
+/// to), the workspace belongs to that unprivileged id and is closed to everyone else
+/// (`0770`). Without one, it is writable by every user, because an image may run its
+/// processes as any user. Either way, a workspace root that the runner creates is closed
+/// to other users of the host (`0700`): containers reach their workspace through the
+/// mount, never through the host path.
+pub(crate) fn create(dir: &Path, owner: Option<u32>) -> Result<(), Error> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Workspace { path, source }
@@ -41,13 +45,27 @@ pub(crate) fn create(dir: &Path) -> Result<(), Error> {
         && !root.exists()
     {
         std::fs::create_dir_all(root).map_err(io(root))?;
-        std::fs::set_permissions(root, Permissions::from_mode(0o711)).map_err(io(root))?;
+        std::fs::set_permissions(root, Permissions::from_mode(0o700)).map_err(io(root))?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(io(dir))?;
     }
     std::fs::create_dir(dir).map_err(io(dir))?;
-    std::fs::set_permissions(dir, Permissions::from_mode(0o777)).map_err(io(dir))
+    match owner {
+        Some(id) => {
+            std::os::unix::fs::chown(dir, Some(id), Some(id)).map_err(io(dir))?;
+            std::fs::set_permissions(dir, Permissions::from_mode(0o770)).map_err(io(dir))
+        }
+        None => std::fs::set_permissions(dir, Permissions::from_mode(0o777)).map_err(io(dir)),
+    }
+}
+
+/// The host id that root in the job's containers maps to: the configured base when the
+/// runner runs as root (a rootless Podman maps ids through `/etc/subuid` itself).
+pub(crate) fn mapped_root(config: &ExecutorConfig) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let runs_as_root = std::fs::metadata("/proc/self").is_ok_and(|process| process.uid() == 0);
+    config.container_uid_base.filter(|_| runs_as_root)
 }
 
 /// Removes a workspace.

@@ -9,7 +9,7 @@
 //! (which the pattern functions check) is armed and disarmed alongside as a backstop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mlua::{HookTriggers, Lua, VmState};
@@ -37,6 +37,8 @@ struct Inner {
     segment_start: AtomicU64,
     /// Nanoseconds after `base` when the budget runs out; [`SUSPENDED`] while Lua waits.
     deadline: AtomicU64,
+    /// Set when the job's thread is abandoned: the budget is spent for good.
+    killed: AtomicBool,
 }
 
 impl Budget {
@@ -48,6 +50,7 @@ impl Budget {
                 remaining: AtomicU64::new(nanos(total)),
                 segment_start: AtomicU64::new(0),
                 deadline: AtomicU64::new(SUSPENDED),
+                killed: AtomicBool::new(false),
             }),
         }
     }
@@ -93,8 +96,14 @@ impl Budget {
         Suspended { budget: self.clone(), lua: lua.clone() }
     }
 
+    /// Spends the budget for good, whatever stage runs: a script whose thread was
+    /// abandoned fails at its next instruction, should its stuck call ever return.
+    pub(crate) fn kill(&self) {
+        self.inner.killed.store(true, Ordering::Relaxed);
+    }
+
     fn expired(&self) -> bool {
-        self.now() > self.inner.deadline.load(Ordering::Relaxed)
+        self.inner.killed.load(Ordering::Relaxed) || self.now() > self.inner.deadline.load(Ordering::Relaxed)
     }
 
     fn now(&self) -> u64 {

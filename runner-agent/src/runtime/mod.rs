@@ -8,6 +8,8 @@
 
 pub(crate) mod budget;
 mod container;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod input;
 mod log;
 mod output;
@@ -28,6 +30,8 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
     output::install(lua, ctx)?;
     container::install(lua, ctx)?;
     process::install(lua, ctx)?;
+    #[cfg(feature = "fault-injection")]
+    fault::install(lua)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+mod config;
 #[path = "../executor/support.rs"]
 mod support;
 
@@ -11,7 +12,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::Config;
+use rivet_orchestrator::config::{Config, EvaluationConfig};
 use rivet_orchestrator::coord::MemoryCoordinator;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
@@ -45,6 +46,11 @@ impl Stack {
             lease_ttl_ms: 3_000,
             heartbeat_interval_ms: 250,
             shutdown_grace_ms: 1_000,
+            // This test program cannot serve as an evaluation worker; the runner binary can.
+            evaluation: EvaluationConfig {
+                worker_program: Some(env!("CARGO_BIN_EXE_rivet-runner").into()),
+                ..EvaluationConfig::default()
+            },
             ..Config::default()
         };
         let store = Arc::new(SeaStore::connect(&config.database_url).await.unwrap());
@@ -355,4 +361,154 @@ async fn sigterm_drains_and_a_second_signal_stops_now() {
     assert_eq!(job.state(), pb::JobState::Failed, "a runner stopped now reports its job failed: {job:?}");
     assert!(job.message.contains("runner was stopped"), "{}", job.message);
     assert!(runner.wait().unwrap().success());
+}
+
+/// Follows a job's log until it ends; each line with when it arrived.
+async fn follow_with(mut logs: LogServiceClient<Channel>, id: String) -> Vec<(pb::LogLine, std::time::SystemTime)> {
+    let request = pb::StreamLogsRequest { job_id: id, from_sequence: 1, follow: true };
+    let mut stream = logs.stream_logs(request).await.unwrap().into_inner();
+    let mut lines = Vec::new();
+    while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap() {
+        let now = std::time::SystemTime::now();
+        lines.extend(batch.lines.into_iter().map(|line| (line, now)));
+    }
+    lines
+}
+
+fn system_time(seconds: i64, nanos: i32) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::new(seconds as u64, nanos as u32)
+}
+
+/// The issue's attack: a 50 MB line without a newline, then a 9 MiB `log.info`. Each is
+/// cut to one line with a marker, the batches fit the message limit, and so the runner's
+/// only stream keeps flowing: the job succeeds, its follower and a replay see the same
+/// lines, and another job on the same runner streams all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_output_neither_wedges_the_stream_nor_stops_other_jobs() {
+    const FLOOD: usize = 50 * 1024 * 1024;
+    const TICKS: usize = 200;
+    let mut stack = Stack::start().await;
+    let (stop, agent) = stack.agent().await;
+    let ticker = format!(
+        r#"return pipeline.define {{
+  name = "ticker",
+  stages = {{ {{ name = "tick", script = function()
+    process.run {{ cmd = "sh", args = {{ "-c", "i=1; while [ $i -le {TICKS} ]; do echo tick $i; i=$((i+1)); sleep 0.1; done" }} }}
+  end }} }},
+}}"#
+    );
+    let flood = format!(
+        r#"return pipeline.define {{
+  name = "flood",
+  stages = {{
+    {{ name = "flood", script = function()
+      process.run {{ cmd = "sh", args = {{ "-c", "head -c {FLOOD} /dev/zero | tr '\\0' x" }} }}
+      log.info(string.rep("y", 9 * 1024 * 1024))
+    end }},
+    {{ name = "normal", script = function()
+      log.info("normal 1")
+      process.run {{ cmd = "echo", args = {{ "normal 2" }} }}
+    end }},
+  }},
+}}"#
+    );
+    stack.create(&ticker, "ticker.lua").await;
+    stack.create(&flood, "flood.lua").await;
+
+    let ticking = stack.launch("ticker", &[]).await;
+    let ticks = tokio::spawn(follow_with(stack.logs.clone(), ticking.clone()));
+    stack
+        .wait(&ticking, "started its stage", |job| job.stages.iter().any(|s| s.state() == pb::StageState::Running))
+        .await;
+
+    let big = stack.launch("flood", &[]).await;
+    let follower = tokio::spawn(follow_with(stack.logs.clone(), big.clone()));
+    let job = stack.wait_ended(&big).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    let states: Vec<pb::StageState> = job.stages.iter().map(|s| s.state()).collect();
+    assert_eq!(states, [pb::StageState::Succeeded, pb::StageState::Succeeded]);
+    let (start, end) = (job.start_time.unwrap(), job.end_time.unwrap());
+    let ran = (system_time(start.seconds, start.nanos), system_time(end.seconds, end.nanos));
+
+    // The follower: each long line cut once with its marker, then the normal stage's lines.
+    let lines = follower.await.unwrap();
+    let expected = [
+        rivet_core::text::truncate(&"x".repeat(FLOOD), rivet_core::text::MAX_LOG_LINE_BYTES).into_owned(),
+        rivet_core::text::truncate(&"y".repeat(9 * 1024 * 1024), rivet_core::text::MAX_LOG_LINE_BYTES).into_owned(),
+        "normal 1".to_owned(),
+        "normal 2".to_owned(),
+    ];
+    assert_eq!(texts(&lines), expected, "lengths {:?}", lines.iter().map(|(l, _)| l.text.len()).collect::<Vec<_>>());
+    assert!(expected[0].ends_with(&format!("[truncated {} bytes]", FLOOD - expected[0].find(' ').unwrap())));
+    let stages: Vec<&str> = lines.iter().map(|(l, _)| l.stage.as_str()).collect();
+    assert_eq!(stages, ["flood", "flood", "normal", "normal"]);
+    let sequences: Vec<u64> = lines.iter().map(|(l, _)| l.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3, 4]);
+
+    // A replay from sequence 1 returns the same lines.
+    let request = pb::StreamLogsRequest { job_id: big.clone(), from_sequence: 1, follow: false };
+    let mut replay = stack.logs.stream_logs(request).await.unwrap().into_inner();
+    let mut replayed = Vec::new();
+    while let Some(batch) = replay.message().await.unwrap() {
+        replayed.extend(batch.lines.into_iter().map(|line| (line.sequence, line.stage, line.text)));
+    }
+    let followed: Vec<(u64, String, String)> =
+        lines.into_iter().map(|(line, _)| (line.sequence, line.stage, line.text)).collect();
+    assert_eq!(replayed, followed);
+
+    // The other job streamed while the flood ran, and lost nothing.
+    let ticked = stack.wait_ended(&ticking).await;
+    assert_eq!(ticked.state(), pb::JobState::Succeeded, "{ticked:?}");
+    let ticks = ticks.await.unwrap();
+    let expected: Vec<String> = (1..=TICKS).map(|i| format!("tick {i}")).collect();
+    assert_eq!(texts(&ticks), expected, "every tick, once, in order");
+    let during = ticks.iter().filter(|(_, at)| *at > ran.0 && *at < ran.1).count();
+    assert!(during > 0, "no tick reached its follower while the flood ran ({:?} to {:?})", ran.0, ran.1);
+    stop.drain.cancel();
+    agent.await.unwrap();
+}
+
+/// A script stuck inside one call (`fault.block`, from the `fault-injection` feature the
+/// tests turn on) is ended by its stage's timeout through the whole stack: the job is
+/// reported timed out on time, and the runner, with room for one job only, takes the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_script_times_out_and_the_runner_takes_the_next_job() {
+    let mut stack = Stack::start().await;
+    let runner = PodmanRunner::connect(stack.env.config.clone()).await.unwrap();
+    let agent = Agent::new(AgentConfig { capacity: 1, ..stack.agent_config() }, Arc::new(runner)).unwrap();
+    let stop = Stop::default();
+    let running = stop.clone();
+    let agent = tokio::spawn(async move { agent.run(running).await.unwrap() });
+    let stuck = r#"return pipeline.define {
+  name = "stuck",
+  stages = {
+    { name = "block", timeout = 2, script = function() log.info("blocking") fault.block(120) end },
+    { name = "later", script = function() log.info("later ran") end },
+  },
+}"#;
+    let quick = r#"return pipeline.define { name = "quick", stages = { { name = "s", script = function()
+    log.info("next job ran")
+end } } }"#;
+    stack.create(stuck, "stuck.lua").await;
+    stack.create(quick, "quick.lua").await;
+
+    let id = stack.launch("stuck", &[]).await;
+    let started = tokio::time::Instant::now();
+    let job = stack.wait_ended(&id).await;
+    // The stage timeout, the grace period (1 s), the unwinding and abandoning slack (4 s),
+    // and a margin for a loaded machine.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2 + 1 + 4 + 4), "the stuck job took {took:?}");
+    assert_eq!(job.state(), pb::JobState::TimedOut, "{job:?}");
+    let states: Vec<pb::StageState> = job.stages.iter().map(|s| s.state()).collect();
+    assert_eq!(states, [pb::StageState::TimedOut, pb::StageState::Skipped]);
+    assert!(job.message.contains("timed out after 2s") && job.message.contains("abandoned"), "{}", job.message);
+
+    let next = stack.launch("quick", &[]).await;
+    let lines = stack.follow(&next).await;
+    let job = stack.wait_ended(&next).await;
+    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
+    assert_eq!(texts(&lines), ["next job ran"]);
+    stop.drain.cancel();
+    agent.await.unwrap();
 }

@@ -3,7 +3,9 @@
 //! Each coordinator keeps ONE dedicated pub/sub connection (pooled connections are
 //! multiplexed and can't subscribe) and subscribes it to exactly the channels that local
 //! subscribers follow, so a replica receives only the traffic it needs. A router task reads
-//! the connection and forwards each message to the channel's in-process broadcast sender.
+//! the connection and forwards each message to the channel's in-process sender, which
+//! queues it for each local subscriber within that subscriber's bounds (`coord::channel`):
+//! the router never waits for a slow subscriber.
 //!
 //! Invariant: a channel has an entry in `routes` if and only if the live connection is
 //! subscribed to it (or will be, on reconnect). Entries are added and removed only while
@@ -21,13 +23,14 @@ use deadpool_redis::redis::aio::{PubSubSink, PubSubStream};
 use deadpool_redis::redis::{self, Client, Msg};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
+use crate::coord::channel::{Gauge, Limits, Sender};
 use crate::coord::subscription::Subscription;
-use crate::domain::coord::{CoordError, CoordResult};
+use crate::domain::coord::{CoordError, CoordResult, FanoutUsage};
 
 /// How long opening the pub/sub connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -51,8 +54,10 @@ pub(super) struct Fanout {
 
 /// What subscribers and the router share.
 struct Shared {
-    /// The broadcast sender of every subscribed channel, by channel name.
-    routes: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
+    /// The sender of every subscribed channel, by channel name.
+    routes: Mutex<HashMap<String, Sender>>,
+    /// What the subscribers' queues hold.
+    gauge: Arc<Gauge>,
     /// Serialises subscription changes and reconnection.
     control: tokio::sync::Mutex<Control>,
     /// Where dropped subscriptions send their channel, so that the router can unsubscribe
@@ -76,6 +81,7 @@ impl Fanout {
         let (released, releases) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             routes: Mutex::default(),
+            gauge: Arc::default(),
             control: tokio::sync::Mutex::new(Control { sink: Some(sink.clone()), broken: broken.clone() }),
             released,
         });
@@ -88,7 +94,7 @@ impl Fanout {
 
     /// Subscribes to `channel`. Returns once Redis has confirmed the subscription, so a
     /// message published after this returns is delivered.
-    pub(super) async fn subscribe(&self, channel: String, capacity: usize) -> CoordResult<BoxStream<'static, Bytes>> {
+    pub(super) async fn subscribe(&self, channel: String, limits: Limits) -> CoordResult<BoxStream<'static, Bytes>> {
         let mut control = self.shared.control.lock().await;
         let Control { sink, broken } = &mut *control;
         let Some(sink) = sink.as_mut() else {
@@ -97,7 +103,8 @@ impl Fanout {
         let (receiver, fresh) = match lock(&self.shared.routes).entry(channel.clone()) {
             Entry::Occupied(entry) => (entry.get().subscribe(), false),
             Entry::Vacant(entry) => {
-                let (sender, receiver) = broadcast::channel(capacity);
+                let sender = Sender::new(limits, self.shared.gauge.clone());
+                let receiver = sender.subscribe();
                 entry.insert(sender);
                 (receiver, true)
             }
@@ -125,14 +132,18 @@ impl Fanout {
         };
         Ok(Subscription::new(receiver, release).boxed())
     }
+
+    /// What the local subscribers' queues hold.
+    pub(super) fn usage(&self) -> FanoutUsage {
+        self.shared.gauge.usage()
+    }
 }
 
 impl Shared {
     /// Forwards a message to the subscribers of its channel.
     fn route(&self, message: &Msg) {
         if let Some(sender) = lock(&self.routes).get(message.get_channel_name()) {
-            // An error means the last subscriber just left; its release is on the way.
-            let _ = sender.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+            sender.send(&Bytes::copy_from_slice(message.get_payload_bytes()));
         }
     }
 

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. They mirror the schema the migrations create; the
 //! conversions to and from the domain's records live beside the code that uses them.
 
+pub mod api_token;
 pub mod job;
 pub mod job_stage;
 pub mod job_transition;
