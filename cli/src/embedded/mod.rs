@@ -105,8 +105,8 @@ impl Embedded {
                 format!("refusing to listen on {} without {}", options.listen, missing.join(" and ")),
             )
             .hint(
-                "the embedded server speaks plain text and takes any runner: listen on 127.0.0.1, \
-                 or pass --insecure to accept that anyone who can reach it may use it",
+                "the embedded server speaks plain text: listen on 127.0.0.1, or pass --insecure to accept \
+                 that anyone who can reach it may read what it carries",
             ));
         }
         // The runner finds (or starts, for its lifetime) a Podman service while the
