@@ -48,3 +48,29 @@ pub fn bearer(metadata: &MetadataMap) -> Result<Option<&str>, Status> {
         .map(Some)
         .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runners_are_open_only_without_any_configured_token() {
+        assert!(Auth::new(&[], Vec::new()).runners_open());
+        assert!(!Auth::new(&["api".to_owned()], Vec::new()).runners_open());
+        assert!(!Auth::new(&[], vec!["registration".to_owned()]).runners_open());
+        let auth = Auth::new(&["api".to_owned()], vec!["registration".to_owned()]);
+        assert!(!auth.runners_open());
+        assert_eq!(auth.registration_tokens(), ["registration"]);
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_or_refused() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(bearer(&metadata).map_err(|status| status.code()), Ok(None));
+        metadata.insert("authorization", "Bearer secret".parse().expect("ASCII"));
+        assert_eq!(bearer(&metadata).map_err(|status| status.code()), Ok(Some("secret")));
+        metadata.insert("authorization", "Basic secret".parse().expect("ASCII"));
+        let refused = bearer(&metadata).expect_err("not a bearer token");
+        assert_eq!(refused.message(), "the authorization metadata must be `Bearer <token>`");
+    }
+}
