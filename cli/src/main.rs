@@ -192,11 +192,37 @@ enum JobCommand {
 
 #[derive(Debug, Subcommand)]
 enum RunnerCommand {
-    /// List the runners, online and offline.
+    /// List the runners, online, offline and revoked.
     List {
         /// Only the runners connected now.
         #[arg(long)]
         online: bool,
+    },
+    /// Registration tokens for new runners.
+    #[command(subcommand)]
+    Token(RunnerTokenCommand),
+    /// Revoke a runner's credential: its session ends at once and its jobs are requeued.
+    Revoke {
+        /// The runner's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunnerTokenCommand {
+    /// Create a registration token (shown once): a new runner presents it once to receive
+    /// its own credential.
+    Create {
+        /// A label runners registering with the token get, instead of the ones they ask
+        /// for (`os` and `arch` still come from the machine unless given); repeatable.
+        #[arg(long = "label", short, value_name = "KEY=VALUE", value_parser = commands::job::parse_input)]
+        labels: Vec<(String, String)>,
+        /// How long the token stays valid, e.g. `30m`, `12h`, `7d`; no expiry when unset.
+        #[arg(long, value_name = "DURATION", value_parser = commands::runner::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// How many runners may register with it; no limit when unset.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: Option<u32>,
     },
 }
 
@@ -373,6 +399,11 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             JobCommand::Cancel { job } => commands::job::cancel(&client, &job, format).await,
         },
         Command::Runner(RunnerCommand::List { online }) => commands::runner::list(&client, online, format).await,
+        Command::Runner(RunnerCommand::Token(RunnerTokenCommand::Create { labels, expires, uses })) => {
+            let labels = commands::runner::collect_labels(labels)?;
+            commands::runner::create_token(&client, labels, expires, uses, format).await
+        }
+        Command::Runner(RunnerCommand::Revoke { id }) => commands::runner::revoke(&client, &id, format).await,
         Command::Token(command) => match command {
             TokenCommand::Create { role, name, expires } => {
                 commands::token::create(&client, role, name, expires, format).await

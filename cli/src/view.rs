@@ -190,10 +190,24 @@ pub fn runner_json(runner: &pb::Runner) -> Value {
         "labels": runner.labels,
         "capacity": runner.capacity,
         "online": runner.online,
+        "state": runner_state(runner),
+        "registered": runner.registered,
         "running_job_ids": runner.running_job_ids,
         "last_seen_time": json_time(runner.last_seen_time.as_ref()),
         "version": runner.version,
     })
+}
+
+/// A runner's state: online, offline or revoked.
+pub fn runner_state(runner: &pb::Runner) -> &'static str {
+    match runner.state() {
+        pb::RunnerState::Revoked => "revoked",
+        pb::RunnerState::Online => "online",
+        pb::RunnerState::Offline => "offline",
+        // An older orchestrator sends only `online`.
+        pb::RunnerState::Unspecified if runner.online => "online",
+        pb::RunnerState::Unspecified => "offline",
+    }
 }
 
 /// A token role's name.

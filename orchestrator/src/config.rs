@@ -1,5 +1,5 @@
 //! The orchestrator's configuration: defaults < TOML file < `RIVET_*` environment
-//! (`__` separates nesting levels, e.g. `RIVET_AUTH__RUNNER_TOKENS='["t1"]'`).
+//! (`__` separates nesting levels, e.g. `RIVET_AUTH__REGISTRATION_TOKENS='["t1"]'`).
 //!
 //! Every setting can be given either way, nested ones included. A `RIVET_*` variable that
 //! names no setting but looks like one (`RIVET_LEASE_TLL_MS`, `RIVET_AUTH__API_TOKEN`)
@@ -162,19 +162,34 @@ impl EvaluationConfig {
     }
 }
 
-/// Credentials the orchestrator accepts. With no runner token, runners are not checked; with
-/// no API token configured and none ever created through `TokenService`, the API is open
-/// (as in the embedded mode, which listens on loopback only).
+/// Credentials the orchestrator accepts. With no bootstrap API token configured and none
+/// ever created through `TokenService`, the API is open; with no bootstrap API token and no
+/// registration token configured, runners connect without a credential (as in the
+/// embedded mode, which listens on loopback only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Tokens runners present as `authorization: Bearer <token>`.
+    /// Registration tokens a new runner may present once to `RegisterRunner` to receive
+    /// its own credential, for deployments where no CLI runs before the runners (compose,
+    /// Kubernetes). They grant the labels each runner asks for, have no use limit and no
+    /// expiry; `rivet runner token create` makes narrower ones.
+    pub registration_tokens: Vec<String>,
+    /// The old name of `registration_tokens` (a token every runner shared, before runners
+    /// had their own credentials): still read, as registration tokens.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runner_tokens: Vec<String>,
     /// Bootstrap tokens users and clients present as `authorization: Bearer <token>`: each
     /// has the `admin` role, so it can create the per-user tokens (with their roles) that
     /// the database keeps hashed. Compared by SHA-256 digest in constant time. Empty by
     /// default.
     pub api_tokens: Vec<String>,
+}
+
+impl AuthConfig {
+    /// Every registration token configured, under either name.
+    pub fn all_registration_tokens(&self) -> Vec<String> {
+        self.registration_tokens.iter().chain(&self.runner_tokens).cloned().collect()
+    }
 }
 
 impl Default for Config {
@@ -206,6 +221,9 @@ impl Default for Config {
 const FOREIGN_VARIABLES: &[&str] =
     &["RIVET_CONFIG", "RIVET_SERVER", "RIVET_TOKEN", "RIVET_CA_FILE", "RIVET_RUNNER_*", "RIVET_TEST_*"];
 
+/// Settings under their old names: still read, never serialized when unset.
+const OLD_NAMES: &[&str] = &["auth.runner_tokens"];
+
 /// What `--print-config` shows instead of a secret (plain letters, so that it stays
 /// readable where a URL's password was).
 pub const REDACTED: &str = "REDACTED";
@@ -217,7 +235,9 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).unwrap_or_default());
+        // The old name of a setting is skipped when serialized, but still read.
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).unwrap_or_default())
+            .with_leaves(OLD_NAMES.iter().copied());
         let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
         let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, FOREIGN_VARIABLES);
         if !report.typos.is_empty() {
@@ -241,15 +261,19 @@ impl Config {
         let mut config = self.clone();
         config.database_url = redact_url(&config.database_url);
         config.redis_url = config.redis_url.as_deref().map(redact_url);
-        for token in config.auth.api_tokens.iter_mut().chain(config.auth.runner_tokens.iter_mut()) {
+        let auth = &mut config.auth;
+        for token in auth.api_tokens.iter_mut().chain(&mut auth.registration_tokens).chain(&mut auth.runner_tokens) {
             *token = REDACTED.to_owned();
         }
         config
     }
 
-    /// Whether both the API and the runner endpoint demand credentials.
+    /// Whether both the API and the runner endpoint demand credentials: a bootstrap API
+    /// token, and a registration token (under either name) for runners to register with.
+    /// With neither, runners connect without a credential.
     pub fn authenticated(&self) -> bool {
-        !self.auth.api_tokens.is_empty() && !self.auth.runner_tokens.is_empty()
+        !self.auth.api_tokens.is_empty()
+            && (!self.auth.registration_tokens.is_empty() || !self.auth.runner_tokens.is_empty())
     }
 
     /// What is missing for listening on `listen` safely: TLS and authentication, both
@@ -263,7 +287,7 @@ impl Config {
             missing.push("TLS (tls.cert_file and tls.key_file)");
         }
         if !self.authenticated() {
-            missing.push("authentication (auth.api_tokens and auth.runner_tokens)");
+            missing.push("authentication (auth.api_tokens and auth.registration_tokens)");
         }
         missing
     }
@@ -370,13 +394,33 @@ mod tests {
         }
     }
 
+    /// `auth.runner_tokens` (the shared runner token before runners had their own
+    /// credentials) still loads, as registration tokens.
+    #[test]
+    fn the_old_runner_tokens_setting_is_read_as_registration_tokens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "[auth]\nrunner_tokens = [\"shared\"]").expect("write");
+        let config = Config::load(Some(&file)).expect("the old name loads");
+        assert_eq!(config.auth.all_registration_tokens(), ["shared"]);
+    }
+
     #[test]
     fn off_loopback_needs_tls_and_authentication_unless_insecure() {
         let exposed = SocketAddr::from(([0, 0, 0, 0], 7420));
         let mut config = Config { listen: exposed, ..Config::default() };
         let err = config.validate().expect_err("open and plain text off loopback");
         assert!(err.contains("without TLS (tls.cert_file and tls.key_file) and authentication"), "{err}");
-        config.auth = AuthConfig { api_tokens: vec!["a".into()], runner_tokens: vec!["r".into()] };
+        config.auth = AuthConfig { api_tokens: vec!["a".into()], ..AuthConfig::default() };
+        let err = config.validate().expect_err("runners can connect without a credential");
+        assert!(err.contains("authentication (auth.api_tokens and auth.registration_tokens)"), "{err}");
+        // The old name of registration tokens counts as well.
+        config.auth =
+            AuthConfig { api_tokens: vec!["a".into()], runner_tokens: vec!["r".into()], ..AuthConfig::default() };
+        let err = config.validate().expect_err("plain text off loopback");
+        assert!(err.contains("without TLS") && !err.contains("authentication"), "{err}");
+        config.auth =
+            AuthConfig { api_tokens: vec!["a".into()], registration_tokens: vec!["r".into()], ..AuthConfig::default() };
         let err = config.validate().expect_err("plain text off loopback");
         assert!(err.contains("without TLS") && !err.contains("authentication"), "{err}");
         config.tls.cert_file = Some("cert.pem".into());
@@ -392,14 +436,19 @@ mod tests {
         let config = Config {
             database_url: "postgres://rivet:hunter2@db:5432/rivet?sslmode=require".to_owned(),
             redis_url: Some("rediss://default:pa55@cache:6380/0".to_owned()),
-            auth: AuthConfig { api_tokens: vec!["t1".into()], runner_tokens: vec!["t2".into(), "t3".into()] },
+            auth: AuthConfig {
+                api_tokens: vec!["t1".into()],
+                registration_tokens: vec!["t2".into(), "t3".into()],
+                runner_tokens: vec!["t4".into()],
+            },
             ..Config::default()
         };
         let redacted = config.redacted();
         assert_eq!(redacted.database_url, "postgres://rivet:REDACTED@db:5432/rivet?sslmode=require");
         assert_eq!(redacted.redis_url.as_deref(), Some("rediss://default:REDACTED@cache:6380/0"));
         assert_eq!(redacted.auth.api_tokens, vec![REDACTED]);
-        assert_eq!(redacted.auth.runner_tokens, vec![REDACTED, REDACTED]);
+        assert_eq!(redacted.auth.registration_tokens, vec![REDACTED, REDACTED]);
+        assert_eq!(redacted.auth.runner_tokens, vec![REDACTED]);
         assert_eq!(redact_url("sqlite://rivet.db?mode=rwc"), "sqlite://rivet.db?mode=rwc");
     }
 

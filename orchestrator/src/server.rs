@@ -95,7 +95,7 @@ pub async fn start(
         );
     }
     let tls = tls_config(&config.tls)?;
-    let auth = Auth::new(&config.auth.runner_tokens);
+    let auth = Auth::new(&config.auth.api_tokens, config.auth.all_registration_tokens());
     let access = Access::new(store.clone(), &config.auth.api_tokens);
     let limit = config.max_message_bytes;
     let orchestrator = Orchestrator::new(store, coord, config);

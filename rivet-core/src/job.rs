@@ -9,7 +9,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The runner protocol version this build speaks. Changes with every protocol change.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// - 2: a runner registers once (`RegisterRunner`, with a registration token) and connects
+///   with its own credential; the hello's `runner_id` must be the credential's, and its
+///   labels ones the registration granted.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Declares a string-backed enum with `as_str`, `FromStr` and `Display`.
 macro_rules! string_enum {

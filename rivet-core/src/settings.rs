@@ -47,6 +47,13 @@ impl KeyPaths {
         }
     }
 
+    /// Adds `paths` (lowercase, dotted) as settable leaves: settings the serialized
+    /// defaults leave out, such as an old name kept readable but skipped when empty.
+    pub fn with_leaves<'a>(mut self, paths: impl IntoIterator<Item = &'a str>) -> Self {
+        self.leaves.extend(paths.into_iter().map(str::to_owned));
+        self
+    }
+
     /// Whether `path` (lowercase, dotted) sets a key.
     pub fn contains(&self, path: &str) -> bool {
         self.leaves.contains(path)
@@ -179,5 +186,17 @@ mod tests {
         let report = check(&["RIVET_SERVER", "RIVET_TEST_DATABASE_URL", "RIVET_SOMETHING_UNRELATED_ENTIRELY"]);
         assert!(report.typos.is_empty(), "{report:?}");
         assert_eq!(report.unknown, vec!["RIVET_SOMETHING_UNRELATED_ENTIRELY".to_owned()]);
+    }
+
+    #[test]
+    fn extra_leaves_are_settings_too() {
+        let defaults = serde_json::json!({ "auth": { "registration_tokens": [] }, "registration_token": null });
+        let plain = KeyPaths::from_defaults(&defaults);
+        let report = check_env("RIVET_", ["RIVET_AUTH__RUNNER_TOKENS"], &plain, &[]);
+        assert_eq!(report.typos, vec![("RIVET_AUTH__RUNNER_TOKENS".to_owned(), None)]);
+        let keys = KeyPaths::from_defaults(&defaults).with_leaves(["auth.runner_tokens", "token"]);
+        assert!(keys.contains("auth.runner_tokens") && keys.contains("token"));
+        let report = check_env("RIVET_", ["RIVET_AUTH__RUNNER_TOKENS", "RIVET_TOKEN"], &keys, &[]);
+        assert_eq!(report, EnvReport::default());
     }
 }

@@ -51,7 +51,11 @@ async fn run() -> anyhow::Result<()> {
     }
     let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
     let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;
-    tracing::info!(runner = %agent.runner_id(), "runner starting");
+    match agent.credential() {
+        Some(credential) => tracing::info!(runner = %credential.runner_id, "runner starting with its credential"),
+        None if agent.registration_pending() => tracing::info!("runner starting: it registers first"),
+        None => tracing::info!(runner = %agent.runner_id(), "runner starting without a credential"),
+    }
     let stop = Stop::default();
     tokio::spawn(watch_signals(stop.clone()));
     agent.run(stop).await?;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rivet_orchestrator::config::{AuthConfig, Config};
+use rivet_orchestrator::domain::identity;
 use rivet_orchestrator::server::{self, RunningServer};
-use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop};
+use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop, credential};
 use rivet_runner::config::ExecutorConfig;
 use rivet_runner::executor::PodmanRunner;
 use tokio::task::JoinHandle;
@@ -74,12 +75,26 @@ impl Embedded {
             std::fs::create_dir_all(parent)
                 .map_err(|err| setup(&format!("cannot create {}", parent.display()), &err))?;
         }
+        // A credential belongs to the database that issued it: with a new database, the
+        // runner must register again rather than fail on a credential nobody knows.
+        if !options.database.exists() {
+            let _ = std::fs::remove_file(credential::path(&options.state_dir.join("runner")));
+        }
+        // The in-process runner registers like any other, with a registration token made
+        // up for this process: no other runner can join without one from the operator.
+        // After its first start it connects with the credential in its state directory.
+        let registration_token =
+            identity::random_secret().map_err(|err| setup("cannot make a registration token for the runner", &err))?;
         let config = Config {
             listen: options.listen,
             database_url: format!("sqlite://{}?mode=rwc", options.database.display()),
             redis_url: None,
             shutdown_grace_ms: SHUTDOWN_GRACE.as_millis() as u64,
-            auth: AuthConfig { api_tokens: options.api_tokens.clone(), runner_tokens: Vec::new() },
+            auth: AuthConfig {
+                api_tokens: options.api_tokens.clone(),
+                registration_tokens: vec![registration_token.clone()],
+                ..AuthConfig::default()
+            },
             insecure: options.insecure,
             ..Config::default()
         };
@@ -90,8 +105,8 @@ impl Embedded {
                 format!("refusing to listen on {} without {}", options.listen, missing.join(" and ")),
             )
             .hint(
-                "the embedded server speaks plain text and takes any runner: listen on 127.0.0.1, \
-                 or pass --insecure to accept that anyone who can reach it may use it",
+                "the embedded server speaks plain text: listen on 127.0.0.1, or pass --insecure to accept \
+                 that anyone who can reach it may read what it carries",
             ));
         }
         // The runner finds (or starts, for its lifetime) a Podman service while the
@@ -129,6 +144,7 @@ impl Embedded {
 
         let agent_config = AgentConfig {
             orchestrator_url: format!("http://{addr}"),
+            registration_token: Some(registration_token),
             name: Some(options.runner_name.clone()),
             capacity: options.capacity,
             state_dir: options.state_dir.join("runner"),

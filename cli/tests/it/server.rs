@@ -306,3 +306,39 @@ fn a_server_with_tokens_wants_one() {
     server.rivet().env("RIVET_TOKEN", "s3cret-token").args(["pipeline", "create", &hello()]).assert().code(0);
     server.rivet().args(["--token", "s3cret-token", "pipeline", "list"]).assert().code(0).stdout(contains("hello"));
 }
+
+#[test]
+fn runner_tokens_are_shown_once_and_a_revoked_runner_is_listed_revoked() {
+    let server = Server::start();
+    let token = server.json(&["runner", "token", "create", "--label", "pool=ci", "--expires", "1h", "--uses", "1"]);
+    assert!(token["token"].as_str().is_some_and(|token| token.starts_with("rivet-reg_")), "{token}");
+    assert_eq!((token["uses"].clone(), token["labels"]["pool"].clone()), (1.into(), "ci".into()));
+    assert!(token["expire_time"].is_string(), "{token}");
+    server
+        .rivet()
+        .args(["runner", "token", "create", "--expires", "soon"])
+        .assert()
+        .code(2)
+        .stderr(contains("`soon` is not a duration like 30m, 12h or 7d"));
+
+    // The embedded runner registered itself: wait until it is online.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let runner = loop {
+        let runners = server.json(&["runner", "list"]);
+        if runners[0]["state"] == "online" {
+            break runners[0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the embedded runner never came online: {runners}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(runner["registered"], true);
+    let id = runner["id"].as_str().expect("an id").to_owned();
+    server.rivet().args(["runner", "revoke", &id]).assert().code(0).stderr(contains(format!("runner {id} revoked")));
+    server.rivet().args(["runner", "list"]).assert().code(0).stdout(contains("revoked"));
+    server
+        .rivet()
+        .args(["runner", "revoke", "not-a-uuid"])
+        .assert()
+        .code(1)
+        .stderr(contains("runner_id: is not a UUID"));
+}

@@ -13,7 +13,8 @@ pub enum Need {
     /// Nothing: health checks (load balancers, Kubernetes probes) and reflection (the API's
     /// schema, which is public anyway).
     Public,
-    /// A runner credential, which the service checks itself: runners are not users.
+    /// A runner credential (or, for `RegisterRunner`, a registration token), which the
+    /// service checks itself: runners are not users.
     RunnerCredential,
     /// An API token (or bootstrap token) with at least this role.
     Role(Role),
@@ -36,7 +37,10 @@ pub const ROLE_TABLE: &[(&str, Need)] = &[
     ("/rivet.v1.JobService/WatchJob", R(Viewer)),
     ("/rivet.v1.LogService/StreamLogs", R(Viewer)),
     ("/rivet.v1.RunnerService/Connect", RunnerCredential),
+    ("/rivet.v1.RunnerService/RegisterRunner", RunnerCredential),
     ("/rivet.v1.RunnerService/ListRunners", R(Viewer)),
+    ("/rivet.v1.RunnerService/CreateRegistrationToken", R(Admin)),
+    ("/rivet.v1.RunnerService/RevokeRunner", R(Admin)),
     ("/rivet.v1.TokenService/CreateToken", R(Admin)),
     ("/rivet.v1.TokenService/ListTokens", R(Admin)),
     ("/rivet.v1.TokenService/RevokeToken", R(Admin)),
@@ -102,5 +106,7 @@ mod tests {
         assert_eq!(need(""), None);
         assert_eq!(need("/rivet.v1.JobService/LaunchJob"), Some(Need::Role(Role::Operator)));
         assert_eq!(need("/rivet.v1.RunnerService/Connect"), Some(Need::RunnerCredential));
+        assert_eq!(need("/rivet.v1.RunnerService/RegisterRunner"), Some(Need::RunnerCredential));
+        assert_eq!(need("/rivet.v1.RunnerService/RevokeRunner"), Some(Need::Role(Role::Admin)));
     }
 }

@@ -47,8 +47,10 @@ impl From<Error> for Status {
             Error::AlreadyEnded(..) => Status::failed_precondition(err.to_string()),
             Error::StaleAssignment(_) => Status::aborted(err.to_string()),
             Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),
-            Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
-            Error::PermissionDenied { .. } | Error::Unlisted(_) => Status::permission_denied(err.to_string()),
+            Error::Unauthenticated(_) | Error::RunnerUnauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::PermissionDenied { .. } | Error::Unlisted(_) | Error::RunnerRefused(_) => {
+                Status::permission_denied(err.to_string())
+            }
             Error::ShuttingDown => Status::unavailable(err.to_string()),
             Error::Evaluation(ref evaluation) => match evaluation {
                 // A limit stopped the script: the script is at fault, and the message says

@@ -100,7 +100,10 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     } else {
         // The runner went away between the claim and the push: put the job back.
         orchestrator.registry().remove_job(runner.id, job.id);
-        orchestrator.store().requeue_job(assignment, "the runner disconnected before it received the job").await?;
+        orchestrator
+            .store()
+            .requeue_job(Some(runner.id), assignment, "the runner disconnected before it received the job")
+            .await?;
         orchestrator.coord().release_lease(assignment).await?;
     }
     orchestrator.job_changed(job.id).await;

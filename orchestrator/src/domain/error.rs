@@ -66,6 +66,14 @@ pub enum Error {
     /// A method with no entry in the role table: refused, whoever calls.
     #[error("{0} has no entry in the role table, so it is refused")]
     Unlisted(String),
+    /// A runner without a valid registration token or credential: missing, malformed,
+    /// unknown, expired or revoked.
+    #[error("{0}")]
+    RunnerUnauthenticated(String),
+    /// A valid credential asking for something it was not granted, e.g. a runner claiming
+    /// another runner's id or labels its registration did not grant.
+    #[error("{0}")]
+    RunnerRefused(String),
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,

@@ -53,7 +53,7 @@ pub async fn sweep(orchestrator: &Orchestrator, suspects: &mut HashSet<Assignmen
             continue;
         }
         if let Some(after) =
-            orchestrator.store().requeue_job(assignment, "the runner was lost: its lease expired").await?
+            orchestrator.store().requeue_job(None, assignment, "the runner was lost: its lease expired").await?
         {
             requeued += 1;
             tracing::warn!(job = %job.id, attempt = job.attempt, state = %after.state, "lease expired");

@@ -6,6 +6,7 @@ pub mod bounds;
 pub mod coord;
 pub mod dispatch;
 pub mod error;
+pub mod identity;
 pub mod leases;
 pub mod orchestrator;
 pub mod registry;

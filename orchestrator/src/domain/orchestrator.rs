@@ -28,6 +28,13 @@ pub enum RunnerCommand {
         /// Why.
         reason: FailureReason,
     },
+    /// The runner connected again: end every session of it except `keep`.
+    Fence {
+        /// The new connection.
+        keep: Uuid,
+    },
+    /// The runner's credential was revoked: end its sessions at once.
+    Revoke,
 }
 
 /// The orchestrator's shared state. Cheap to clone.

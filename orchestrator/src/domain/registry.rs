@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rivet_proto::v1::ConnectResponse;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A runner connected to this replica.
@@ -23,6 +24,22 @@ pub struct ConnectedRunner {
     /// Whether it was asked to drain (takes no new jobs).
     pub draining: bool,
     sender: mpsc::Sender<ConnectResponse>,
+    /// The connection's session ends when this is cancelled (fenced): the runner
+    /// connected again, or was revoked.
+    fence: CancellationToken,
+    /// Cancelled by the session once it has stopped handling messages.
+    ended: CancellationToken,
+}
+
+/// A handle on one connection's session, to fence it and wait until it has stopped.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// The connection's id.
+    pub connection: Uuid,
+    /// Cancel to end the session.
+    pub fence: CancellationToken,
+    /// Cancelled once the session has stopped handling messages.
+    pub ended: CancellationToken,
 }
 
 impl ConnectedRunner {
@@ -45,7 +62,8 @@ impl Registry {
         self.runners.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a connection, replacing an older connection of the same runner.
+    /// Registers `connection`, replacing an older connection of the same runner (which the
+    /// caller has fenced first: see [`Registry::session`]).
     pub fn connect(
         &self,
         id: Uuid,
@@ -53,11 +71,29 @@ impl Registry {
         capacity: u32,
         running: HashSet<Uuid>,
         sender: mpsc::Sender<ConnectResponse>,
-    ) -> Uuid {
-        let connection = Uuid::new_v4();
-        let runner = ConnectedRunner { id, labels, capacity, running, connection, draining: false, sender };
+        session: SessionHandle,
+    ) {
+        let runner = ConnectedRunner {
+            id,
+            labels,
+            capacity,
+            running,
+            connection: session.connection,
+            draining: false,
+            sender,
+            fence: session.fence,
+            ended: session.ended,
+        };
         self.lock().insert(id, runner);
-        connection
+    }
+
+    /// The session of the runner's current connection here, if it has one.
+    pub fn session(&self, id: Uuid) -> Option<SessionHandle> {
+        self.lock().get(&id).map(|runner| SessionHandle {
+            connection: runner.connection,
+            fence: runner.fence.clone(),
+            ended: runner.ended.clone(),
+        })
     }
 
     /// Removes a connection, unless a newer one of the same runner replaced it.

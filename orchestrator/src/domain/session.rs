@@ -1,25 +1,46 @@
 //! One runner's stream: hello and welcome, then heartbeats, job reports and log batches
 //! in, and assignments, cancels and acks out. Every report is fenced by its assignment's
-//! epoch; a stale one is answered with `Refused` so the runner stops working on it.
+//! epoch and by the job's assigned runner; anything else is answered with `Refused` so the
+//! runner stops working on it.
+//!
+//! A session is bound to the runner its credential names (see `domain::identity`): a hello
+//! claiming another id, or labels the registration did not grant, is refused. A new
+//! connection of the same runner fences the old session (on this replica it waits for it
+//! to stop; other replicas are told over the runner's topic) before it takes over.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
 use rivet_core::job::PROTOCOL_VERSION;
 use rivet_core::{Assignment, JobState, StageState};
 use rivet_proto::v1::{self as pb, ConnectRequest, ConnectResponse, connect_request, connect_response};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::convert;
 use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
+use crate::domain::identity::{RunnerIdentity, ungranted_label};
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
-use crate::domain::store::{Finish, RunnerRecord};
+use crate::domain::registry::SessionHandle;
+use crate::domain::store::{Finish, RunnerRecord, StageReport};
 
 /// How many messages may wait for a slow runner before senders wait.
 const OUTBOX: usize = 256;
+/// How long a new connection waits for the runner's previous session on this replica to
+/// stop after fencing it. A session stops between two messages, so this is only reached
+/// when the database hangs; the new session then proceeds (the old one is fenced anyway).
+const FENCE_WAIT: Duration = Duration::from_secs(5);
+/// How often a registered runner's session re-reads its credential, in case the revoke
+/// message (delivered at most once) was missed.
+const CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
+
+/// Why a report was refused: its assignment is not the job's current one, or the job is
+/// assigned to another runner.
+const STALE: &str = "stale assignment: the job is not (or no longer) assigned to this runner under this epoch";
 
 /// A validated hello.
 struct Hello {
@@ -29,7 +50,11 @@ struct Hello {
 
 /// Serves one runner stream: answers the hello, then handles messages until the stream
 /// ends. Returns the receiver of messages to send to the runner; `serve` runs on a task.
-pub async fn open<S>(orchestrator: Orchestrator, mut incoming: S) -> Result<mpsc::Receiver<ConnectResponse>>
+pub async fn open<S>(
+    orchestrator: Orchestrator,
+    identity: RunnerIdentity,
+    mut incoming: S,
+) -> Result<mpsc::Receiver<ConnectResponse>>
 where
     S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Send + Unpin + 'static,
 {
@@ -40,19 +65,36 @@ where
         Some(Err(status)) => return Err(Error::invalid("body", status.message().to_owned())),
         None => return Err(Error::invalid("body", "the stream ended before the hello")),
     };
-    let (sender, receiver) = mpsc::channel(OUTBOX);
     let runner_id = hello.runner.id;
+    check_identity(&orchestrator, &identity, &hello.runner).await?;
 
+    // Fence the runner's previous session before this one takes over: on this replica,
+    // wait until it has stopped; elsewhere, tell it to stop.
+    let session =
+        SessionHandle { connection: Uuid::new_v4(), fence: CancellationToken::new(), ended: CancellationToken::new() };
+    if let Some(previous) = orchestrator.registry().session(runner_id) {
+        previous.fence.cancel();
+        if tokio::time::timeout(FENCE_WAIT, previous.ended.cancelled()).await.is_err() {
+            tracing::warn!(runner = %runner_id, "the previous session did not stop in time; replacing it anyway");
+        }
+    }
+    orchestrator.send_runner_command(runner_id, &RunnerCommand::Fence { keep: session.connection }).await;
+
+    let (sender, receiver) = mpsc::channel(OUTBOX);
     // Keep the jobs the runner still runs under their current epoch; abandon the rest.
     let mut kept = HashSet::new();
+    let mut owned = HashSet::new();
     let mut abandon = Vec::new();
     let mut acks = Vec::new();
     for (assignment, _last_sequence) in &hello.running {
         let current = orchestrator.store().job(assignment.job_id).await?;
         match current {
-            Some(job) if job.state.is_active() && job.epoch == assignment.epoch => {
+            Some(job)
+                if job.state.is_active() && job.assignment() == *assignment && job.runner_id == Some(runner_id) =>
+            {
                 orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await?;
                 kept.insert(job.id);
+                owned.insert(*assignment);
                 let stored = orchestrator.store().last_log_sequence(job.id).await?;
                 acks.push(pb::LogAck { job_id: job.id.to_string(), sequence: stored });
             }
@@ -61,12 +103,15 @@ where
     }
     orchestrator.store().upsert_runner(&hello.runner).await?;
     orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await?;
-    let connection = orchestrator.registry().connect(
+    let connection = session.connection;
+    let (fence, ended) = (session.fence.clone(), session.ended.clone());
+    orchestrator.registry().connect(
         runner_id,
         hello.runner.labels.clone(),
         hello.runner.capacity,
         kept,
         sender.clone(),
+        session,
     );
     let welcome = pb::RunnerWelcome {
         protocol_version: PROTOCOL_VERSION,
@@ -80,8 +125,16 @@ where
     tracing::info!(runner = %runner_id, name = %hello.runner.name, capacity = hello.runner.capacity, "runner connected");
 
     let commands = orchestrator.coord().subscribe(&Topic::Runner(runner_id)).await?;
-    let session =
-        Session { orchestrator: orchestrator.clone(), runner: hello.runner, sender, renewed: Default::default() };
+    let session = Session {
+        orchestrator: orchestrator.clone(),
+        runner: hello.runner,
+        registered: matches!(identity, RunnerIdentity::Registered { .. }),
+        connection,
+        fence,
+        sender,
+        renewed: Default::default(),
+        owned: std::sync::Mutex::new(owned),
+    };
     tokio::spawn(async move {
         session.serve(incoming, commands).await;
         let orchestrator = session.orchestrator;
@@ -91,10 +144,40 @@ where
         {
             tracing::warn!(runner = %runner_id, error = %err, "failed to mark the runner offline");
         }
+        ended.cancel();
         tracing::info!(runner = %runner_id, "runner disconnected");
     });
     orchestrator.wake_dispatcher();
     Ok(receiver)
+}
+
+/// Refuses a hello that claims another runner's id, or labels the runner was not granted.
+async fn check_identity(orchestrator: &Orchestrator, identity: &RunnerIdentity, hello: &RunnerRecord) -> Result<()> {
+    match identity {
+        RunnerIdentity::Registered { runner_id, labels } => {
+            if *runner_id != hello.id {
+                tracing::warn!(credential = %runner_id, claimed = %hello.id, "refused a hello claiming another runner's id");
+                return Err(Error::RunnerRefused(format!(
+                    "this credential belongs to runner {runner_id}; the hello claims runner {}",
+                    hello.id
+                )));
+            }
+            if let Some((key, value)) = ungranted_label(labels, &hello.labels) {
+                return Err(Error::RunnerRefused(format!(
+                    "label `{key}={value}` was not granted to runner {runner_id} at registration"
+                )));
+            }
+        }
+        RunnerIdentity::Unauthenticated => {
+            if orchestrator.store().runner_credential(hello.id).await?.is_some() {
+                return Err(Error::RunnerRefused(format!(
+                    "runner {} is registered: it must connect with its credential",
+                    hello.id
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
@@ -127,7 +210,15 @@ fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
 struct Session {
     orchestrator: Orchestrator,
     runner: RunnerRecord,
+    /// Whether the runner proved a credential (and so can be revoked).
+    registered: bool,
+    connection: Uuid,
+    /// Cancelled when another connection of the runner takes over, or it is revoked.
+    fence: CancellationToken,
     sender: mpsc::Sender<ConnectResponse>,
+    /// Assignments known to be this runner's: checked once against the store, so a
+    /// heartbeat cannot renew the lease of another runner's job.
+    owned: std::sync::Mutex<HashSet<Assignment>>,
     /// When each job's lease was last renewed by this session.
     renewed: std::sync::Mutex<std::collections::HashMap<Assignment, tokio::time::Instant>>,
 }
@@ -139,8 +230,21 @@ impl Session {
     {
         // A shutdown does not end the session: the runner must still be able to report
         // the jobs it drains; it leaves when it has, or when the server stops.
+        let mut recheck = tokio::time::interval(CREDENTIAL_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.reset();
         loop {
             tokio::select! {
+                biased;
+                _ = self.fence.cancelled() => {
+                    tracing::info!(runner = %self.runner.id, "session fenced: the runner connected again or was revoked");
+                    return;
+                }
+                _ = recheck.tick(), if self.registered => {
+                    if self.revoked().await {
+                        return;
+                    }
+                }
                 message = incoming.next() => match message {
                     Some(Ok(ConnectRequest { body: Some(body) })) => {
                         if let Err(err) = self.handle(body).await {
@@ -156,9 +260,44 @@ impl Session {
                     }
                     None => return,
                 },
-                Some(payload) = commands.next() => self.command(&payload).await,
+                Some(payload) = commands.next() => {
+                    if !self.command(&payload).await {
+                        return;
+                    }
+                }
             }
         }
+    }
+
+    /// Whether the runner's credential was revoked (or is gone), read from the store.
+    async fn revoked(&self) -> bool {
+        match self.orchestrator.store().runner_credential(self.runner.id).await {
+            Ok(Some(credential)) => credential.revoked_at.is_some(),
+            Ok(None) => true,
+            Err(err) => {
+                tracing::warn!(runner = %self.runner.id, error = %err, "cannot re-check the runner's credential");
+                false
+            }
+        }
+    }
+
+    /// Forgets an assignment that ended, so the set of owned ones stays small.
+    fn forget(&self, assignment: Assignment) {
+        self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
+    }
+
+    /// Whether `assignment` is the current assignment of a job this runner holds.
+    async fn owns(&self, assignment: Assignment) -> Result<bool> {
+        if self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&assignment) {
+            return Ok(true);
+        }
+        let owns = self.orchestrator.store().job(assignment.job_id).await?.is_some_and(|job| {
+            job.state.is_active() && job.assignment() == assignment && job.runner_id == Some(self.runner.id)
+        });
+        if owns {
+            self.owned.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(assignment);
+        }
+        Ok(owns)
     }
 
     async fn send(&self, body: connect_response::Body) {
@@ -189,7 +328,8 @@ impl Session {
         Ok(())
     }
 
-    async fn command(&self, payload: &[u8]) {
+    /// Handles a command for this runner; `false` ends the session.
+    async fn command(&self, payload: &[u8]) -> bool {
         match serde_json::from_slice::<RunnerCommand>(payload) {
             Ok(RunnerCommand::Cancel { assignment, reason }) => {
                 let cancel = pb::CancelJob {
@@ -198,8 +338,18 @@ impl Session {
                 };
                 self.send(connect_response::Body::CancelJob(cancel)).await;
             }
+            Ok(RunnerCommand::Fence { keep }) if keep != self.connection => {
+                tracing::info!(runner = %self.runner.id, "session fenced: the runner connected to another replica");
+                return false;
+            }
+            Ok(RunnerCommand::Fence { .. }) => {}
+            Ok(RunnerCommand::Revoke) => {
+                tracing::warn!(runner = %self.runner.id, "session ended: the runner's credential was revoked");
+                return false;
+            }
             Err(err) => tracing::warn!(error = %err, "ignoring a malformed runner command"),
         }
+        true
     }
 
     async fn handle(&self, body: connect_request::Body) -> Result<()> {
@@ -215,7 +365,9 @@ impl Session {
                 let mut running = HashSet::new();
                 for job in heartbeat.running_jobs {
                     let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "heartbeat.running_jobs")?;
-                    if orchestrator.coord().renew_lease(assignment, ttl).await? {
+                    if !self.owns(assignment).await? {
+                        self.refuse(assignment, "the job is not assigned to this runner").await;
+                    } else if orchestrator.coord().renew_lease(assignment, ttl).await? {
                         running.insert(assignment.job_id);
                     } else {
                         self.refuse(assignment, "the lease expired and the job was handed on").await;
@@ -229,18 +381,19 @@ impl Session {
             connect_request::Body::JobAccepted(accepted) => {
                 let assignment =
                     convert::assignment_from_proto(accepted.assignment.as_ref(), "job_accepted.assignment")?;
-                match store.mark_running(assignment).await? {
+                match store.mark_running(self.runner.id, assignment).await? {
                     Some(_) => orchestrator.job_changed(assignment.job_id).await,
-                    None => self.refuse(assignment, "the job is no longer assigned to this runner").await,
+                    None => self.refuse(assignment, STALE).await,
                 }
             }
             connect_request::Body::JobRejected(rejected) => {
                 let assignment =
                     convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
+                self.forget(assignment);
                 let message =
                     bounds::message(format!("runner {} rejected the job: {}", self.runner.name, rejected.reason));
-                if store.requeue_job(assignment, &message).await?.is_some() {
+                if store.requeue_job(Some(self.runner.id), assignment, &message).await?.is_some() {
                     orchestrator.coord().release_lease(assignment).await?;
                     orchestrator.job_changed(assignment.job_id).await;
                     orchestrator.announce_dispatch().await;
@@ -251,10 +404,17 @@ impl Session {
                     convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
                 let at = convert::time_from_proto(started.time.as_ref());
                 let stage = bounds::stage_name(started.stage);
-                if store.record_stage(assignment, &stage, StageState::Running, None, "", at).await? {
+                if store
+                    .record_stage(
+                        self.runner.id,
+                        assignment,
+                        StageReport::new(&stage, StageState::Running, None, "", at),
+                    )
+                    .await?
+                {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
-                    self.refuse(assignment, "stale assignment").await;
+                    self.refuse(assignment, STALE).await;
                 }
             }
             connect_request::Body::StageFinished(finished) => {
@@ -265,10 +425,13 @@ impl Session {
                 let at = convert::time_from_proto(finished.time.as_ref());
                 let stage = bounds::stage_name(finished.stage);
                 let message = bounds::message(finished.message);
-                if store.record_stage(assignment, &stage, state, reason, &message, at).await? {
+                if store
+                    .record_stage(self.runner.id, assignment, StageReport::new(&stage, state, reason, &message, at))
+                    .await?
+                {
                     orchestrator.job_changed(assignment.job_id).await;
                 } else {
-                    self.refuse(assignment, "stale assignment").await;
+                    self.refuse(assignment, STALE).await;
                 }
             }
             connect_request::Body::LogBatch(batch) => {
@@ -278,7 +441,7 @@ impl Session {
                     .into_iter()
                     .map(|line| convert::log_line_from_proto(line, assignment.attempt).map(bounds::log_line))
                     .collect::<Result<Vec<_>, _>>()?;
-                match store.append_logs(assignment, &lines).await? {
+                match store.append_logs(self.runner.id, assignment, &lines).await? {
                     Some(stored) => {
                         self.renew_on_activity(assignment).await?;
                         let fresh: Vec<_> = lines.into_iter().filter(|line| line.sequence <= stored).collect();
@@ -288,7 +451,7 @@ impl Session {
                         let ack = pb::LogAck { job_id: assignment.job_id.to_string(), sequence: stored };
                         self.send(connect_response::Body::LogAck(ack)).await;
                     }
-                    None => self.refuse(assignment, "stale assignment: the job was handed to another runner").await,
+                    None => self.refuse(assignment, STALE).await,
                 }
             }
             connect_request::Body::JobFinished(finished) => {
@@ -316,16 +479,17 @@ impl Session {
                     outputs,
                 };
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
-                match store.finish_job(assignment, finish).await? {
+                match store.finish_job(Some(self.runner.id), assignment, finish).await? {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
+                        self.forget(assignment);
                         orchestrator.coord().release_lease(assignment).await?;
                         let closed = pb::JobClosed { assignment: Some(convert::assignment_to_proto(assignment)) };
                         self.send(connect_response::Body::JobClosed(closed)).await;
                         tracing::info!(job = %job.id, state = %job.state, "job finished");
                         orchestrator.job_changed(job.id).await;
                     }
-                    None => self.refuse(assignment, "stale assignment: the job was handed to another runner").await,
+                    None => self.refuse(assignment, STALE).await,
                 }
                 orchestrator.wake_dispatcher();
             }

@@ -182,6 +182,34 @@ pub struct Finish {
     pub outputs: BTreeMap<String, String>,
 }
 
+/// A stage's state as a runner reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageReport<'a> {
+    /// The stage's name.
+    pub stage: &'a str,
+    /// Its state.
+    pub state: StageState,
+    /// Why it failed, when it did.
+    pub failure_reason: Option<FailureReason>,
+    /// A human-readable explanation.
+    pub message: &'a str,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> StageReport<'a> {
+    /// A report of `stage` entering `state` at `at`.
+    pub fn new(
+        stage: &'a str,
+        state: StageState,
+        failure_reason: Option<FailureReason>,
+        message: &'a str,
+        at: DateTime<Utc>,
+    ) -> StageReport<'a> {
+        StageReport { stage, state, failure_reason, message, at }
+    }
+}
+
 /// The outcome of a cancel request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelOutcome {
@@ -209,6 +237,49 @@ pub struct RunnerRecord {
     pub version: String,
     /// When it was last heard from.
     pub last_seen: DateTime<Utc>,
+}
+
+/// A registration token to store. Its secret is not stored, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRegistrationToken {
+    /// Its id: the public part of the token.
+    pub id: Uuid,
+    /// The SHA-256 of its secret, in hex.
+    pub secret_hash: String,
+    /// The labels it grants; empty grants what each runner asks for.
+    pub labels: BTreeMap<String, String>,
+    /// How many runners may register with it; `None` for no limit.
+    pub uses: Option<u32>,
+    /// When it stops being accepted; `None` for never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The outcome of presenting a stored registration token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// Accepted (one use was counted): the labels it grants.
+    Granted(BTreeMap<String, String>),
+    /// No token with this id and secret.
+    Unknown,
+    /// The token expired.
+    Expired(DateTime<Utc>),
+    /// Every use of the token was spent.
+    UsedUp,
+}
+
+/// A registered runner's credential, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerCredential {
+    /// The runner it belongs to.
+    pub runner_id: Uuid,
+    /// The SHA-256 of the credential's secret, in hex.
+    pub secret_hash: String,
+    /// The labels the runner may announce.
+    pub labels: BTreeMap<String, String>,
+    /// When it registered.
+    pub registered_at: DateTime<Utc>,
+    /// When the credential was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// An API token as stored: its hash, never the token.
@@ -274,38 +345,47 @@ pub trait Store: Send + Sync + 'static {
         runner_id: Uuid,
         labels: &BTreeMap<String, String>,
     ) -> StoreResult<Option<(JobRecord, u64)>>;
-    /// `assigned → running` under `assignment`; sets `started_at`.
-    async fn mark_running(&self, assignment: Assignment) -> StoreResult<Option<JobRecord>>;
-    /// Ends a job under `assignment` with a terminal state; clears the runner.
-    async fn finish_job(&self, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>>;
-    /// The runner of `assignment` is gone (lease expired, or it rejected the job): back to
-    /// `queued` with attempt + 1 while attempts remain, otherwise `lost` with reason
-    /// `runner_lost`. A job with a cancel requested ends `cancelled` instead.
-    async fn requeue_job(&self, assignment: Assignment, message: &str) -> StoreResult<Option<JobRecord>>;
+    /// `assigned → running` under `assignment`, reported by `runner`; sets `started_at`.
+    /// Like every change a runner reports, it does nothing unless `runner` is the job's
+    /// assigned runner.
+    async fn mark_running(&self, runner: Uuid, assignment: Assignment) -> StoreResult<Option<JobRecord>>;
+    /// Ends a job under `assignment` with a terminal state, reported by `runner` (it must
+    /// hold the job), or `None` when the orchestrator itself ends it (a job past its
+    /// timeout); clears the runner.
+    async fn finish_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        finish: Finish,
+    ) -> StoreResult<Option<JobRecord>>;
+    /// The runner of `assignment` is gone (lease expired, revoked, or it rejected the job):
+    /// back to `queued` with attempt + 1 while attempts remain, otherwise `lost` with
+    /// reason `runner_lost`. A job with a cancel requested ends `cancelled` instead.
+    /// `runner` is the runner asking (it must hold the job), or `None` when the
+    /// orchestrator itself decides.
+    async fn requeue_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        message: &str,
+    ) -> StoreResult<Option<JobRecord>>;
     /// Cancels a job: see [`CancelOutcome`].
     async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>>;
     /// Whether a cancel was requested for the job.
     async fn cancel_requested(&self, id: Uuid) -> StoreResult<bool>;
     /// Jobs in `assigned` or `running`, for lease sweeps.
     async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
-    /// Records a stage's state under `assignment` (insert or update by job and name).
-    async fn record_stage(
-        &self,
-        assignment: Assignment,
-        stage: &str,
-        state: StageState,
-        failure_reason: Option<FailureReason>,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    /// Records a stage's state under `assignment`, reported by `runner` (insert or update
+    /// by job and name).
+    async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool>;
 
-    /// Stores log lines under `assignment` in one statement. The job keeps the highest
+    /// Stores log lines under `assignment`, reported by `runner`, in one statement. The job keeps the highest
     /// sequence stored, with every line below it stored too: lines at or below it are
     /// duplicates and dropped; a batch that would leave a gap above it is not stored (the
     /// runner resends from the ack); lines past `bounds::MAX_LOG_BATCH_BYTES` of text wait
     /// for the next batch. Returns `None` when the assignment is stale, else the job's
     /// highest stored sequence.
-    async fn append_logs(&self, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>>;
+    async fn append_logs(&self, runner: Uuid, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>>;
     /// Stored lines of a job with sequence >= `from`, in order: at most `limit` lines and
     /// at most `max_bytes` of text and stage names, but at least one line when one is
     /// stored (a single line is capped on the way in). Never loads more than it returns.
@@ -317,6 +397,27 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_runner(&self, runner: &RunnerRecord) -> StoreResult<()>;
     /// Every known runner.
     async fn runners(&self) -> StoreResult<Vec<RunnerRecord>>;
+
+    /// Stores a registration token.
+    async fn create_registration_token(&self, token: &NewRegistrationToken) -> StoreResult<()>;
+    /// Presents the registration token `id` with the hash of its secret at time `at`:
+    /// when it is valid, counts one use, atomically (two runners cannot both take the last
+    /// use).
+    async fn redeem_registration_token(
+        &self,
+        id: Uuid,
+        secret_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Redemption>;
+    /// Stores a new runner and its credential in one transaction.
+    async fn register_runner(&self, runner: &RunnerRecord, credential: &RunnerCredential) -> StoreResult<()>;
+    /// The credential of a registered runner.
+    async fn runner_credential(&self, runner: Uuid) -> StoreResult<Option<RunnerCredential>>;
+    /// Every registered runner's credential.
+    async fn runner_credentials(&self) -> StoreResult<Vec<RunnerCredential>>;
+    /// Revokes a runner's credential at `at`; `false` when the runner never registered.
+    /// Revoking twice keeps the first time.
+    async fn revoke_runner(&self, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Stores a new API token.
     async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()>;

@@ -14,6 +14,8 @@ mod m20261127_000004_create_job_stages;
 mod m20261127_000005_create_log_lines;
 mod m20261127_000006_create_runners;
 mod m20261129_030000_create_api_tokens;
+mod m20261129_030100_create_registration_tokens;
+mod m20261129_030101_create_runner_credentials;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_create_log_lines::Migration),
             Box::new(m20261127_000006_create_runners::Migration),
             Box::new(m20261129_030000_create_api_tokens::Migration),
+            Box::new(m20261129_030100_create_registration_tokens::Migration),
+            Box::new(m20261129_030101_create_runner_credentials::Migration),
         ]
     }
 }

@@ -2,10 +2,10 @@
 //! stage reports. (The claim that creates an assignment lives in `claim`.)
 //!
 //! Every fenced change locks the job's row, compares the assignment's epoch and attempt
-//! with the stored ones, and does nothing on a mismatch: a runner that lost its job can
-//! never change it again.
+//! with the stored ones, and the reporting runner with the job's assigned runner, and does
+//! nothing on a mismatch: a runner that lost its job can never change it again, and a
+//! runner can never change a job assigned to another, whatever assignment it quotes.
 
-use chrono::{DateTime, Utc};
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
@@ -17,13 +17,18 @@ use super::entity::{job, job_stage};
 use super::jobs::{add_transition, lock, record};
 use super::store::SeaStore;
 use crate::domain::bounds::MAX_STAGES_PER_JOB;
-use crate::domain::store::{Finish, JobRecord, StoreError, StoreResult};
+use crate::domain::store::{Finish, JobRecord, StageReport, StoreError, StoreResult};
+use uuid::Uuid;
 
 /// `assigned → running`. A repeated report under the same assignment returns the job
 /// unchanged.
-pub(super) async fn mark_running(store: &SeaStore, assignment: Assignment) -> StoreResult<Option<JobRecord>> {
+pub(super) async fn mark_running(
+    store: &SeaStore,
+    runner: Uuid,
+    assignment: Assignment,
+) -> StoreResult<Option<JobRecord>> {
     let txn = store.write().await?;
-    let Some((model, state)) = fenced(&*txn, assignment).await? else { return Ok(None) };
+    let Some((model, state)) = fenced(&*txn, Some(runner), assignment).await? else { return Ok(None) };
     let model = match state {
         JobState::Assigned => {
             let at = now();
@@ -45,14 +50,19 @@ pub(super) async fn mark_running(store: &SeaStore, assignment: Assignment) -> St
 
 /// Ends an assigned or running job with a terminal state. A non-terminal `finish.state` is
 /// refused like a stale assignment.
-pub(super) async fn finish(store: &SeaStore, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>> {
+pub(super) async fn finish(
+    store: &SeaStore,
+    runner: Option<Uuid>,
+    assignment: Assignment,
+    finish: Finish,
+) -> StoreResult<Option<JobRecord>> {
     if !finish.state.is_terminal() {
         tracing::warn!(job = %assignment.job_id, state = %finish.state, "refused to finish a job in a non-terminal state");
         return Ok(None);
     }
     let outputs = to_json(&finish.outputs, "jobs.outputs")?;
     let txn = store.write().await?;
-    let Some((model, state)) = fenced(&*txn, assignment).await? else { return Ok(None) };
+    let Some((model, state)) = fenced(&*txn, runner, assignment).await? else { return Ok(None) };
     if !state.is_active() {
         return Ok(None);
     }
@@ -73,10 +83,16 @@ pub(super) async fn finish(store: &SeaStore, assignment: Assignment, finish: Fin
 }
 
 /// The runner of an assigned or running job is gone: queue the next attempt, or end the
-/// job `lost` (or `cancelled`, when a cancel was requested).
-pub(super) async fn requeue(store: &SeaStore, assignment: Assignment, message: &str) -> StoreResult<Option<JobRecord>> {
+/// job `lost` (or `cancelled`, when a cancel was requested). `runner` is the runner asking,
+/// or `None` when the orchestrator decides (a lease expired, a runner was revoked).
+pub(super) async fn requeue(
+    store: &SeaStore,
+    runner: Option<Uuid>,
+    assignment: Assignment,
+    message: &str,
+) -> StoreResult<Option<JobRecord>> {
     let txn = store.write().await?;
-    let Some((model, state)) = fenced(&*txn, assignment).await? else { return Ok(None) };
+    let Some((model, state)) = fenced(&*txn, runner, assignment).await? else { return Ok(None) };
     if !state.is_active() {
         return Ok(None);
     }
@@ -111,15 +127,13 @@ pub(super) async fn requeue(store: &SeaStore, assignment: Assignment, message: &
 /// Inserts or updates a stage of an assigned or running job.
 pub(super) async fn record_stage(
     store: &SeaStore,
+    runner: Uuid,
     assignment: Assignment,
-    stage: &str,
-    state: StageState,
-    failure_reason: Option<FailureReason>,
-    message: &str,
-    at: DateTime<Utc>,
+    report: StageReport<'_>,
 ) -> StoreResult<bool> {
+    let StageReport { stage, state, failure_reason, message, at } = report;
     let txn = store.write().await?;
-    let Some((_, job_state)) = fenced(&*txn, assignment).await? else { return Ok(false) };
+    let Some((_, job_state)) = fenced(&*txn, Some(runner), assignment).await? else { return Ok(false) };
     if !job_state.is_active() {
         return Ok(false);
     }
@@ -177,12 +191,17 @@ pub(super) async fn record_stage(
 }
 
 /// Locks the assignment's job and returns it with its state when the assignment is still
-/// the job's current one (same epoch and attempt).
+/// the job's current one (same epoch and attempt) and, when `runner` is given, the job is
+/// assigned to that runner.
 pub(super) async fn fenced(
     txn: &impl ConnectionTrait,
+    runner: Option<Uuid>,
     assignment: Assignment,
 ) -> StoreResult<Option<(job::Model, JobState)>> {
     let Some(model) = lock(txn, assignment.job_id).await? else { return Ok(None) };
+    if runner.is_some_and(|runner| model.runner_id != Some(runner)) {
+        return Ok(None);
+    }
     // An epoch or attempt too large to store cannot be the current one.
     let (Ok(epoch), Ok(attempt)) = (i64::try_from(assignment.epoch), i32::try_from(assignment.attempt)) else {
         return Ok(None);

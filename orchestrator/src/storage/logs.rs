@@ -22,11 +22,16 @@ const POSTGRES_ROWS_PER_INSERT: usize = 100;
 /// [`MAX_LOG_BATCH_BYTES`] bytes of them, and returns the highest stored sequence afterwards.
 ///
 /// One transaction locks the job's row (so appends of one job are serialised and see
-/// each other's sequence), checks the assignment, inserts the new lines with multi-row
+/// each other's sequence), checks the assignment and the runner, inserts the new lines with multi-row
 /// inserts sized under the backend's parameter limit, and raises the job's sequence.
-pub(super) async fn append(store: &SeaStore, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {
+pub(super) async fn append(
+    store: &SeaStore,
+    runner: Uuid,
+    assignment: Assignment,
+    lines: &[LogLine],
+) -> StoreResult<Option<u64>> {
     let txn = store.write().await?;
-    let Some((model, _)) = fenced(&*txn, assignment).await? else { return Ok(None) };
+    let Some((model, _)) = fenced(&*txn, Some(runner), assignment).await? else { return Ok(None) };
     let stored = to_u64(model.log_sequence, "jobs.log_sequence")?;
     let fresh: Vec<&LogLine> = lines.iter().filter(|line| line.sequence > stored).collect();
     let continues = fresh.first().is_some_and(|first| Some(first.sequence) == stored.checked_add(1))

@@ -2,9 +2,10 @@
 //!
 //! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
 //! implementation is split by concern: `pipelines`, `jobs` (creation, reads, cancel),
-//! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners` and `tokens` (API
-//! tokens, by hash); `entity` holds the sea-orm entities and `codec` the conversions to
-//! the domain's types. The backends
+//! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners`, `identity`
+//! (registration tokens and runner credentials) and `tokens` (API tokens, by hash);
+//! `entity` holds the sea-orm entities and `codec` the conversions to the domain's types.
+//! The backends
 //! differ only in how a writer is made exclusive (see [`SeaStore`]), how concurrent
 //! migrations are serialised (`connect`), and the parameter limit of a multi-row insert.
 
@@ -12,6 +13,7 @@ mod claim;
 mod codec;
 mod connect;
 mod entity;
+mod identity;
 mod jobs;
 mod lifecycle;
 mod logs;

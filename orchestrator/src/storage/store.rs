@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rivet_core::{Assignment, FailureReason, LogLine, StageState};
+use rivet_core::{Assignment, LogLine};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::codec::db_err;
-use super::{claim, jobs, lifecycle, logs, pipelines, runners, tokens};
+use super::{claim, identity, jobs, lifecycle, logs, pipelines, runners, tokens};
 use crate::domain::store::{
-    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, PipelineRecord,
-    RunnerRecord, StageRecord, Store, StoreResult, Transition,
+    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewRegistrationToken,
+    PipelineRecord, Redemption, RunnerCredential, RunnerRecord, StageRecord, StageReport, Store, StoreResult,
+    Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -189,16 +190,26 @@ impl Store for SeaStore {
         claim::claim(self, runner_id, labels).await
     }
 
-    async fn mark_running(&self, assignment: Assignment) -> StoreResult<Option<JobRecord>> {
-        lifecycle::mark_running(self, assignment).await
+    async fn mark_running(&self, runner: Uuid, assignment: Assignment) -> StoreResult<Option<JobRecord>> {
+        lifecycle::mark_running(self, runner, assignment).await
     }
 
-    async fn finish_job(&self, assignment: Assignment, finish: Finish) -> StoreResult<Option<JobRecord>> {
-        lifecycle::finish(self, assignment, finish).await
+    async fn finish_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        finish: Finish,
+    ) -> StoreResult<Option<JobRecord>> {
+        lifecycle::finish(self, runner, assignment, finish).await
     }
 
-    async fn requeue_job(&self, assignment: Assignment, message: &str) -> StoreResult<Option<JobRecord>> {
-        lifecycle::requeue(self, assignment, message).await
+    async fn requeue_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        message: &str,
+    ) -> StoreResult<Option<JobRecord>> {
+        lifecycle::requeue(self, runner, assignment, message).await
     }
 
     async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>> {
@@ -213,20 +224,12 @@ impl Store for SeaStore {
         jobs::active(self).await
     }
 
-    async fn record_stage(
-        &self,
-        assignment: Assignment,
-        stage: &str,
-        state: StageState,
-        failure_reason: Option<FailureReason>,
-        message: &str,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        lifecycle::record_stage(self, assignment, stage, state, failure_reason, message, at).await
+    async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool> {
+        lifecycle::record_stage(self, runner, assignment, report).await
     }
 
-    async fn append_logs(&self, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {
-        logs::append(self, assignment, lines).await
+    async fn append_logs(&self, runner: Uuid, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {
+        logs::append(self, runner, assignment, lines).await
     }
 
     async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
@@ -243,6 +246,35 @@ impl Store for SeaStore {
 
     async fn runners(&self) -> StoreResult<Vec<RunnerRecord>> {
         runners::all(self).await
+    }
+
+    async fn create_registration_token(&self, token: &NewRegistrationToken) -> StoreResult<()> {
+        identity::create_token(self, token).await
+    }
+
+    async fn redeem_registration_token(
+        &self,
+        id: Uuid,
+        secret_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Redemption> {
+        identity::redeem_token(self, id, secret_hash, at).await
+    }
+
+    async fn register_runner(&self, runner: &RunnerRecord, credential: &RunnerCredential) -> StoreResult<()> {
+        identity::register(self, runner, credential).await
+    }
+
+    async fn runner_credential(&self, runner: Uuid) -> StoreResult<Option<RunnerCredential>> {
+        identity::credential(self, runner).await
+    }
+
+    async fn runner_credentials(&self) -> StoreResult<Vec<RunnerCredential>> {
+        identity::credentials(self).await
+    }
+
+    async fn revoke_runner(&self, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool> {
+        identity::revoke(self, runner, at).await
     }
 
     async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()> {

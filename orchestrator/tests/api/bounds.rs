@@ -210,7 +210,7 @@ async fn job_timeout_backstop(backend: Backend) {
             _ => None,
         })
         .await;
-    assert!(refused.contains("handed to another runner"), "{refused}");
+    assert!(refused.contains("no longer) assigned to this runner"), "{refused}");
     assert_eq!(api.job(&job.id).await.state(), pb::JobState::TimedOut);
 }
 both_backends!(a_job_past_its_timeout_and_grace_is_ended_by_the_orchestrator, job_timeout_backstop);

@@ -1,5 +1,6 @@
-//! The deploy files, as written, start a closed server: TLS only, and no call without a
-//! token. Each test reads the orchestrator's command line and environment from the files
+//! The deploy files, as written, start a closed server: TLS only, no call without a
+//! token, and no runner without a credential, which the runner's documented registration
+//! token obtains. Each test reads the orchestrator's command line and environment from the files
 //! an operator uses (the compose file, the Kubernetes manifest, the systemd unit and its
 //! environment file, and the Containerfile they run) and starts the real binary with them.
 //!
@@ -15,8 +16,12 @@ use std::path::Path;
 use std::process::Stdio;
 
 use rivet_proto::endpoint::ClientTls;
+use rivet_proto::v1 as pb;
+use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use serde_json::Value;
 use tempfile::TempDir;
+use tonic::Code;
+use uuid::Uuid;
 
 use crate::trust::{list_pipelines, serving_addr};
 
@@ -27,11 +32,13 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(DEPLOY).join(path)).unwrap_or_else(|err| panic!("deploy/{path}: {err}"))
 }
 
-/// How a deploy file starts the orchestrator: its arguments and environment.
+/// How a deploy file starts the orchestrator: its arguments and environment; and the
+/// registration token the same file gives its runners.
 #[derive(Debug, Default)]
 struct Launch {
     args: Vec<String>,
     env: BTreeMap<String, String>,
+    runner_token: Option<String>,
 }
 
 /// What `deploy/Containerfile.orchestrator` adds: its `ENV` lines and its entrypoint's
@@ -59,6 +66,8 @@ fn compose() -> Launch {
     for (key, value) in environment {
         launch.env.insert(key.clone(), value.as_str().expect("string values").to_owned());
     }
+    let runner = &doc["services"]["runner"]["environment"]["RIVET_RUNNER_REGISTRATION_TOKEN"];
+    launch.runner_token = runner.as_str().map(str::to_owned);
     launch
 }
 
@@ -75,6 +84,14 @@ fn kubernetes() -> Launch {
     let mut found = false;
     for document in serde_norway::Deserializer::from_str(&text) {
         let doc: Value = serde::Deserialize::deserialize(document).expect("a manifest parses");
+        if doc["kind"] == "Deployment" && doc["metadata"]["name"] == "rivet-runner" {
+            let env = doc["spec"]["template"]["spec"]["containers"][0]["env"].as_array().expect("env");
+            let token = env.iter().find(|var| var["name"] == "RIVET_RUNNER_REGISTRATION_TOKEN");
+            launch.runner_token = token.map(|var| match var["valueFrom"]["secretKeyRef"]["key"].as_str() {
+                Some(key) => secrets.get(key).unwrap_or_else(|| panic!("no documented secret `{key}`")).clone(),
+                None => var["value"].as_str().expect("a value").to_owned(),
+            });
+        }
         if doc["kind"] != "Deployment" || doc["metadata"]["name"] != "rivet-orchestrator" {
             continue;
         }
@@ -119,6 +136,12 @@ fn systemd() -> Launch {
             }
         }
     }
+    let runner = read("systemd/runner.env");
+    launch.runner_token = runner
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| line.strip_prefix("RIVET_RUNNER_REGISTRATION_TOKEN="))
+        .map(str::to_owned);
     launch
 }
 
@@ -156,6 +179,15 @@ async fn start(launch: Launch, certs: &Path, data: &Path) -> (tokio::process::Ch
 }
 
 async fn assert_closed(name: &str, launch: Launch) {
+    let registration: Vec<String> = serde_json::from_str(
+        launch
+            .env
+            .get("RIVET_AUTH__REGISTRATION_TOKENS")
+            .unwrap_or_else(|| panic!("{name} configures no registration token")),
+    )
+    .expect("a JSON list of tokens");
+    let runner_token = launch.runner_token.clone().unwrap_or_else(|| panic!("{name} gives its runners no token"));
+    assert!(registration.contains(&runner_token), "{name}: the runners' token is not one the orchestrator accepts");
     let api_token: Vec<String> = serde_json::from_str(
         launch.env.get("RIVET_AUTH__API_TOKENS").unwrap_or_else(|| panic!("{name} configures no API token")),
     )
@@ -180,7 +212,75 @@ async fn assert_closed(name: &str, launch: Launch) {
     authorized(&https, &ca, &api_token[0])
         .await
         .unwrap_or_else(|err| panic!("{name}: the API token is refused: {err}"));
+
+    // A runner without a credential is refused; the documented registration token gets
+    // one, and the credential opens the stream.
+    let status = runner_connect(&https, &ca, None, Uuid::new_v4())
+        .await
+        .expect_err(&format!("{name}: a runner without a credential was welcomed"));
+    assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
+    let status = runner_connect(&https, &ca, Some(&runner_token), Uuid::new_v4())
+        .await
+        .expect_err(&format!("{name}: the registration token opened a runner stream"));
+    assert_eq!(status.code(), Code::Unauthenticated, "{name}: {status:?}");
+    let registered = register(&https, &ca, &runner_token)
+        .await
+        .unwrap_or_else(|status| panic!("{name}: RegisterRunner with the documented token failed: {status:?}"));
+    let runner_id = Uuid::parse_str(&registered.runner_id).expect("a runner id");
+    runner_connect(&https, &ca, Some(&registered.credential), runner_id)
+        .await
+        .unwrap_or_else(|status| panic!("{name}: the runner's credential was refused: {status:?}"));
     let _ = child.kill().await;
+}
+
+async fn runner_client(url: &str, ca: &Path) -> RunnerServiceClient<tonic::transport::Channel> {
+    let channel = rivet_proto::endpoint::endpoint(url, ClientTls { ca_file: Some(ca), ..ClientTls::default() })
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("TLS connects");
+    RunnerServiceClient::new(channel)
+}
+
+fn bearer<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ASCII token"));
+    }
+    request
+}
+
+async fn register(url: &str, ca: &Path, token: &str) -> Result<pb::RegisterRunnerResponse, tonic::Status> {
+    let request = pb::RegisterRunnerRequest { name: "deployed-runner".into(), ..Default::default() };
+    runner_client(url, ca).await.register_runner(bearer(request, Some(token))).await.map(tonic::Response::into_inner)
+}
+
+/// Opens a runner stream as `runner_id` and returns the welcome, or the refusal.
+async fn runner_connect(
+    url: &str,
+    ca: &Path,
+    token: Option<&str>,
+    runner_id: Uuid,
+) -> Result<pb::RunnerWelcome, tonic::Status> {
+    let hello = pb::RunnerHello {
+        protocol_versions: vec![rivet_core::job::PROTOCOL_VERSION],
+        runner_id: runner_id.to_string(),
+        name: "deployed-runner".to_owned(),
+        capacity: 1,
+        ..pb::RunnerHello::default()
+    };
+    let hello = pb::ConnectRequest { body: Some(pb::connect_request::Body::Hello(hello)) };
+    // The stream stays open (the runner would keep it) until the answer is read.
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    sender.send(hello).await.expect("queue the hello");
+    let outbound = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let mut inbound = runner_client(url, ca).await.connect(bearer(outbound, token)).await?.into_inner();
+    let answer = inbound.message().await?;
+    drop(sender);
+    match answer {
+        Some(pb::ConnectResponse { body: Some(pb::connect_response::Body::Welcome(welcome)) }) => Ok(welcome),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
 }
 
 async fn authorized(url: &str, ca: &Path, token: &str) -> Result<(), String> {

@@ -6,6 +6,7 @@ mod bounds;
 mod deploy;
 mod dispatch;
 mod evaluation;
+mod identity;
 mod jobs;
 mod pipelines;
 mod replicas;

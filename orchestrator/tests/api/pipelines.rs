@@ -5,7 +5,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::support::{Backend, Cluster, FakeRunner, pipeline_source};
+use crate::support::{Backend, Cluster, FakeRunner, pipeline_source, register};
 
 async fn versions_and_listing(backend: Backend) {
     let cluster = Cluster::start(backend).await;
@@ -134,7 +134,7 @@ async fn oversized_messages_are_refused() {
 async fn calls_need_the_right_token() {
     let cluster = Cluster::with(Backend::Sqlite, 1, |c| {
         c.auth.api_tokens = vec!["api-secret".into()];
-        c.auth.runner_tokens = vec!["runner-secret".into()];
+        c.auth.registration_tokens = vec!["runner-secret".into()];
     })
     .await;
     let mut api = cluster.api(0).await;
@@ -149,15 +149,18 @@ async fn calls_need_the_right_token() {
     request.metadata_mut().insert("authorization", "Bearer api-secret".parse().unwrap());
     assert!(api.pipelines.list_pipelines(request).await.is_ok());
 
-    // Runners need a runner token; an API token is not one.
+    // Runners need their own credential; neither an API token nor a registration token is
+    // one, and an API token does not register a runner.
     let addr = cluster.addr(0);
     let id = uuid::Uuid::new_v4();
-    let refused =
-        FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), Some("api-secret")).await.err().expect("refused");
-    assert_eq!(refused.code(), Code::Unauthenticated);
-    let refused = FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), None).await.err().expect("refused");
-    assert_eq!(refused.code(), Code::Unauthenticated);
-    assert!(FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), Some("runner-secret")).await.is_ok());
+    for token in [Some("api-secret"), Some("runner-secret"), None] {
+        let refused = FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), token).await.err().expect("refused");
+        assert_eq!(refused.code(), Code::Unauthenticated, "{token:?}: {refused:?}");
+    }
+    assert_eq!(register(addr, "api-secret", &[]).await.unwrap_err().code(), Code::Unauthenticated);
+    let registered = register(addr, "runner-secret", &[]).await.unwrap();
+    let id = registered.runner_id.parse().unwrap();
+    assert!(FakeRunner::connect_as(addr, id, 1, &[], Vec::new(), Some(&registered.credential)).await.is_ok());
 }
 
 #[tokio::test]

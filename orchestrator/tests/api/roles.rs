@@ -19,7 +19,8 @@ use crate::support::{Api, Backend, Cluster, PATIENCE, channel, pipeline_source};
 /// The bootstrap token every test cluster here is configured with.
 const BOOTSTRAP: &str = "bootstrap-admin-token";
 
-/// Every user-facing RPC. Connect is not here: it needs a runner credential, not a role.
+/// Every user-facing RPC. Connect and RegisterRunner are not here: they need a runner
+/// credential or a registration token, not a role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rpc {
     CreatePipeline,
@@ -34,6 +35,8 @@ enum Rpc {
     WatchJob,
     StreamLogs,
     ListRunners,
+    CreateRegistrationToken,
+    RevokeRunner,
     CreateToken,
     ListTokens,
     RevokeToken,
@@ -53,6 +56,8 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::WatchJob, "/rivet.v1.JobService/WatchJob", Role::Viewer),
     (Rpc::StreamLogs, "/rivet.v1.LogService/StreamLogs", Role::Viewer),
     (Rpc::ListRunners, "/rivet.v1.RunnerService/ListRunners", Role::Viewer),
+    (Rpc::CreateRegistrationToken, "/rivet.v1.RunnerService/CreateRegistrationToken", Role::Admin),
+    (Rpc::RevokeRunner, "/rivet.v1.RunnerService/RevokeRunner", Role::Admin),
     (Rpc::CreateToken, "/rivet.v1.TokenService/CreateToken", Role::Admin),
     (Rpc::ListTokens, "/rivet.v1.TokenService/ListTokens", Role::Admin),
     (Rpc::RevokeToken, "/rivet.v1.TokenService/RevokeToken", Role::Admin),
@@ -98,6 +103,17 @@ impl Bench {
         let created = self.tokens.create_token(call(request, Some(BOOTSTRAP))).await.expect("create token");
         let created = created.into_inner();
         (created.token.expect("token"), created.secret)
+    }
+
+    /// Registers a runner (with a registration token the bootstrap admin creates) and
+    /// returns its id, for a call that revokes it.
+    async fn register_runner(&mut self) -> String {
+        let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
+        let created = self.api.runners.create_registration_token(call(request, Some(BOOTSTRAP))).await;
+        let registration = created.expect("the bootstrap token creates registration tokens").into_inner().token;
+        let request = pb::RegisterRunnerRequest { name: "victim".into(), ..Default::default() };
+        let registered = self.api.runners.register_runner(call(request, Some(&registration))).await;
+        registered.expect("the registration token registers a runner").into_inner().runner_id
     }
 
     /// Makes the call `rpc` with `token`. Calls that consume something (delete, cancel,
@@ -155,6 +171,15 @@ impl Bench {
                 let request = pb::ListRunnersRequest { include_offline: true };
                 api.runners.list_runners(call(request, token)).await.map(drop)
             }
+            Rpc::CreateRegistrationToken => {
+                let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
+                api.runners.create_registration_token(call(request, token)).await.map(drop)
+            }
+            Rpc::RevokeRunner => {
+                let runner_id = self.register_runner().await;
+                let request = pb::RevokeRunnerRequest { runner_id };
+                self.api.runners.revoke_runner(call(request, token)).await.map(drop)
+            }
             Rpc::CreateToken => {
                 let request = pb::CreateTokenRequest { role: pb::Role::Viewer as i32, name: "made".into(), ttl: None };
                 self.tokens.create_token(call(request, token)).await.map(drop)
@@ -205,8 +230,12 @@ fn the_role_table_is_the_one_this_test_checks() {
         if let Need::Role(_) = need {
             assert!(EXPECTED.iter().any(|(_, path, _)| path == method), "{method} is not tested here");
         } else {
-            let runner_or_public = method.starts_with("/grpc.") || *method == "/rivet.v1.RunnerService/Connect";
-            assert!(runner_or_public, "{method} needs no role: only health, reflection and Connect may");
+            let runner = ["/rivet.v1.RunnerService/Connect", "/rivet.v1.RunnerService/RegisterRunner"];
+            let runner_or_public = method.starts_with("/grpc.") || runner.contains(method);
+            assert!(
+                runner_or_public,
+                "{method} needs no role: only health, reflection, Connect and RegisterRunner may"
+            );
         }
     }
 }

@@ -242,6 +242,22 @@ pub fn pipeline_source(name: &str, tags: &[(&str, &str)]) -> String {
     )
 }
 
+/// Registers a runner with the registration token `token`, asking for `labels`.
+pub async fn register(
+    addr: SocketAddr,
+    token: &str,
+    labels: &[(&str, &str)],
+) -> Result<pb::RegisterRunnerResponse, tonic::Status> {
+    let mut client = RunnerServiceClient::new(channel(addr).await);
+    let mut request = tonic::Request::new(pb::RegisterRunnerRequest {
+        name: "registered".to_owned(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        version: "test".to_owned(),
+    });
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+    Ok(client.register_runner(request).await?.into_inner())
+}
+
 /// A runner that speaks the protocol message by message, so tests control every step.
 pub struct FakeRunner {
     pub id: Uuid,
@@ -327,6 +343,20 @@ impl FakeRunner {
         match tokio::time::timeout(wait, self.inbound.message()).await {
             Ok(Ok(Some(message))) => message.body,
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    /// Waits until the orchestrator ends the stream, skipping other messages; panics when
+    /// it stays open longer than [`PATIENCE`].
+    pub async fn closed(&mut self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.inbound.message()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) | Ok(Err(_)) => return,
+                Err(_) => panic!("the stream of runner {} stayed open", self.id),
+            }
         }
     }
 

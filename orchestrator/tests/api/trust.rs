@@ -75,6 +75,8 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("shutdown_grace_ms", "2500", json!(2500)),
         ("insecure", "true", json!(true)),
         ("auth.api_tokens", r#"["api-one","api-two"]"#, json!([REDACTED, REDACTED])),
+        ("auth.registration_tokens", r#"["registration-one","registration-two"]"#, json!([REDACTED, REDACTED])),
+        // The old name of registration tokens: not serialized by default, still read.
         ("auth.runner_tokens", r#"["runner-one"]"#, json!([REDACTED])),
         ("tls.cert_file", &cert, json!(cert)),
         ("tls.key_file", &key, json!(key)),
@@ -143,11 +145,12 @@ fn a_mistyped_variable_stops_the_start_naming_the_one_meant() {
 
 #[test]
 fn print_config_never_prints_a_secret() {
-    let secrets = ["s3cret-api", "s3cret-runner", "pg-pa55", "redis-pa55"];
+    let secrets = ["s3cret-api", "s3cret-registration", "s3cret-runner", "pg-pa55", "redis-pa55"];
     let output = orchestrator(
         &["--print-config"],
         &[
             var("RIVET_AUTH__API_TOKENS", r#"["s3cret-api"]"#),
+            var("RIVET_AUTH__REGISTRATION_TOKENS", r#"["s3cret-registration"]"#),
             var("RIVET_AUTH__RUNNER_TOKENS", r#"["s3cret-runner"]"#),
             var("RIVET_DATABASE_URL", "postgres://rivet:pg-pa55@db/rivet"),
             var("RIVET_REDIS_URL", "redis://:redis-pa55@cache:6379"),
@@ -162,6 +165,8 @@ fn print_config_never_prints_a_secret() {
     assert_eq!(effective["database_url"], json!(format!("postgres://rivet:{REDACTED}@db/rivet")));
     assert_eq!(effective["redis_url"], json!(format!("redis://:{REDACTED}@cache:6379")));
     assert_eq!(effective["auth"]["api_tokens"], json!([REDACTED]));
+    assert_eq!(effective["auth"]["registration_tokens"], json!([REDACTED]));
+    assert_eq!(effective["auth"]["runner_tokens"], json!([REDACTED]));
 }
 
 #[test]
@@ -181,9 +186,19 @@ fn an_exposed_listener_needs_tls_and_authentication() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("without authentication"), "{stderr}");
 
+    // An API token alone leaves runners free to connect without a credential.
     vars.push(var("RIVET_AUTH__API_TOKENS", r#"["a"]"#));
+    let output = orchestrator(&["--print-config"], &vars);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("without authentication"), "{stderr}");
+    let mut registration = vars.clone();
+    registration.push(var("RIVET_AUTH__REGISTRATION_TOKENS", r#"["r"]"#));
+    assert_eq!(print_config(&registration)["listen"], json!("0.0.0.0:7421"));
+    // The old name of registration tokens counts, through the environment too.
     vars.push(var("RIVET_AUTH__RUNNER_TOKENS", r#"["r"]"#));
-    assert_eq!(print_config(&vars)["listen"], json!("0.0.0.0:7421"));
+    let effective = print_config(&vars);
+    assert_eq!(effective["listen"], json!("0.0.0.0:7421"));
+    assert_eq!(effective["auth"]["runner_tokens"], json!([REDACTED]));
 
     // `insecure = true` accepts the risk, and the server says so when it starts.
     let output =
@@ -342,6 +357,17 @@ async fn mutual_tls_can_be_required_of_runners() {
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("client certificate"), "{status:?}");
 
+    // Registration is a runner call too: no certificate, no credential.
+    let channel = endpoint(&url, ClientTls { ca_file: Some(&ca), ..ClientTls::default() })
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("TLS connects");
+    let request = pb::RegisterRunnerRequest { name: "no-certificate".into(), ..Default::default() };
+    let status = RunnerServiceClient::new(channel).register_runner(request).await.expect_err("refused");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("client certificate"), "{status:?}");
+
     let identified = ClientTls { ca_file: Some(&ca), cert_file: Some(cert.as_path()), key_file: Some(key.as_path()) };
     let welcome = runner_hello(&url, identified).await.expect("a runner with a client certificate is welcomed");
     assert!(welcome.heartbeat_interval_ms > 0);
@@ -452,8 +478,8 @@ async fn redis_and_postgres_urls_with_tls_work() {
     let _ = trusting.kill().await;
 }
 
-/// The real agent connects over mutual TLS to an orchestrator that requires it, and runs
-/// a job whose every line comes back.
+/// The real agent registers and connects over mutual TLS to an orchestrator that requires
+/// it, and runs a job whose every line comes back.
 #[tokio::test]
 async fn the_runner_agent_speaks_mutual_tls() {
     use rivet_runner::agent::config::TlsFiles;
@@ -461,13 +487,22 @@ async fn the_runner_agent_speaks_mutual_tls() {
     use std::sync::Arc;
 
     let pki = Pki::new();
-    let cluster = tls_cluster(&pki, true).await;
+    let (server_cert, server_key, client_ca) = (pki.path("server.pem"), pki.path("server-key.pem"), pki.path("ca.pem"));
+    let cluster = Cluster::with(Backend::Sqlite, 1, move |config| {
+        config.tls.cert_file = Some(server_cert.clone());
+        config.tls.key_file = Some(server_key.clone());
+        config.tls.client_ca_file = Some(client_ca.clone());
+        config.tls.require_runner_certificate = true;
+        config.auth.registration_tokens = vec!["register-over-tls".into()];
+    })
+    .await;
     let url = format!("https://localhost:{}", cluster.addr(0).port());
     let ca = pki.path("ca.pem");
     let (cert, key) = pki.client();
     let state = TempDir::new().expect("tempdir");
     let config = AgentConfig {
         orchestrator_url: url.clone(),
+        registration_token: Some("register-over-tls".into()),
         capacity: 1,
         state_dir: state.path().to_owned(),
         tls: TlsFiles { ca_file: Some(ca.clone()), cert_file: Some(cert), key_file: Some(key) },
@@ -490,6 +525,7 @@ async fn the_runner_agent_speaks_mutual_tls() {
     api.wait_for(&job.id, pb::JobState::Succeeded).await;
     let lines = api.follow(&job.id, 1).await;
     assert_eq!(lines.len(), 120, "every line came back over TLS");
+    assert!(state.path().join("credential.json").exists(), "the agent registered and kept its credential");
     stop.now.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 }

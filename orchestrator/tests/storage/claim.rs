@@ -7,7 +7,7 @@ use rivet_orchestrator::domain::store::{JobFilter, Store};
 use rivet_orchestrator::storage::{Backend, SeaStore};
 use uuid::Uuid;
 
-use crate::support::{self, backends, claim, labels, lines, pipeline, replicas};
+use crate::support::{self, RUNNER, backends, claim, labels, lines, pipeline, replicas};
 
 backends! {
     claim_takes_the_oldest_job_the_runner_can_run,
@@ -73,8 +73,8 @@ async fn a_requeued_job_resumes_its_log_sequence(store: &SeaStore) {
     support::job(store, &any).await;
     let (first, next_log) = claim(store, &[]).await;
     assert_eq!(next_log, 1);
-    assert_eq!(store.append_logs(first.assignment(), &lines(1, 3)).await.unwrap(), Some(3));
-    store.requeue_job(first.assignment(), "runner lost").await.unwrap().unwrap();
+    assert_eq!(store.append_logs(RUNNER, first.assignment(), &lines(1, 3)).await.unwrap(), Some(3));
+    store.requeue_job(None, first.assignment(), "runner lost").await.unwrap().unwrap();
     let (second, next_log) = claim(store, &[]).await;
     assert_eq!((second.id, second.attempt, second.epoch, next_log), (first.id, 2, 2, 4));
 }

@@ -8,7 +8,7 @@ use rivet_orchestrator::storage::SeaStore;
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::support::{self, backends, claim, inputs, labels, new_job, pipeline};
+use crate::support::{self, RUNNER, backends, claim, inputs, labels, new_job, pipeline};
 
 backends! {
     a_new_job_is_queued_with_its_pipelines_tags,
@@ -168,7 +168,7 @@ async fn cancel_depends_on_the_jobs_state(store: &SeaStore) {
     };
     assert_eq!(requested.state, JobState::Assigned);
     assert!(store.cancel_requested(assigned.id).await.unwrap());
-    let running = store.mark_running(assigned.assignment()).await.unwrap().unwrap();
+    let running = store.mark_running(RUNNER, assigned.assignment()).await.unwrap().unwrap();
     assert!(
         matches!(store.cancel_job(running.id).await.unwrap(), Some(CancelOutcome::Requested(job)) if job.state == JobState::Running)
     );
@@ -181,7 +181,7 @@ async fn cancel_depends_on_the_jobs_state(store: &SeaStore) {
         message: "stopped".to_owned(),
         outputs: BTreeMap::new(),
     };
-    let ended = store.finish_job(running.assignment(), finish).await.unwrap().unwrap();
+    let ended = store.finish_job(Some(RUNNER), running.assignment(), finish).await.unwrap().unwrap();
     assert_eq!(store.cancel_job(ended.id).await.unwrap(), Some(CancelOutcome::AlreadyEnded(ended.clone())));
     assert_eq!(store.cancel_job(cancelled.id).await.unwrap(), Some(CancelOutcome::AlreadyEnded(cancelled)));
     let states: Vec<_> = store.transitions(ended.id).await.unwrap().iter().map(|t| t.state).collect();
@@ -216,7 +216,7 @@ async fn corrupt_rows_are_reported_not_trusted(store: &SeaStore) {
     let err = store.job(bad.id).await.unwrap_err();
     assert!(matches!(&err, StoreError::Corrupt(message) if message.contains("bogus")), "{err}");
     assert!(matches!(store.list_jobs(&JobFilter::default(), None, 10).await, Err(StoreError::Corrupt(_))));
-    assert!(matches!(store.mark_running(claimed.assignment()).await, Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.mark_running(RUNNER, claimed.assignment()).await, Err(StoreError::Corrupt(_))));
 }
 
 /// A uuid as an SQL literal: PostgreSQL stores uuids natively, SQLite as 16-byte blobs.

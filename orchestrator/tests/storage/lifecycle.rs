@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use rivet_core::{Assignment, FailureReason, JobState, StageState};
 use rivet_orchestrator::domain::bounds::MAX_STAGES_PER_JOB;
-use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, Store};
+use rivet_orchestrator::domain::store::{Finish, NewJob, StageRecord, StageReport, Store};
 use rivet_orchestrator::storage::SeaStore;
 use uuid::Uuid;
 
-use crate::support::{self, backends, claim, lines, new_job, now, pipeline};
+use crate::support::{self, RUNNER, backends, claim, lines, new_job, now, pipeline};
 
 backends! {
     a_job_runs_through_its_lifecycle,
@@ -33,7 +33,7 @@ fn finish(state: JobState, reason: Option<FailureReason>) -> Finish {
 async fn a_job_runs_through_its_lifecycle(store: &SeaStore) {
     let pipeline = pipeline(store, "build", &[("os", "linux")]).await;
     let queued = support::job(store, &pipeline).await;
-    let runner = Uuid::new_v4();
+    let runner = RUNNER;
     let (assigned, next_log) = store.claim_job(runner, &support::labels(&[("os", "linux")])).await.unwrap().unwrap();
     assert_eq!(next_log, 1);
     assert_eq!(assigned.id, queued.id);
@@ -43,18 +43,32 @@ async fn a_job_runs_through_its_lifecycle(store: &SeaStore) {
     );
     assert_eq!(assigned.assignment(), Assignment { job_id: queued.id, attempt: 1, epoch: 1 });
 
-    let running = store.mark_running(assigned.assignment()).await.unwrap().unwrap();
+    let running = store.mark_running(RUNNER, assigned.assignment()).await.unwrap().unwrap();
     assert_eq!(running.state, JobState::Running);
     assert!(running.started_at.is_some());
     // A repeated report changes nothing.
-    assert_eq!(store.mark_running(assigned.assignment()).await.unwrap(), Some(running.clone()));
+    assert_eq!(store.mark_running(RUNNER, assigned.assignment()).await.unwrap(), Some(running.clone()));
 
     let at = now();
-    assert!(store.record_stage(running.assignment(), "build", StageState::Running, None, "", at).await.unwrap());
-    assert!(store.record_stage(running.assignment(), "build", StageState::Succeeded, None, "ok", at).await.unwrap());
+    assert!(
+        store
+            .record_stage(RUNNER, running.assignment(), StageReport::new("build", StageState::Running, None, "", at))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_stage(
+                RUNNER,
+                running.assignment(),
+                StageReport::new("build", StageState::Succeeded, None, "ok", at)
+            )
+            .await
+            .unwrap()
+    );
 
     let done = store
-        .finish_job(running.assignment(), finish(JobState::Failed, Some(FailureReason::ExitCode)))
+        .finish_job(Some(RUNNER), running.assignment(), finish(JobState::Failed, Some(FailureReason::ExitCode)))
         .await
         .unwrap()
         .unwrap();
@@ -82,7 +96,7 @@ async fn stale_assignments_change_nothing(store: &SeaStore) {
     support::job(store, &pipeline).await;
     let (first, _) = claim(store, &[]).await;
     let stale = first.assignment();
-    store.requeue_job(stale, "runner lost").await.unwrap().unwrap();
+    store.requeue_job(None, stale, "runner lost").await.unwrap().unwrap();
     let (second, next_log) = claim(store, &[]).await;
     assert_eq!((second.id, second.epoch, second.attempt, next_log), (first.id, 2, 2, 1));
 
@@ -92,11 +106,16 @@ async fn stale_assignments_change_nothing(store: &SeaStore) {
     let old_attempt = Assignment { attempt: 1, ..second.assignment() };
     let unknown = Assignment { job_id: Uuid::new_v4(), ..second.assignment() };
     for assignment in [stale, forged, old_attempt, unknown] {
-        assert_eq!(store.mark_running(assignment).await.unwrap(), None);
-        assert_eq!(store.finish_job(assignment, finish(JobState::Succeeded, None)).await.unwrap(), None);
-        assert_eq!(store.requeue_job(assignment, "stale").await.unwrap(), None);
-        assert!(!store.record_stage(assignment, "build", StageState::Running, None, "", now()).await.unwrap());
-        assert_eq!(store.append_logs(assignment, &lines(1, 3)).await.unwrap(), None);
+        assert_eq!(store.mark_running(RUNNER, assignment).await.unwrap(), None);
+        assert_eq!(store.finish_job(Some(RUNNER), assignment, finish(JobState::Succeeded, None)).await.unwrap(), None);
+        assert_eq!(store.requeue_job(None, assignment, "stale").await.unwrap(), None);
+        assert!(
+            !store
+                .record_stage(RUNNER, assignment, StageReport::new("build", StageState::Running, None, "", now()))
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.append_logs(RUNNER, assignment, &lines(1, 3)).await.unwrap(), None);
     }
     assert_eq!(store.job(second.id).await.unwrap(), before);
     assert_eq!(store.transitions(second.id).await.unwrap(), transitions);
@@ -104,37 +123,60 @@ async fn stale_assignments_change_nothing(store: &SeaStore) {
     assert_eq!(store.last_log_sequence(second.id).await.unwrap(), 0);
 
     // The current assignment still works.
-    assert_eq!(store.append_logs(second.assignment(), &lines(1, 3)).await.unwrap(), Some(3));
-    assert!(store.mark_running(second.assignment()).await.unwrap().is_some());
+    assert_eq!(store.append_logs(RUNNER, second.assignment(), &lines(1, 3)).await.unwrap(), Some(3));
+    assert!(store.mark_running(RUNNER, second.assignment()).await.unwrap().is_some());
 }
 
 async fn only_assigned_or_running_jobs_finish(store: &SeaStore) {
     let pipeline = pipeline(store, "build", &[]).await;
     let queued = support::job(store, &pipeline).await;
     // A queued job has no assignment yet; its epoch-0 "assignment" holds nothing.
-    assert_eq!(store.finish_job(queued.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
-    assert_eq!(store.mark_running(queued.assignment()).await.unwrap(), None);
-    assert_eq!(store.requeue_job(queued.assignment(), "x").await.unwrap(), None);
-    assert!(!store.record_stage(queued.assignment(), "build", StageState::Running, None, "", now()).await.unwrap());
+    assert_eq!(
+        store.finish_job(Some(RUNNER), queued.assignment(), finish(JobState::Succeeded, None)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.mark_running(RUNNER, queued.assignment()).await.unwrap(), None);
+    assert_eq!(store.requeue_job(None, queued.assignment(), "x").await.unwrap(), None);
+    assert!(
+        !store
+            .record_stage(RUNNER, queued.assignment(), StageReport::new("build", StageState::Running, None, "", now()))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.job(queued.id).await.unwrap(), Some(queued));
 
     // Finishing straight from assigned is allowed (e.g. the runner rejected its inputs).
     let (assigned, _) = claim(store, &[]).await;
     // A non-terminal state is not an end.
-    assert_eq!(store.finish_job(assigned.assignment(), finish(JobState::Running, None)).await.unwrap(), None);
+    assert_eq!(
+        store.finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Running, None)).await.unwrap(),
+        None
+    );
     assert_eq!(store.job(assigned.id).await.unwrap(), Some(assigned.clone()));
     let done = store
-        .finish_job(assigned.assignment(), finish(JobState::Failed, Some(FailureReason::InvalidInput)))
+        .finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Failed, Some(FailureReason::InvalidInput)))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(done.state, JobState::Failed);
 
     // Once ended, the same assignment can change nothing more.
-    assert_eq!(store.finish_job(assigned.assignment(), finish(JobState::Succeeded, None)).await.unwrap(), None);
-    assert_eq!(store.mark_running(assigned.assignment()).await.unwrap(), None);
-    assert_eq!(store.requeue_job(assigned.assignment(), "x").await.unwrap(), None);
-    assert!(!store.record_stage(assigned.assignment(), "build", StageState::Running, None, "", now()).await.unwrap());
+    assert_eq!(
+        store.finish_job(Some(RUNNER), assigned.assignment(), finish(JobState::Succeeded, None)).await.unwrap(),
+        None
+    );
+    assert_eq!(store.mark_running(RUNNER, assigned.assignment()).await.unwrap(), None);
+    assert_eq!(store.requeue_job(None, assigned.assignment(), "x").await.unwrap(), None);
+    assert!(
+        !store
+            .record_stage(
+                RUNNER,
+                assigned.assignment(),
+                StageReport::new("build", StageState::Running, None, "", now())
+            )
+            .await
+            .unwrap()
+    );
     assert_eq!(store.job(done.id).await.unwrap(), Some(done));
 }
 
@@ -143,8 +185,8 @@ async fn requeue_retries_until_attempts_run_out(store: &SeaStore) {
     let (job, _) = store.create_job(NewJob { max_attempts: 2, ..new_job(&pipeline) }).await.unwrap();
 
     let (first, _) = claim(store, &[]).await;
-    store.mark_running(first.assignment()).await.unwrap().unwrap();
-    let requeued = store.requeue_job(first.assignment(), "lease expired").await.unwrap().unwrap();
+    store.mark_running(RUNNER, first.assignment()).await.unwrap().unwrap();
+    let requeued = store.requeue_job(None, first.assignment(), "lease expired").await.unwrap().unwrap();
     assert_eq!(requeued.state, JobState::Queued);
     assert_eq!((requeued.attempt, requeued.epoch, requeued.runner_id), (2, 1, None));
     assert_eq!((requeued.started_at, requeued.finished_at, requeued.failure_reason), (None, None, None));
@@ -152,7 +194,7 @@ async fn requeue_retries_until_attempts_run_out(store: &SeaStore) {
 
     let (second, _) = claim(store, &[]).await;
     assert_eq!((second.id, second.attempt, second.epoch), (job.id, 2, 2));
-    let lost = store.requeue_job(second.assignment(), "runner rejected the job").await.unwrap().unwrap();
+    let lost = store.requeue_job(None, second.assignment(), "runner rejected the job").await.unwrap().unwrap();
     assert_eq!(lost.state, JobState::Lost);
     assert_eq!(lost.failure_reason, Some(FailureReason::RunnerLost));
     assert_eq!((lost.attempt, lost.runner_id), (2, None));
@@ -180,7 +222,7 @@ async fn requeue_of_a_job_with_a_cancel_requested_cancels_it(store: &SeaStore) {
     support::job(store, &pipeline).await;
     let (assigned, _) = claim(store, &[]).await;
     store.cancel_job(assigned.id).await.unwrap().unwrap();
-    let cancelled = store.requeue_job(assigned.assignment(), "lease expired").await.unwrap().unwrap();
+    let cancelled = store.requeue_job(None, assigned.assignment(), "lease expired").await.unwrap().unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
     assert_eq!(cancelled.failure_reason, Some(FailureReason::Cancelled));
     assert_eq!(cancelled.runner_id, None);
@@ -195,9 +237,9 @@ async fn active_jobs_are_the_assigned_and_running_ones(store: &SeaStore) {
     assert_eq!(store.active_jobs().await.unwrap(), vec![]);
     let (assigned, _) = claim(store, &[]).await;
     let (running, _) = claim(store, &[]).await;
-    let running = store.mark_running(running.assignment()).await.unwrap().unwrap();
+    let running = store.mark_running(RUNNER, running.assignment()).await.unwrap().unwrap();
     let (done, _) = claim(store, &[]).await;
-    store.finish_job(done.assignment(), finish(JobState::Succeeded, None)).await.unwrap().unwrap();
+    store.finish_job(Some(RUNNER), done.assignment(), finish(JobState::Succeeded, None)).await.unwrap().unwrap();
     assert_eq!(store.active_jobs().await.unwrap(), vec![assigned, running]);
 }
 
@@ -209,12 +251,29 @@ async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
     let t0 = now();
     let t1 = t0 + chrono::Duration::milliseconds(5);
     let t2 = t0 + chrono::Duration::milliseconds(9);
-    assert!(store.record_stage(a, "build", StageState::Running, None, "", t0).await.unwrap());
-    assert!(store.record_stage(a, "build", StageState::Succeeded, None, "built", t1).await.unwrap());
-    assert!(store.record_stage(a, "lint", StageState::Skipped, None, "condition was false", t1).await.unwrap());
-    assert!(store.record_stage(a, "test", StageState::Running, None, "", t1).await.unwrap());
+    assert!(store.record_stage(RUNNER, a, StageReport::new("build", StageState::Running, None, "", t0)).await.unwrap());
     assert!(
-        store.record_stage(a, "test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2).await.unwrap()
+        store
+            .record_stage(RUNNER, a, StageReport::new("build", StageState::Succeeded, None, "built", t1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_stage(RUNNER, a, StageReport::new("lint", StageState::Skipped, None, "condition was false", t1))
+            .await
+            .unwrap()
+    );
+    assert!(store.record_stage(RUNNER, a, StageReport::new("test", StageState::Running, None, "", t1)).await.unwrap());
+    assert!(
+        store
+            .record_stage(
+                RUNNER,
+                a,
+                StageReport::new("test", StageState::Failed, Some(FailureReason::Timeout), "too slow", t2)
+            )
+            .await
+            .unwrap()
     );
 
     let stages = store.stages(job.id).await.unwrap();
@@ -258,12 +317,22 @@ async fn stages_past_the_cap_are_not_stored(store: &SeaStore) {
     for index in 0..MAX_STAGES_PER_JOB + 5 {
         let stage = format!("stage {index}");
         // Accepted (the runner is not told to give the job up), but not stored.
-        assert!(store.record_stage(a, &stage, StageState::Running, None, "", now()).await.unwrap());
+        assert!(
+            store
+                .record_stage(RUNNER, a, StageReport::new(&stage, StageState::Running, None, "", now()))
+                .await
+                .unwrap()
+        );
     }
     let stages = store.stages(job.id).await.unwrap();
     assert_eq!(stages.len() as u64, MAX_STAGES_PER_JOB);
     assert_eq!(stages.last().unwrap().name, format!("stage {}", MAX_STAGES_PER_JOB - 1));
     // A stage already stored is still updated.
-    assert!(store.record_stage(a, "stage 0", StageState::Succeeded, None, "done", now()).await.unwrap());
+    assert!(
+        store
+            .record_stage(RUNNER, a, StageReport::new("stage 0", StageState::Succeeded, None, "done", now()))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.stages(job.id).await.unwrap()[0].state, StageState::Succeeded);
 }

@@ -11,6 +11,7 @@ mod support;
 
 mod claim;
 mod connect;
+mod identity;
 mod jobs;
 mod lifecycle;
 mod logs;

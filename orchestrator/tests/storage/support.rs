@@ -164,9 +164,12 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
 }
 
-/// Claims a job for a new runner with `labels`, expecting one.
+/// The runner `claim` claims jobs for.
+pub const RUNNER: Uuid = Uuid::from_u128(0x0193_7a6e_0000_7000_8000_0000_0000_0001);
+
+/// Claims a job for [`RUNNER`] with `labels`, expecting one.
 pub async fn claim(store: &SeaStore, pairs: &[(&str, &str)]) -> (JobRecord, u64) {
-    store.claim_job(Uuid::new_v4(), &labels(pairs)).await.expect("claim").expect("a job to claim")
+    store.claim_job(RUNNER, &labels(pairs)).await.expect("claim").expect("a job to claim")
 }
 
 /// The current time at the precision the stores keep.

@@ -48,7 +48,14 @@ fn unknown_variables(report: &EnvReport) -> Option<String> {
 pub struct AgentConfig {
     /// The orchestrator's gRPC address (or its load balancer's).
     pub orchestrator_url: String,
-    /// The runner token, sent as `authorization: Bearer <token>`.
+    /// A registration token (from `rivet runner token create`, or one of the
+    /// orchestrator's `auth.registration_tokens`). A runner without a credential in its
+    /// state directory presents it once to register, and from then on connects with the
+    /// credential it received.
+    pub registration_token: Option<String>,
+    /// The old name of `registration_token` (the token every runner shared, before runners
+    /// registered): still read, as the registration token.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// The runner's name; defaults to the host name.
     pub name: Option<String>,
@@ -56,7 +63,8 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// How many jobs it runs at once.
     pub capacity: u32,
-    /// Where it keeps its id and spilled log lines.
+    /// Where it keeps its id, its credential (`credential.json`, mode 0600) and spilled log
+    /// lines.
     pub state_dir: PathBuf,
     /// How many bytes of unacknowledged log text per job stay in memory before the rest
     /// spills to disk.
@@ -99,6 +107,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             orchestrator_url: "http://127.0.0.1:7420".to_owned(),
+            registration_token: None,
             token: None,
             name: None,
             labels: BTreeMap::new(),
@@ -125,7 +134,10 @@ impl AgentConfig {
         }
         // RIVET_RUNNER_CONFIG names the file; it is not a setting. Any other variable with
         // the prefix must name one: a typo stops the start, naming the variable meant.
-        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).unwrap_or_default());
+        // `token`, the old name of `registration_token`, is skipped when serialized but
+        // still read, from the environment too (`RIVET_RUNNER_TOKEN`).
+        let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).unwrap_or_default())
+            .with_leaves(["token"]);
         let vars: Vec<String> = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()).collect();
         let report = settings::check_env(PREFIX, vars.iter().map(String::as_str), &keys, &["RIVET_RUNNER_CONFIG"]);
         if let Some(message) = unknown_variables(&report) {
@@ -135,6 +147,11 @@ impl AgentConfig {
         let config: AgentConfig = figment.merge(env).extract().map_err(Box::new)?;
         config.check().map_err(|message| Box::new(figment::Error::from(message)))?;
         Ok(config)
+    }
+
+    /// The registration token, under either name.
+    pub fn registration_token(&self) -> Option<&str> {
+        self.registration_token.as_deref().or(self.token.as_deref())
     }
 
     /// Checks the settings that depend on each other: every message the runner sends must
@@ -164,8 +181,8 @@ impl AgentConfig {
     /// The configuration with its secrets replaced by `REDACTED`, for `--print-config`.
     pub fn redacted(&self) -> AgentConfig {
         let mut config = self.clone();
-        if config.token.is_some() {
-            config.token = Some("REDACTED".to_owned());
+        for token in [&mut config.registration_token, &mut config.token].into_iter().flatten() {
+            *token = "REDACTED".to_owned();
         }
         config
     }
@@ -215,6 +232,17 @@ mod tests {
             let documented = text.contains(&format!("{key} =")) || text.contains(&format!("[{key}]"));
             assert!(documented, "deploy/config/runner.toml does not document `{path}`");
         }
+    }
+
+    /// `token` (the shared runner token before runners registered) still loads, as the
+    /// registration token.
+    #[test]
+    fn the_old_token_setting_is_read_as_the_registration_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("old.toml");
+        std::fs::write(&file, "token = \"shared\"").expect("write");
+        let config = AgentConfig::load(Some(&file)).expect("the old name loads");
+        assert_eq!(config.registration_token(), Some("shared"));
     }
 
     #[test]

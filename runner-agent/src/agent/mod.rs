@@ -4,6 +4,7 @@
 //! is unreachable; their output waits in the [`Outbox`] until it is acknowledged.
 
 pub mod config;
+pub mod credential;
 pub mod outbox;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,11 +22,14 @@ use rivet_proto::v1::{self as pb, ConnectRequest, connect_request, connect_respo
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
 pub use config::AgentConfig;
+pub use credential::Credential;
 pub use outbox::Outbox;
+
+use crate::agent::credential::CredentialError;
 
 use crate::job::{EventSink, JobOutcome, JobSpec};
 use crate::proto;
@@ -47,6 +51,24 @@ pub enum AgentError {
     /// The orchestrator refused the runner for good (bad token, protocol mismatch).
     #[error("the orchestrator refused this runner: {0}")]
     Refused(tonic::Status),
+    /// The orchestrator refused the registration token.
+    #[error("the orchestrator refused the registration token: {0}")]
+    RegistrationRefused(tonic::Status),
+    /// The orchestrator refused the runner's credential: it was revoked, or belongs to
+    /// another orchestrator's database.
+    #[error(
+        "the orchestrator refused this runner's credential ({path}): {status}. If the runner was revoked, \
+         delete that file and register it again with a new registration token"
+    )]
+    CredentialRefused {
+        /// The credential file.
+        path: std::path::PathBuf,
+        /// The orchestrator's answer.
+        status: tonic::Status,
+    },
+    /// The credential file cannot be read or written.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
     /// The orchestrator URL is malformed.
     #[error("invalid orchestrator url `{url}`: {message}")]
     InvalidUrl {
@@ -78,6 +100,8 @@ struct Running {
 pub struct Agent {
     config: AgentConfig,
     runner_id: Uuid,
+    /// The runner's own credential, once it registered.
+    credential: Option<Credential>,
     runner: Arc<dyn JobRunner>,
     outbox: Outbox,
     running: Arc<Mutex<HashMap<Uuid, Running>>>,
@@ -100,14 +124,17 @@ enum Ended {
 }
 
 impl Agent {
-    /// Creates an agent; reads (or creates) its stable id in the state directory.
+    /// Creates an agent; reads its credential, or (without one) its stable id, from the
+    /// state directory, creating the id when there is none.
     pub fn new(config: AgentConfig, runner: Arc<dyn JobRunner>) -> Result<Agent, AgentError> {
         std::fs::create_dir_all(&config.state_dir)?;
+        let credential = credential::load(&config.state_dir)?;
         let id_file = config.state_dir.join("runner-id");
-        let runner_id = match std::fs::read_to_string(&id_file).ok().and_then(|text| Uuid::parse_str(text.trim()).ok())
-        {
-            Some(id) => id,
-            None => {
+        let stored_id = std::fs::read_to_string(&id_file).ok().and_then(|text| Uuid::parse_str(text.trim()).ok());
+        let runner_id = match (&credential, stored_id) {
+            (Some(credential), _) => credential.runner_id,
+            (None, Some(id)) => id,
+            (None, None) => {
                 let id = Uuid::new_v4();
                 std::fs::write(&id_file, id.to_string())?;
                 id
@@ -119,6 +146,7 @@ impl Agent {
         Ok(Agent {
             config,
             runner_id,
+            credential,
             runner,
             outbox,
             running: Arc::default(),
@@ -132,8 +160,19 @@ impl Agent {
         self.runner_id
     }
 
-    /// Connects and serves until `stop` says so and every job is reported.
-    pub async fn run(self, stop: Stop) -> Result<(), AgentError> {
+    /// The runner's credential, once it registered.
+    pub fn credential(&self) -> Option<&Credential> {
+        self.credential.as_ref()
+    }
+
+    /// Whether `run` registers first: no credential yet, and a registration token.
+    pub fn registration_pending(&self) -> bool {
+        self.credential.is_none() && self.config.registration_token().is_some()
+    }
+
+    /// Registers with the configured registration token when the runner has no credential
+    /// yet, then connects and serves until `stop` says so and every job is reported.
+    pub async fn run(mut self, stop: Stop) -> Result<(), AgentError> {
         let tls = &self.config.tls;
         let files = ClientTls {
             ca_file: tls.ca_file.as_deref(),
@@ -149,6 +188,12 @@ impl Agent {
             .http2_keep_alive_interval(Duration::from_secs(15))
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
+        if self.registration_pending()
+            && let Some(token) = self.config.registration_token().map(str::to_owned)
+            && !self.register(&endpoint, &token, &stop).await?
+        {
+            return Ok(());
+        }
         let (min, max) = self.config.reconnect_bounds();
         let mut delay = min;
         loop {
@@ -157,6 +202,11 @@ impl Agent {
                 Ok(channel) => match self.serve(channel, &stop).await {
                     Ok(Ended::Done) => return Ok(()),
                     Ok(Ended::Reconnect) => delay = min,
+                    Err(status) if is_fatal(&status) && self.credential.is_some() => {
+                        let path = credential::path(&self.config.state_dir);
+                        tracing::error!(status = %status, path = %path.display(), "the orchestrator refused this runner's credential");
+                        return Err(AgentError::CredentialRefused { path, status });
+                    }
                     Err(status) if is_fatal(&status) => return Err(AgentError::Refused(status)),
                     Err(status) => tracing::warn!(status = %status, "connection to the orchestrator failed"),
                 },
@@ -175,6 +225,62 @@ impl Agent {
         }
     }
 
+    /// Trades the registration token for the runner's own credential and stores it,
+    /// retrying while the orchestrator is unreachable. `false` when told to stop first.
+    async fn register(&mut self, endpoint: &Endpoint, token: &str, stop: &Stop) -> Result<bool, AgentError> {
+        let (min, max) = self.config.reconnect_bounds();
+        let mut delay = min;
+        loop {
+            let attempt = async {
+                let channel = endpoint.connect().await.map_err(|err| tonic::Status::unavailable(err.to_string()))?;
+                let mut client = RunnerServiceClient::new(channel);
+                let mut request = tonic::Request::new(pb::RegisterRunnerRequest {
+                    name: self.config.runner_name(),
+                    labels: self.config.announced_labels().into_iter().collect(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                });
+                let value = format!("Bearer {token}").parse().map_err(|_| {
+                    tonic::Status::invalid_argument("the registration token has characters not allowed in metadata")
+                })?;
+                request.metadata_mut().insert("authorization", value);
+                client.register_runner(request).await.map(tonic::Response::into_inner)
+            };
+            match attempt.await {
+                Ok(registered) => {
+                    let runner_id = Uuid::parse_str(&registered.runner_id).map_err(|err| {
+                        AgentError::RegistrationRefused(tonic::Status::internal(format!(
+                            "the orchestrator answered with a malformed runner id: {err}"
+                        )))
+                    })?;
+                    let credential = Credential {
+                        runner_id,
+                        credential: registered.credential,
+                        labels: registered.labels.into_iter().collect(),
+                    };
+                    let path = credential::store(&self.config.state_dir, &credential)?;
+                    tracing::info!(runner = %runner_id, path = %path.display(), labels = ?credential.labels, "registered: the credential is stored");
+                    self.runner_id = runner_id;
+                    self.credential = Some(credential);
+                    return Ok(true);
+                }
+                Err(status) if is_fatal(&status) => {
+                    tracing::error!(status = %status, "the orchestrator refused the registration token");
+                    return Err(AgentError::RegistrationRefused(status));
+                }
+                Err(status) => {
+                    tracing::warn!(status = %status, url = %self.config.orchestrator_url, "cannot register yet")
+                }
+            }
+            let jittered = delay.mul_f64(0.5 + jitter() * 0.5);
+            tokio::select! {
+                _ = stop.drain.cancelled() => return Ok(false),
+                _ = stop.now.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(jittered) => {}
+            }
+            delay = (delay * 2).min(max);
+        }
+    }
+
     async fn serve(&self, channel: Channel, stop: &Stop) -> Result<Ended, tonic::Status> {
         let mut client = RunnerServiceClient::new(channel)
             .max_decoding_message_size(self.config.max_message_bytes)
@@ -182,9 +288,9 @@ impl Agent {
         let (sender, receiver) = mpsc::channel::<ConnectRequest>(64);
         sender.send(self.hello()).await.map_err(|_| tonic::Status::internal("outgoing channel closed"))?;
         let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
-        if let Some(token) = &self.config.token {
-            let value = format!("Bearer {token}").parse().map_err(|_| {
-                tonic::Status::invalid_argument("the runner token has characters not allowed in metadata")
+        if let Some(credential) = &self.credential {
+            let value = format!("Bearer {}", credential.credential).parse().map_err(|_| {
+                tonic::Status::invalid_argument("the runner credential has characters not allowed in metadata")
             })?;
             request.metadata_mut().insert("authorization", value);
         }
@@ -317,12 +423,27 @@ impl Agent {
         let _ = sender.send(request_of(connect_request::Body::Heartbeat(beat))).await;
     }
 
+    /// The labels to announce: the ones the registration granted, once registered (the
+    /// orchestrator refuses any other), else the configured ones.
+    fn labels(&self) -> BTreeMap<String, String> {
+        let configured = self.config.announced_labels();
+        match &self.credential {
+            Some(credential) => {
+                if credential.labels != configured {
+                    tracing::warn!(granted = ?credential.labels, configured = ?configured, "announcing the labels the registration granted, not the configured ones");
+                }
+                credential.labels.clone()
+            }
+            None => configured,
+        }
+    }
+
     fn hello(&self) -> ConnectRequest {
         let hello = pb::RunnerHello {
             protocol_versions: vec![PROTOCOL_VERSION],
             runner_id: self.runner_id.to_string(),
             name: self.config.runner_name(),
-            labels: self.config.announced_labels().into_iter().collect(),
+            labels: self.labels().into_iter().collect(),
             capacity: self.config.capacity,
             running_jobs: self.running_jobs(),
             version: env!("CARGO_PKG_VERSION").to_owned(),

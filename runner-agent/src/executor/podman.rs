@@ -371,12 +371,30 @@ pub(crate) async fn remove_containers(podman: &Podman, filters: Vec<ContainerLis
     let containers = podman.containers().list(&opts).await.map_err(Error::podman("list containers"))?;
     let mut removed = 0;
     for id in containers.into_iter().filter_map(|container| container.id) {
-        match podman.containers().get(id.as_str()).delete(&force_delete()).await {
-            Ok(()) => removed += 1,
-            // Removed meanwhile, e.g. by the job's own clean-up.
-            Err(err) if podman_message(&err).contains("no such container") => {}
-            Err(err) => return Err(Error::Podman { action: "remove a container", source: err }),
+        let mut busy = 0;
+        loop {
+            match podman.containers().get(id.as_str()).delete(&force_delete()).await {
+                Ok(()) => removed += 1,
+                // Removed meanwhile, e.g. by the job's own clean-up.
+                Err(err) if podman_message(&err).contains("no such container") => {}
+                // A container whose process was just killed (a runner killed mid-job) can
+                // still hold its shared-memory mount for a moment; removing it then fails
+                // with EBUSY. Wait a little and try again, a bounded number of times.
+                Err(err) if podman_message(&err).contains("device or resource busy") && busy < REMOVE_BUSY_RETRIES => {
+                    busy += 1;
+                    tracing::debug!(container = %id, attempt = busy, "container still busy; retrying its removal");
+                    tokio::time::sleep(REMOVE_BUSY_DELAY * busy).await;
+                    continue;
+                }
+                Err(err) => return Err(Error::Podman { action: "remove a container", source: err }),
+            }
+            break;
         }
     }
     Ok(removed)
 }
+
+/// How many times removing a container that is still busy is retried.
+const REMOVE_BUSY_RETRIES: u32 = 5;
+/// The first wait before such a retry; each further one waits longer (3.75 s in all).
+const REMOVE_BUSY_DELAY: std::time::Duration = std::time::Duration::from_millis(250);

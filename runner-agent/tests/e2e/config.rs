@@ -46,7 +46,9 @@ fn documented_keys(text: &str) -> Vec<String> {
 fn every_documented_runner_setting_can_be_set_through_the_environment() {
     let settings: Vec<(&str, &str, Value)> = vec![
         ("orchestrator_url", "https://ci.example:7420", json!("https://ci.example:7420")),
-        ("token", "reg-s3cret", json!("REDACTED")),
+        ("registration_token", "reg-s3cret", json!("REDACTED")),
+        // The old name of `registration_token`: not serialized by default, still read.
+        ("token", "old-s3cret", json!("REDACTED")),
         ("name", "build-box-9", json!("build-box-9")),
         ("labels", r#"{zone="eu"}"#, json!({ "zone": "eu" })),
         ("capacity", "6", json!(6)),
@@ -95,7 +97,9 @@ fn every_documented_runner_setting_can_be_set_through_the_environment() {
     let output = runner(&vars);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("reg-s3cret"), "--print-config printed the token:\n{stdout}");
+    for secret in ["reg-s3cret", "old-s3cret"] {
+        assert!(!stdout.contains(secret), "--print-config printed the token `{secret}`:\n{stdout}");
+    }
     let effective: Value = serde_json::from_str(&stdout).expect("JSON");
     for (path, _, expected) in &settings {
         let pointer = format!("/{}", path.replace('.', "/"));
