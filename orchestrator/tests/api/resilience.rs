@@ -206,3 +206,22 @@ async fn draining(backend: Backend) {
     assert_eq!(second.attempt, 1);
 }
 both_backends!(a_draining_runner_finishes_its_job_and_takes_no_new_one, draining);
+
+/// A runner told to drain while its orchestrator is gone, with nothing running and nothing
+/// to report, stops instead of reconnecting forever; a drain during a reconnect delay is
+/// acted on at once.
+#[tokio::test]
+async fn a_draining_runner_without_an_orchestrator_stops() {
+    let mut cluster = Cluster::start(Backend::Sqlite).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("gone", &[])).await;
+    let (stop, agent, _state) = start_agent(cluster.addr(0), 10, Duration::from_millis(1));
+    let job = api.launch("gone", &[("image", "x")]).await.unwrap();
+    api.wait_for(&job.id, pb::JobState::Succeeded).await;
+    cluster.kill(0);
+    // Let the agent notice and fall into its reconnect loop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.drain.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), agent).await;
+    assert!(stopped.is_ok(), "the draining runner kept reconnecting to a vanished orchestrator");
+}

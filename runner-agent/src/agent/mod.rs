@@ -214,13 +214,21 @@ impl Agent {
                     tracing::warn!(error = %err, url = %self.config.orchestrator_url, "cannot reach the orchestrator")
                 }
             }
-            if stop.now.is_cancelled() && self.running.lock().map(|r| r.is_empty()).unwrap_or(true) {
+            if self.stopped_while_away(&stop) {
                 return Ok(());
             }
             // Full jitter: a fleet of runners does not reconnect in lockstep.
             let jittered = delay.mul_f64(0.5 + jitter() * 0.5);
             tracing::info!(delay_ms = jittered.as_millis() as u64, "reconnecting");
-            tokio::time::sleep(jittered).await;
+            // A stop that comes while waiting is acted on now, not after the delay.
+            tokio::select! {
+                _ = tokio::time::sleep(jittered) => {}
+                _ = stop.drain.cancelled() => {}
+                _ = stop.now.cancelled() => {}
+            }
+            if self.stopped_while_away(&stop) {
+                return Ok(());
+            }
             delay = (delay * 2).min(max);
         }
     }
@@ -279,6 +287,15 @@ impl Agent {
             }
             delay = (delay * 2).min(max);
         }
+    }
+
+    /// Whether a runner without a connection should stop: told to stop now with no job
+    /// running, or told to drain with no job running and nothing left to report (a drain
+    /// finishes jobs and delivers their reports; with neither, there is nothing to wait
+    /// for, and an orchestrator that went away first must not keep it alive).
+    fn stopped_while_away(&self, stop: &Stop) -> bool {
+        let idle = self.running.lock().map(|r| r.is_empty()).unwrap_or(true);
+        (stop.now.is_cancelled() && idle) || (stop.drain.is_cancelled() && idle && self.outbox.lock().is_empty())
     }
 
     async fn serve(&self, channel: Channel, stop: &Stop) -> Result<Ended, tonic::Status> {
