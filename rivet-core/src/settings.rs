@@ -139,6 +139,25 @@ fn suggest(path: &str, keys: &KeyPaths) -> Option<String> {
         .map(|(_, known)| known.clone())
 }
 
+/// The keys a TOML configuration reference documents, commented-out ones (`# key = ...`)
+/// included, as dotted paths under their `[section]`: what the environment tests of each
+/// binary hold against the configuration.
+pub fn documented_keys(text: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, _)) = line.split_once(" = ")
+            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            keys.push(if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") });
+        }
+    }
+    keys
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +198,13 @@ mod tests {
         );
         let report = check(&["RIVET_AUTH__SOMETHING_ELSE"]);
         assert_eq!(report.typos, vec![("RIVET_AUTH__SOMETHING_ELSE".to_owned(), None)]);
+    }
+
+    #[test]
+    fn documented_keys_include_commented_ones_under_their_section() {
+        let text =
+            "# A setting.\nlisten = \"x\"\n# redis_url = \"redis://\"\n[auth]\n# Tokens = 3, prose\napi_tokens = []\n";
+        assert_eq!(documented_keys(text), vec!["listen", "redis_url", "auth.api_tokens"]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
-use rivet_core::settings::{KeyPaths, var_name};
+use rivet_core::settings::{KeyPaths, documented_keys, var_name};
 use rivet_orchestrator::config::{Config, REDACTED};
 use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
@@ -101,24 +101,6 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         let pointer = format!("/{}", path.replace('.', "/"));
         assert_eq!(effective.pointer(&pointer), Some(expected), "{} did not set `{path}`", var_name("RIVET_", path));
     }
-}
-
-/// The keys `deploy/config/orchestrator.toml` documents, commented-out ones included, as
-/// dotted paths under their `[section]`.
-fn documented_keys(text: &str) -> Vec<String> {
-    let mut section = String::new();
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_start_matches('#').trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
-            section = name.to_owned();
-        } else if let Some((key, _)) = line.split_once(" = ")
-            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        {
-            keys.push(if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") });
-        }
-    }
-    keys
 }
 
 #[test]

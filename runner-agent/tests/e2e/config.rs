@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use rivet_core::settings::{KeyPaths, var_name};
+use rivet_core::settings::{KeyPaths, documented_keys, var_name};
 use rivet_runner::agent::AgentConfig;
 use serde_json::{Value, json};
 
@@ -22,24 +22,6 @@ fn runner(vars: &[(String, String)]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("rivet-runner runs")
-}
-
-/// The keys `deploy/config/runner.toml` documents, commented-out ones included, as dotted
-/// paths under their `[section]`.
-fn documented_keys(text: &str) -> Vec<String> {
-    let mut section = String::new();
-    let mut keys = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_start_matches('#').trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
-            section = name.to_owned();
-        } else if let Some((key, _)) = line.split_once(" = ")
-            && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-        {
-            keys.push(if section.is_empty() { key.to_owned() } else { format!("{section}.{key}") });
-        }
-    }
-    keys
 }
 
 #[test]
