@@ -27,16 +27,24 @@ pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return Cow::Borrowed(text);
     }
+    Cow::Owned(truncate_head(text, text.len(), max))
+}
+
+/// The cut form of a text of `total` bytes of which only the first, `head`, is at hand
+/// (a line being read that was never held whole): the longest prefix of `head` that
+/// leaves room for the marker, cut at a character boundary, then the marker counting
+/// every byte dropped. For `head` the whole text, this is what [`truncate`] returns.
+pub fn truncate_head(head: &str, total: usize, max: usize) -> String {
     // The marker's length depends on the number it prints; size it for the worst case.
-    let room = max.saturating_sub(marker(text.len()).len());
-    let mut cut = room.min(text.len());
-    while !text.is_char_boundary(cut) {
+    let room = max.saturating_sub(marker(total).len());
+    let mut cut = room.min(head.len());
+    while !head.is_char_boundary(cut) {
         cut -= 1;
     }
     let mut out = String::with_capacity(max);
-    out.push_str(&text[..cut]);
-    out.push_str(&marker(text.len() - cut));
-    Cow::Owned(out)
+    out.push_str(&head[..cut]);
+    out.push_str(&marker(total - cut));
+    out
 }
 
 /// Like [`truncate`], for an owned string: no copy when it fits.

@@ -6,6 +6,8 @@
 //! prints 50 MB without a newline costs the runner the limit in memory, not 50 MB. The cut
 //! line reads exactly as `rivet_core::text::truncate` would have cut the whole line.
 
+use rivet_core::text::truncate_head;
+
 /// Splits a byte stream into lines and keeps the first bytes of it.
 #[derive(Debug)]
 pub(crate) struct StreamLines {
@@ -85,25 +87,11 @@ impl StreamLines {
             line(&String::from_utf8_lossy(bytes));
         } else {
             let head = String::from_utf8_lossy(&self.partial);
-            line(&cut(&head, self.partial.len() + self.dropped, self.max_line));
+            line(&truncate_head(&head, self.partial.len() + self.dropped, self.max_line));
         }
         self.partial.clear();
         self.dropped = 0;
     }
-}
-
-/// A line of `total` bytes whose first bytes are `head`, cut to `max` bytes the way
-/// `rivet_core::text::truncate` cuts a whole line (a unit test holds the two together).
-fn cut(head: &str, total: usize, max: usize) -> String {
-    let marker = |dropped: usize| format!(" … [truncated {dropped} bytes]");
-    let mut at = max.saturating_sub(marker(total).len()).min(head.len());
-    while !head.is_char_boundary(at) {
-        at -= 1;
-    }
-    let mut out = String::with_capacity(max);
-    out.push_str(&head[..at]);
-    out.push_str(&marker(total - at));
-    out
 }
 
 #[cfg(test)]
