@@ -97,4 +97,12 @@ impl Client {
     pub fn error(&self, status: tonic::Status, subject: Subject) -> Error {
         error::from_status(&status, &self.server, subject)
     }
+
+    /// Every API token the server knows, without secrets.
+    pub async fn api_tokens(&self) -> Result<Vec<rivet_proto::v1::ApiToken>, Error> {
+        let request = rivet_proto::v1::ListTokensRequest {};
+        let response =
+            self.tokens.clone().list_tokens(request).await.map_err(|status| self.error(status, Subject::Other))?;
+        Ok(response.into_inner().tokens)
+    }
 }

@@ -3,7 +3,7 @@
 //! The server only knows full ids and names, so a prefix is resolved here by listing and
 //! matching. No match and more than one match are both errors that say what to do.
 
-use rivet_proto::v1::{self as pb, GetPipelineRequest, ListJobsRequest, ListPipelinesRequest, ListTokensRequest};
+use rivet_proto::v1::{self as pb, GetPipelineRequest, ListJobsRequest, ListPipelinesRequest};
 use tonic::Code;
 
 use crate::client::Client;
@@ -96,14 +96,7 @@ pub async fn token_id(client: &Client, reference: &str) -> Result<String, Error>
     if reference.len() == 36 {
         return Ok(reference.to_ascii_lowercase());
     }
-    let tokens = client
-        .tokens
-        .clone()
-        .list_tokens(ListTokensRequest {})
-        .await
-        .map_err(|status| client.error(status, Subject::Other))?
-        .into_inner()
-        .tokens;
+    let tokens = client.api_tokens().await?;
     let matches: Vec<pb::ApiToken> = tokens.into_iter().filter(|token| id_matches(&token.id, reference)).collect();
     let describe = |token: &pb::ApiToken| {
         format!(

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rivet_proto::v1::{self as pb, CreateTokenRequest, ListTokensRequest, RevokeTokenRequest};
+use rivet_proto::v1::{self as pb, CreateTokenRequest, RevokeTokenRequest};
 
 use crate::client::Client;
 use crate::error::{Error, Subject};
@@ -79,14 +79,7 @@ pub async fn create(
 
 /// `rivet token list`: every token, without secrets.
 pub async fn list(client: &Client, format: Format) -> Result<u8, Error> {
-    let tokens = client
-        .tokens
-        .clone()
-        .list_tokens(ListTokensRequest {})
-        .await
-        .map_err(|status| client.error(status, Subject::Other))?
-        .into_inner()
-        .tokens;
+    let tokens = client.api_tokens().await?;
     match format {
         Format::Json => view::print_json(&serde_json::Value::Array(tokens.iter().map(view::token_json).collect())),
         Format::Table if tokens.is_empty() => {

@@ -100,7 +100,8 @@ pub fn outputs(
 
 /// Refuses a runner's self-description when a field is over its limit: these come from
 /// the runner's configuration, so its operator should hear about it rather than see it cut.
-pub fn check_runner(name: &str, version: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+/// `what` names the message the fields came in (`hello`, `registration`, `token`).
+pub fn check_runner(what: &str, name: &str, version: &str, labels: &BTreeMap<String, String>) -> Result<()> {
     let too_long = |field: &str, text: &str| {
         Error::invalid(
             field,
@@ -111,19 +112,19 @@ pub fn check_runner(name: &str, version: &str, labels: &BTreeMap<String, String>
         )
     };
     if name.len() > MAX_RUNNER_TEXT_BYTES {
-        return Err(too_long("hello.name", name));
+        return Err(too_long(&format!("{what}.name"), name));
     }
     if version.len() > MAX_RUNNER_TEXT_BYTES {
-        return Err(too_long("hello.version", version));
+        return Err(too_long(&format!("{what}.version"), version));
     }
     if labels.len() > MAX_RUNNER_LABELS {
         return Err(Error::invalid(
-            "hello.labels",
+            &format!("{what}.labels"),
             format!("has {} labels, over the limit of {MAX_RUNNER_LABELS} labels per runner", labels.len()),
         ));
     }
     for (key, value) in labels {
-        let field = format!("hello.labels.{}", truncate_owned(key.clone(), 64));
+        let field = format!("{what}.labels.{}", truncate_owned(key.clone(), 64));
         if key.len() > MAX_RUNNER_TEXT_BYTES {
             return Err(too_long(&field, key));
         }
@@ -164,11 +165,11 @@ mod tests {
     #[test]
     fn long_runner_fields_are_refused_with_the_limit() {
         let labels: BTreeMap<String, String> = [("os".to_owned(), "x".repeat(300))].into_iter().collect();
-        let err = check_runner("r", "1", &labels).expect_err("too long").to_string();
+        let err = check_runner("hello", "r", "1", &labels).expect_err("too long").to_string();
         assert!(err.contains("256-byte limit"), "{err}");
         let labels: BTreeMap<String, String> = (0..65).map(|i| (format!("l{i}"), String::new())).collect();
-        let err = check_runner("r", "1", &labels).expect_err("too many").to_string();
+        let err = check_runner("hello", "r", "1", &labels).expect_err("too many").to_string();
         assert!(err.contains("limit of 64 labels"), "{err}");
-        assert!(check_runner("r", "1", &BTreeMap::new()).is_ok());
+        assert!(check_runner("hello", "r", "1", &BTreeMap::new()).is_ok());
     }
 }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::domain::bounds;
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::store::{NewRegistrationToken, Redemption, RunnerCredential, RunnerRecord};
@@ -141,6 +142,7 @@ pub struct TokenRequest {
 
 /// Creates and stores a registration token; returns it (the only time it is shown).
 pub async fn create_registration_token(orchestrator: &Orchestrator, request: TokenRequest) -> Result<IssuedSecret> {
+    bounds::check_runner("token", "", "", &request.labels)?;
     let issued = issue(REGISTRATION_PREFIX, Uuid::new_v4())?;
     let token = NewRegistrationToken {
         id: issued.id,
@@ -184,6 +186,7 @@ pub async fn register(
     presented: &str,
     registration: Registration,
 ) -> Result<Registered> {
+    bounds::check_runner("registration", &registration.name, &registration.version, &registration.labels)?;
     let now = Utc::now();
     let token_labels = if matches_any(configured, presented) {
         BTreeMap::new()

@@ -195,7 +195,7 @@ fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
         running.push((assignment, job.last_sequence));
     }
     let labels = hello.labels.into_iter().collect::<BTreeMap<_, _>>();
-    bounds::check_runner(&hello.name, &hello.version, &labels)?;
+    bounds::check_runner("hello", &hello.name, &hello.version, &labels)?;
     let runner = RunnerRecord {
         id,
         name: if hello.name.is_empty() { hello.runner_id.clone() } else { hello.name },

@@ -63,9 +63,14 @@ pub(crate) fn create(dir: &Path, owner: Option<u32>) -> Result<(), Error> {
 /// The host id that root in the job's containers maps to: the configured base when the
 /// runner runs as root (a rootless Podman maps ids through `/etc/subuid` itself).
 pub(crate) fn mapped_root(config: &ExecutorConfig) -> Option<u32> {
+    config.container_uid_base.filter(|_| runs_as_root())
+}
+
+/// Whether this process runs as root, read once: it is asked for every container.
+fn runs_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    let runs_as_root = std::fs::metadata("/proc/self").is_ok_and(|process| process.uid() == 0);
-    config.container_uid_base.filter(|_| runs_as_root)
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| std::fs::metadata("/proc/self").is_ok_and(|process| process.uid() == 0))
 }
 
 /// Removes a workspace.
