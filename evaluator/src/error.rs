@@ -34,6 +34,14 @@ pub enum Error {
         /// The largest response read, in bytes.
         limit: usize,
     },
+    /// The script is larger than a request to a worker may carry.
+    #[error("the pipeline source is {size} bytes, over the {} KiB the evaluation workers accept", .limit / 1024)]
+    SourceTooLarge {
+        /// The source's size, in bytes.
+        size: usize,
+        /// The largest source accepted, in bytes.
+        limit: usize,
+    },
     /// Every worker is busy and the wait queue is full.
     #[error(
         "too many pipelines are waiting to be evaluated: all {workers} evaluation workers are busy and the queue of {queue} is full; retry shortly"
@@ -64,7 +72,8 @@ impl Error {
             Error::TimeBudget { .. }
             | Error::CpuLimit { .. }
             | Error::MemoryLimit { .. }
-            | Error::ResponseTooLarge { .. } => true,
+            | Error::ResponseTooLarge { .. }
+            | Error::SourceTooLarge { .. } => true,
             Error::QueueFull { .. } | Error::Spawn { .. } | Error::Crashed(_) => false,
         }
     }

@@ -27,6 +27,7 @@ mod worker;
 
 pub use error::Error;
 pub use pool::{
-    ADDRESS_SPACE_OVERHEAD, DEFAULT_QUEUE, DEFAULT_WORKERS, KILL_GRACE, MAX_EVALUATIONS_PER_WORKER, Pool, PoolConfig,
+    ADDRESS_SPACE_OVERHEAD, DEFAULT_QUEUE, DEFAULT_WORKERS, KILL_GRACE, MAX_EVALUATIONS_PER_WORKER, MAX_SOURCE_BYTES,
+    Pool, PoolConfig,
 };
 pub use worker::{WORKER_ARG, WorkerSettings, run_if_requested, worker_main};

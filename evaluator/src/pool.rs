@@ -16,13 +16,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rivet_core::text::{MAX_MESSAGE_BYTES, truncate_owned};
 use rivet_core::{Limits, LoadError, PipelineDefinition};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::Error;
-use crate::frame::{self, FrameError, MAX_RESPONSE_BYTES, Request, Response};
+use crate::frame::{self, FrameError, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Request, Response};
 use crate::worker::{WORKER_ARG, WorkerSettings};
 
 /// How many workers evaluate at once by default: each may take one CPU for a whole time
@@ -43,6 +44,10 @@ pub const ADDRESS_SPACE_OVERHEAD: u64 = 256 * 1024 * 1024;
 /// Evaluations a worker serves before it is replaced, so that a heap fragmented by
 /// hostile scripts does not live forever.
 pub const MAX_EVALUATIONS_PER_WORKER: u32 = 1_000;
+
+/// The largest pipeline source a worker is sent: a request escapes every byte into at
+/// most six and must stay within [`MAX_REQUEST_BYTES`].
+pub const MAX_SOURCE_BYTES: usize = (MAX_REQUEST_BYTES - 256) / 6;
 
 /// How much of a dead worker's stderr is read to tell why it died.
 const STDERR_CAP: u64 = 4 * 1024;
@@ -150,33 +155,40 @@ impl Pool {
     /// Evaluates `source` (named `file` in diagnostics) in a worker: the outer error is
     /// the pool's (a limit, a full queue, a worker that failed), the inner the script's.
     pub async fn check(&self, source: String, file: String) -> Result<Result<PipelineDefinition, LoadError>, Error> {
+        // JSON escapes a byte into at most 6; a request the worker would refuse as too
+        // large must be refused here, as the script's limit, not found later as a crash.
+        if (source.len() + file.len()).saturating_mul(6) + 256 > MAX_REQUEST_BYTES {
+            return Err(Error::SourceTooLarge { size: source.len(), limit: MAX_SOURCE_BYTES });
+        }
         let _slot = self.admit().await?;
         let mut worker = self.worker()?;
         let request = Request { source, file };
-        match worker.exchange(&request, self.inner.config.kill_after).await {
-            Ok(response) => {
-                worker.evaluations += 1;
-                let reusable = worker.evaluations < MAX_EVALUATIONS_PER_WORKER;
-                match response {
-                    Response::Valid(definition) => {
-                        self.release(worker, reusable);
-                        Ok(Ok(definition))
-                    }
-                    Response::Invalid(diagnostics) => {
-                        self.release(worker, reusable);
-                        Ok(Err(LoadError::Invalid(diagnostics)))
-                    }
-                    Response::Sandbox(message) => {
-                        self.release(worker, reusable);
-                        Ok(Err(LoadError::Sandbox(message)))
-                    }
-                    Response::Panicked(message) => {
-                        self.release(worker, false);
-                        Err(Error::Crashed(format!("the evaluation panicked: {message}")))
-                    }
-                }
-            }
-            Err(failure) => Err(worker.diagnose(failure, &self.inner.config).await),
+        let response = match worker.exchange(&request, self.inner.config.kill_after).await {
+            Ok(response) => response,
+            Err(failure) => return Err(worker.diagnose(failure, &self.inner.config).await),
+        };
+        worker.evaluations += 1;
+        let reusable = worker.evaluations < MAX_EVALUATIONS_PER_WORKER && !matches!(response, Response::Panicked(_));
+        self.release(worker, reusable);
+        let bounded = |message: String| truncate_owned(message, MAX_MESSAGE_BYTES);
+        match response {
+            Response::Valid(definition) => Ok(Ok(definition)),
+            Response::Invalid(diagnostics) => Ok(Err(LoadError::Invalid(diagnostics))),
+            Response::Sandbox(message) => Ok(Err(LoadError::Sandbox(bounded(message)))),
+            Response::Panicked(message) => Err(Error::Crashed(bounded(format!("the evaluation panicked: {message}")))),
+        }
+    }
+
+    /// [`Pool::check`], with a limit that stopped the script folded into the script's
+    /// result as a diagnostic (it is the script's fault); the error is left for what is
+    /// the server's (a full queue, a worker that could not start or failed).
+    pub async fn evaluate(&self, source: String, file: String) -> Result<Result<PipelineDefinition, LoadError>, Error> {
+        match self.check(source, file.clone()).await {
+            Err(err) => match err.as_diagnostic(&file) {
+                Some(diagnostic) => Ok(Err(LoadError::Invalid(vec![diagnostic]))),
+                None => Err(err),
+            },
+            checked => checked,
         }
     }
 

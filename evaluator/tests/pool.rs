@@ -181,3 +181,17 @@ async fn a_missing_worker_program_is_named() {
     assert!(matches!(err, Error::Spawn { .. }), "{err:?}");
     assert!(err.to_string().starts_with("cannot start the evaluation worker `/nonexistent/rivet`"), "{err}");
 }
+
+#[tokio::test]
+async fn a_source_larger_than_a_request_carries_is_the_scripts_limit() {
+    let pool = Pool::new(config());
+    let huge = format!("-- {}\n{VALID}", "x".repeat(rivet_evaluator::MAX_SOURCE_BYTES));
+    let err = pool.check(huge.clone(), "huge.lua".to_owned()).await.expect_err("too large to send");
+    assert!(matches!(err, Error::SourceTooLarge { .. }), "{err}");
+    assert!(err.is_limit(), "the script is at fault, not the server");
+    let folded = pool.evaluate(huge, "huge.lua".to_owned()).await.expect("a limit is the script's result");
+    let Err(LoadError::Invalid(diagnostics)) = folded else { panic!("expected a diagnostic, got {folded:?}") };
+    assert!(diagnostics[0].message.contains("KiB the evaluation workers accept"), "{diagnostics:?}");
+    // The pool serves the next script as usual.
+    check(&pool, VALID).await.expect("the pool serves").expect("valid");
+}

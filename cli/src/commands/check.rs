@@ -65,13 +65,9 @@ pub async fn evaluate(
     source: String,
     file: &str,
 ) -> anyhow::Result<Result<PipelineDefinition, LoadError>> {
-    match pool.check(source, file.to_owned()).await {
-        Ok(checked) => Ok(checked),
-        Err(err) => match err.as_diagnostic(file) {
-            Some(diagnostic) => Ok(Err(LoadError::Invalid(vec![diagnostic]))),
-            None => Err(anyhow::Error::from(err).context(format!("cannot evaluate {file}"))),
-        },
-    }
+    pool.evaluate(source, file.to_owned())
+        .await
+        .map_err(|err| anyhow::Error::from(err).context(format!("cannot evaluate {file}")))
 }
 
 async fn check_file(pool: &Pool, path: &Path) -> anyhow::Result<Report> {

@@ -59,7 +59,8 @@ impl From<Error> for Status {
                 EvaluationError::TimeBudget { .. }
                 | EvaluationError::CpuLimit { .. }
                 | EvaluationError::MemoryLimit { .. }
-                | EvaluationError::ResponseTooLarge { .. } => Status::with_error_details(
+                | EvaluationError::ResponseTooLarge { .. }
+                | EvaluationError::SourceTooLarge { .. } => Status::with_error_details(
                     Code::InvalidArgument,
                     format!("invalid pipeline: {evaluation}"),
                     ErrorDetails::with_bad_request(vec![FieldViolation::new("source", evaluation.to_string())]),

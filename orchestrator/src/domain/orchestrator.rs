@@ -144,14 +144,8 @@ impl Orchestrator {
             ));
         }
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
-        let checked = match self.inner.evaluator.check(source, file_name.clone()).await {
-            Ok(checked) => checked,
-            // A script a limit stopped is an invalid script, reported like the others.
-            Err(err) => match err.as_diagnostic(&file_name) {
-                Some(diagnostic) => return Err(Error::InvalidPipeline(vec![diagnostic])),
-                None => return Err(err.into()),
-            },
-        };
+        // A script a limit stopped is an invalid script, reported like the others.
+        let checked = self.inner.evaluator.evaluate(source, file_name).await?;
         checked.map_err(|err| match err {
             rivet_core::LoadError::Invalid(diagnostics) => Error::InvalidPipeline(diagnostics),
             other => Error::Internal(other.to_string()),
