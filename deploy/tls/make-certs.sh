@@ -48,7 +48,9 @@ basicConstraints=critical,CA:FALSE
 extendedKeyUsage=serverAuth"
 sign runner "rivet-runner" "basicConstraints=critical,CA:FALSE
 extendedKeyUsage=clientAuth"
-# The orchestrator's container runs as an unprivileged user that must read its key.
-chmod 0644 server-key.pem runner-key.pem
+# The orchestrator's container runs as an unprivileged user that must read its key
+# through the bind mount (systemd hands it over with LoadCredential instead).
+chmod 0644 server-key.pem
+chmod 0600 runner-key.pem
 chmod 0600 ca-key.pem
 echo "make-certs: certificates in $(pwd) for ${names[*]}, localhost, 127.0.0.1"

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::executor::line_cost;
 use crate::job::{EventSink, JobEvent, JobOutcome, SinkError};
 
-/// Lines read back from a spill file at a time.
+/// Lines read back from a spill file at a time, at most; memory bounds it in bytes too.
 const REFILL_LINES: usize = 2_000;
 
 /// One job's unacknowledged output.
@@ -277,14 +277,17 @@ impl LogBuffer {
 
     /// Moves the next lines of the spill file into memory and returns copies of them.
     fn refill(&mut self) -> std::io::Result<Vec<LogLine>> {
+        // Read back no more than memory holds: lines may be 64 KiB each.
+        let budget = self.memory_limit.saturating_sub(self.memory_bytes);
         let Some(spill) = &mut self.spill else { return Ok(Vec::new()) };
         spill.writer.flush()?;
         let mut file = File::open(&self.spill_path)?;
         file.seek(SeekFrom::Start(spill.read_offset))?;
         let mut reader = BufReader::new(file);
         let mut lines = Vec::new();
+        let mut bytes = 0;
         let mut text = String::new();
-        while lines.len() < REFILL_LINES && spill.unread > 0 {
+        while lines.len() < REFILL_LINES && spill.unread > 0 && (lines.is_empty() || bytes < budget) {
             text.clear();
             let read = reader.read_line(&mut text)?;
             if read == 0 {
@@ -294,6 +297,7 @@ impl LogBuffer {
             spill.unread -= 1;
             let line: LogLine = serde_json::from_str(text.trim_end())
                 .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
+            bytes += line_cost(&line);
             lines.push(line);
         }
         for line in &lines {

@@ -141,9 +141,16 @@ impl JobContext {
     /// sequence number. Once the job's log budget is spent, one notice says so and later
     /// lines are dropped; the job goes on.
     pub(crate) fn log_to(&self, stage: &str, level: LogLevel, text: &str) {
-        let text = truncate_owned(self.masker.mask(text).into_owned(), self.config.max_log_line_bytes);
+        // A line that will be dropped costs no masking; one that is kept is masked whole
+        // (a secret may straddle the cut) and copied only up to the limit.
+        let dropped = |reports: &Reports| reports.sealed || reports.log_full;
+        if dropped(&lock(&self.reports)) {
+            return;
+        }
+        let masked = self.masker.mask(text);
+        let text = truncate(&masked, self.config.max_log_line_bytes).into_owned();
         let mut reports = lock(&self.reports);
-        if reports.sealed || reports.log_full {
+        if dropped(&reports) {
             return;
         }
         let mut line = LogLine {
