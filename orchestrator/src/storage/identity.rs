@@ -38,6 +38,13 @@ pub(super) async fn redeem_token(
     secret_hash: &str,
     at: DateTime<Utc>,
 ) -> StoreResult<Redemption> {
+    // A caller without the secret gets no lock: the writer lock (SQLite's, and the row
+    // lock on PostgreSQL) is taken only once the hash matches, so forged tokens cannot
+    // stall every other write. The check repeats under the lock, which decides.
+    let unlocked = registration_token::Entity::find_by_id(id).one(&store.db).await.map_err(db_err)?;
+    if !unlocked.is_some_and(|model| hashes_match(&model.secret_hash, secret_hash)) {
+        return Ok(Redemption::Unknown);
+    }
     let txn = store.write().await?;
     let Some(model) = registration_token::Entity::find_by_id(id).lock_exclusive().one(&*txn).await.map_err(db_err)?
     else {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::codec::{db_err, parse, stored_time};
 use super::entity::api_token;
 use super::store::SeaStore;
+use crate::domain::access::LAST_USE_PRECISION;
 use crate::domain::store::{ApiTokenRecord, StoreError, StoreResult};
 use crate::domain::tokens::TokenDigest;
 
@@ -74,6 +75,12 @@ pub(super) async fn touch(store: &SeaStore, id: Uuid, at: DateTime<Utc>) -> Stor
     api_token::Entity::update_many()
         .col_expr(api_token::Column::LastUsedAt, Expr::value(stored_time(at)))
         .filter(api_token::Column::Id.eq(id))
+        // Calls that all saw the same stale time write once, not once each.
+        .filter(
+            sea_orm::Condition::any()
+                .add(api_token::Column::LastUsedAt.is_null())
+                .add(api_token::Column::LastUsedAt.lte(stored_time(at - LAST_USE_PRECISION))),
+        )
         .exec(&*txn)
         .await
         .map_err(db_err)?;
