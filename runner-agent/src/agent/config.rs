@@ -205,7 +205,7 @@ impl AgentConfig {
         })
     }
 
-    /// Reconnect delays: exponential from the minimum to the maximum.
+    /// The ceilings of the reconnect delays: the first, and the largest it doubles up to.
     pub fn reconnect_bounds(&self) -> (Duration, Duration) {
         (
             Duration::from_millis(self.reconnect_min_ms.max(1)),
