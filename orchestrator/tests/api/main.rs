@@ -9,6 +9,10 @@ mod evaluation;
 mod identity;
 mod jobs;
 mod pipelines;
+// Shared with the runner's fault tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../support/proxy.rs"]
+mod proxy;
 mod replicas;
 mod resilience;
 mod roles;
