@@ -277,31 +277,15 @@ impl Drop for Replica {
     }
 }
 
-/// The `rivet-orchestrator` binary. nextest builds every binary of the workspace before it
-/// runs a test; `cargo test -p rivet-runner` does not build it: the test then builds it
-/// itself (nextest holds no build lock while tests run; under `cargo test`, build it first).
+/// The `rivet-orchestrator` binary, next to the runner's. `cargo nextest run --workspace`
+/// (`just test`) builds every binary of the workspace first; `cargo nextest run -p
+/// rivet-runner` does not build this one: run `cargo build -p rivet-orchestrator` before.
+/// (The test does not build it itself: a cargo started from a test sees another
+/// environment, reruns build scripts and rebuilds half the workspace every time.)
 fn orchestrator_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let runner = Path::new(env!("CARGO_BIN_EXE_rivet-runner"));
-            let binary = runner.with_file_name("rivet-orchestrator");
-            if std::env::var_os("NEXTEST_RUN_ID").is_some() || !binary.exists() {
-                let target = runner.parent().and_then(Path::parent).expect("the target directory");
-                let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-                let mut build = Command::new(env!("CARGO"));
-                build
-                    .args(["build", "-q", "-p", "rivet-orchestrator", "--bin", "rivet-orchestrator"])
-                    .arg("--manifest-path")
-                    .arg(manifest)
-                    .arg("--target-dir")
-                    .arg(target);
-                run(build, "cargo build -p rivet-orchestrator");
-            }
-            assert!(binary.exists(), "{} is missing: cargo build -p rivet-orchestrator", binary.display());
-            binary
-        })
-        .clone()
+    let binary = Path::new(env!("CARGO_BIN_EXE_rivet-runner")).with_file_name("rivet-orchestrator");
+    assert!(binary.exists(), "{} is missing: run `cargo build -p rivet-orchestrator` first", binary.display());
+    binary
 }
 
 /// One `rivet-runner` process; SIGKILLed when dropped.
