@@ -18,8 +18,24 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::PATIENCE;
 
-/// The PostgreSQL programs the test uses (Debian's layout).
-const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The directory of the PostgreSQL server programs: Debian's layout, the newest version
+/// installed (as `scripts/test-services.sh` picks it).
+fn postgres_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed: apt-get install postgresql")
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let version = entry.file_name().to_str()?.parse().ok()?;
+                let bin = entry.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .collect();
+        versions.sort();
+        versions.pop().expect("no PostgreSQL server under /usr/lib/postgresql: apt-get install postgresql").1
+    })
+}
 
 /// A free loopback port (bound, then released for the process that will use it).
 pub fn free_port() -> u16 {
@@ -46,7 +62,7 @@ fn root() -> bool {
 
 /// A command of the PostgreSQL server, run as `postgres` when we are root.
 fn postgres_command(program: &str) -> Command {
-    let program = Path::new(POSTGRES_BIN).join(program);
+    let program = postgres_bin().join(program);
     if root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
@@ -65,6 +81,32 @@ fn run(mut command: Command, what: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A child process of the test, SIGKILLed (and reaped) when killed or dropped.
+#[derive(Default)]
+pub struct Process(Option<Child>);
+
+impl Process {
+    /// Kills it with SIGKILL, as the OOM killer or a power cut would: no drain, no
+    /// goodbye, nothing it held survives but what it had written to disk.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().expect("SIGKILL a child process");
+            child.wait().expect("reap a child process");
+        }
+    }
+
+    /// Whether it runs (was started and not killed).
+    pub fn running(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A PostgreSQL cluster of this test's own.
@@ -136,13 +178,13 @@ impl Drop for Postgres {
 pub struct Redis {
     port: u16,
     dir: PathBuf,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl Redis {
     /// Starts it.
     pub fn start(dir: &Path) -> Redis {
-        let mut redis = Redis { port: free_port(), dir: dir.to_owned(), child: None };
+        let mut redis = Redis { port: free_port(), dir: dir.to_owned(), process: Process::default() };
         redis.restart();
         redis
     }
@@ -154,15 +196,12 @@ impl Redis {
 
     /// Kills it with SIGKILL: everything it held is gone.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill redis-server");
-            child.wait().expect("reap redis-server");
-        }
+        self.process.kill();
     }
 
     /// Starts it again on the same port, empty.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "redis-server is already running");
+        assert!(!self.process.running(), "redis-server is already running");
         let log = std::fs::File::create(self.dir.join(format!("redis-{}.log", self.port))).expect("redis log");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -172,7 +211,7 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server (apt-get install redis-server)");
-        self.child = Some(child);
+        self.process = Process(Some(child));
         let deadline = std::time::Instant::now() + PATIENCE;
         while !redis_answers(self.port) {
             assert!(std::time::Instant::now() < deadline, "redis-server did not answer on port {}", self.port);
@@ -188,12 +227,6 @@ fn redis_answers(port: u16) -> bool {
     stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG"
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// How the orchestrator replicas of a test are configured.
 #[derive(Debug, Clone)]
 pub struct ReplicaConfig {
@@ -206,7 +239,7 @@ pub struct ReplicaConfig {
 /// One `rivet-orchestrator` process.
 pub struct Replica {
     pub addr: SocketAddr,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl Replica {
@@ -226,7 +259,7 @@ impl Replica {
             .stderr(log)
             .spawn()
             .expect("start rivet-orchestrator");
-        let replica = Replica { addr, child: Some(child) };
+        let replica = Replica { addr, process: Process(Some(child)) };
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while replica.health("").await != Some(ServingStatus::Serving) {
             assert!(tokio::time::Instant::now() < deadline, "replica {name} did not start serving");
@@ -264,16 +297,7 @@ impl Replica {
 
     /// Kills it with SIGKILL: no drain, no goodbye.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill the replica");
-            child.wait().expect("reap the replica");
-        }
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -290,7 +314,7 @@ fn orchestrator_binary() -> PathBuf {
 
 /// One `rivet-runner` process; SIGKILLed when dropped.
 pub struct Runner {
-    child: Option<Child>,
+    process: Process,
 }
 
 /// How a runner process is started.
@@ -319,21 +343,12 @@ impl Runner {
             .stderr(log)
             .spawn()
             .expect("start rivet-runner");
-        Runner { child: Some(child) }
+        Runner { process: Process(Some(child)) }
     }
 
-    /// Kills it with SIGKILL, as the OOM killer or a power cut would.
+    /// Kills it with SIGKILL; its watcher outlives it.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill the runner");
-            child.wait().expect("reap the runner");
-        }
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 

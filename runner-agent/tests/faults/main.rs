@@ -261,6 +261,17 @@ async fn follow_once(addr: SocketAddr, id: &str, next: u64, lines: &Mutex<Vec<Li
     }
 }
 
+impl Harness {
+    /// Launches the ticker, follows it on replica `on`, and waits until its first lines
+    /// have reached the follower: the job is well under way.
+    async fn launch_followed(&self, on: usize) -> (String, Follower) {
+        let id = self.launch().await;
+        let follower = Follower::start(self.replicas[on].addr, &id);
+        wait_lines(&follower, 5).await;
+        (id, follower)
+    }
+}
+
 /// Waits until the follower has seen more than `count` lines.
 async fn wait_lines(follower: &Follower, count: usize) {
     eventually(&format!("line {} reaching the follower", count + 1), || follower.count() > count).await;
@@ -272,9 +283,7 @@ async fn wait_lines(follower: &Follower, count: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_empty_requeues_nothing() {
     let mut harness = Harness::start(2, LEASE_TTL_MS, LINES).await;
-    let id = harness.launch().await;
-    let follower = Follower::start(harness.replicas[1].addr, &id);
-    wait_lines(&follower, 5).await;
+    let (id, follower) = harness.launch_followed(1).await;
     harness.redis.kill();
     harness.redis.restart();
     harness.assert_outcome(1, &id, 1, follower).await;
@@ -327,9 +336,7 @@ impl Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_loses_no_line_and_runs_nothing_twice() {
     let harness = Harness::start(2, LEASE_TTL_MS, LINES).await;
-    let id = harness.launch().await;
-    let follower = Follower::start(harness.replicas[1].addr, &id);
-    wait_lines(&follower, 5).await;
+    let (id, follower) = harness.launch_followed(1).await;
     harness.postgres.restart();
     harness.assert_outcome(1, &id, 1, follower).await;
 }
@@ -340,9 +347,7 @@ async fn postgres_restart_loses_no_line_and_runs_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replica_hands_its_runner_over_without_a_new_attempt() {
     let mut harness = Harness::start(3, LEASE_TTL_MS, LINES).await;
-    let id = harness.launch().await;
-    let follower = Follower::start(harness.replicas[2].addr, &id);
-    wait_lines(&follower, 5).await;
+    let (id, follower) = harness.launch_followed(2).await;
     harness.replicas[0].kill();
     harness.assert_outcome(2, &id, 1, follower).await;
 }
@@ -354,9 +359,7 @@ async fn a_killed_replica_hands_its_runner_over_without_a_new_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runner_leaves_no_container_and_its_job_is_requeued_when_it_returns() {
     let mut harness = Harness::start(1, 120_000, LINES).await;
-    let id = harness.launch().await;
-    let follower = Follower::start(harness.replicas[0].addr, &id);
-    wait_lines(&follower, 5).await;
+    let (id, follower) = harness.launch_followed(0).await;
     harness.runner.as_mut().expect("the runner").kill();
     let job_id = uuid::Uuid::parse_str(&id).unwrap();
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -381,9 +384,7 @@ async fn a_partitioned_runner_stops_its_copy_of_a_job_that_was_handed_on() {
     // Long enough that the first runner's copy still runs when the partition ends.
     let lines = ticker_lines_for(PARTITION + Duration::from_secs(15));
     let harness = Harness::start(1, LEASE_TTL_MS, lines).await;
-    let id = harness.launch().await;
-    let follower = Follower::start(harness.replicas[0].addr, &id);
-    wait_lines(&follower, 5).await;
+    let (id, follower) = harness.launch_followed(0).await;
 
     harness.proxy.partition();
     let cut = tokio::time::Instant::now();
