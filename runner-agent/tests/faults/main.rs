@@ -411,3 +411,18 @@ async fn a_partitioned_runner_stops_its_copy_of_a_job_that_was_handed_on() {
     harness.proxy.heal();
     harness.assert_outcome(0, &id, 2, follower).await;
 }
+
+/// A runner cut off from every replica for less than its lease keeps running its job and
+/// keeps its lines; when it reaches a replica again it is given the job back under the same
+/// assignment and delivers every line once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_partitioned_within_its_lease_delivers_everything_once() {
+    const LEASE_TTL_MS: u64 = 10_000;
+    const PARTITION: Duration = Duration::from_secs(4);
+    let harness = Harness::start(2, LEASE_TTL_MS, LINES).await;
+    let (id, follower) = harness.launch_followed(1).await;
+    harness.proxy.partition();
+    tokio::time::sleep(PARTITION).await;
+    harness.proxy.heal();
+    harness.assert_outcome(1, &id, 1, follower).await;
+}
