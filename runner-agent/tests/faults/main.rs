@@ -6,7 +6,8 @@
 //! final state, its number of attempts (1 wherever its runner stayed alive), every line
 //! exactly once in the stored log and at a follower, and no container left.
 //!
-//! Leases are short (3 s, heartbeats every 500 ms), so every outage below outlasts a lease.
+//! Leases are short (3 s, heartbeats every 500 ms, unless a scenario needs otherwise), so
+//! every outage below outlasts a lease but one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
