@@ -12,11 +12,10 @@ use rivet_core::{Assignment, JobState, LogLevel, LogLine, StageState};
 use rivet_proto::v1 as pb;
 use rivet_runner::agent::{Agent, AgentConfig, JobRunner, Stop};
 use rivet_runner::job::{EventSink, JobEvent, JobOutcome, JobSpec};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
+use crate::proxy::Proxy;
 use crate::support::{Backend, Cluster, pipeline_source};
 
 /// Emits `lines` log lines in batches of 50, `pause` apart, then succeeds.
@@ -75,39 +74,6 @@ impl JobRunner for ScriptedRunner {
                 outputs: Default::default(),
             }
         })
-    }
-}
-
-/// A TCP proxy whose connections can be cut, to break a runner's stream on purpose.
-struct Proxy {
-    addr: SocketAddr,
-    cut: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, _) = watch::channel(0u64);
-        let cuts = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, cut }
-    }
-
-    /// Drops every open connection; new ones still go through.
-    fn sever(&self) {
-        self.cut.send_modify(|generation| *generation += 1);
     }
 }
 
