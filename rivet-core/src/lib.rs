@@ -14,6 +14,7 @@
 
 mod diagnostic;
 mod dsl;
+pub mod image;
 pub mod inputs;
 pub mod job;
 pub mod limits;
