@@ -292,7 +292,7 @@ impl Drop for SeedImages {
     fn drop(&mut self) {
         for (_, private) in &self.names {
             let status = std::process::Command::new("podman").args(["untag", support::TEST_IMAGE, private]).status();
-            if !status.is_ok_and(|status| status.success()) {
+            if !status.as_ref().is_ok_and(|status| status.success()) {
                 eprintln!("could not remove the test's image name {private}: {status:?}");
             }
         }
