@@ -313,7 +313,7 @@ async fn the_seed_pipelines_run_end_to_end() {
     for file in ["build-and-test.lua", "docker-build.lua"] {
         let source = images.adapt(&support::example(file));
         for (seed, _) in &images.names {
-            assert!(!source.contains(seed), "{file} still names {seed}");
+            assert!(!source.contains(&format!("\"{seed}\"")), "{file} still names {seed}");
         }
         stack.create(&source, file).await;
     }
@@ -411,7 +411,16 @@ echo "the first line reached the follower while the process ran"
     let request = pb::StreamLogsRequest { job_id: id.clone(), from_sequence: 1, follow: true };
     let mut stream = stack.logs.stream_logs(request).await.unwrap().into_inner();
     let mut lines: Vec<pb::LogLine> = Vec::new();
-    while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap() {
+    loop {
+        let Ok(batch) = tokio::time::timeout(PATIENCE, stream.message()).await else {
+            let job = stack.jobs.get_job(pb::GetJobRequest { job_id: id.clone() }).await.unwrap().into_inner().job;
+            panic!(
+                "no log for {PATIENCE:?} after {} lines (the last {:?}); the job: {job:?}",
+                lines.len(),
+                lines.last()
+            );
+        };
+        let Some(batch) = batch.unwrap() else { break };
         if lines.is_empty() && !batch.lines.is_empty() {
             std::fs::write(&release, "").unwrap_or_else(|err| panic!("{}: {err}", release.display()));
         }
@@ -419,7 +428,12 @@ echo "the first line reached the follower while the process ran"
     }
     let job = stack.wait_ended(&id).await;
     let texts: Vec<&str> = lines.iter().map(|line| line.text.as_str()).collect();
-    assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}\nlast lines: {:?}", &texts[texts.len().saturating_sub(3)..]);
+    assert_eq!(
+        job.state(),
+        pb::JobState::Succeeded,
+        "{job:?}\nlast lines: {:?}",
+        &texts[texts.len().saturating_sub(3)..]
+    );
     let expected: Vec<String> = (1..=200_000)
         .map(|n| n.to_string())
         .chain(["the first line reached the follower while the process ran".to_owned()])
