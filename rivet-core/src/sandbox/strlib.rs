@@ -598,7 +598,7 @@ mod tests {
         // compared escaped, not converted to a `String`, which would fail on both sides alike.
         let run = || -> mlua::Result<String> {
             let case: Function = lua.load(&chunk).set_name("=case").eval()?;
-            let described: mlua::String = lua.load(DESCRIBE).set_name("=describe").call(case)?;
+            let described: mlua::LuaString = lua.load(DESCRIBE).set_name("=describe").call(case)?;
             Ok(described.as_bytes().escape_ascii().to_string())
         };
         run().unwrap_or_else(|err| format!("host error: {err}"))

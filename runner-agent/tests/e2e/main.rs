@@ -184,11 +184,7 @@ impl Stack {
             }
             false
         };
-        match tokio::time::timeout(PATIENCE, seen).await {
-            Ok(true) => {}
-            Ok(false) => panic!("job {id} ended without logging `{text}`"),
-            Err(_) => panic!("job {id} did not log `{text}` within {PATIENCE:?}"),
-        }
+        seen_within(&format!("job {id} logging `{text}`"), seen).await;
     }
 
     /// Waits until the job has no container left.
@@ -198,6 +194,16 @@ impl Stack {
             assert!(tokio::time::Instant::now() < deadline, "a container of job {job} is still there");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Waits for `seen`, which reads a stream until it finds `what` (`true`) or the stream ends
+/// (`false`); fails the test on the end, or when it takes longer than [`PATIENCE`].
+async fn seen_within(what: &str, seen: impl Future<Output = bool>) {
+    match tokio::time::timeout(PATIENCE, seen).await {
+        Ok(true) => {}
+        Ok(false) => panic!("never saw {what}: the stream ended first"),
+        Err(_) => panic!("never saw {what} within {PATIENCE:?}"),
     }
 }
 
@@ -226,11 +232,7 @@ impl RunnerProcess {
             }
             false
         };
-        match tokio::time::timeout(PATIENCE, seen).await {
-            Ok(true) => {}
-            Ok(false) => panic!("rivet-runner exited without logging `{text}`"),
-            Err(_) => panic!("rivet-runner did not log `{text}` within {PATIENCE:?}"),
-        }
+        seen_within(&format!("rivet-runner logging `{text}`"), seen).await;
     }
 
     /// Waits for it to exit; kills it and fails the test when that takes longer than
