@@ -28,11 +28,26 @@ fn expect(session: &mut Session, needle: &str) {
     }
 }
 
-/// Waits for the process to end and returns its exit code.
+/// How long rivet may take to exit once the dialogue is over.
+const EXIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits for the process to end and returns its exit code. A rivet that does not end in
+/// [`EXIT_PATIENCE`] is killed and fails the test, rather than hanging it.
 fn exit_code(session: &mut Session) -> i32 {
-    match session.get_process_mut().wait().expect("rivet ends") {
-        expectrl::WaitStatus::Exited(_, code) => code,
-        other => panic!("rivet did not exit normally: {other:?}"),
+    let process = session.get_process_mut();
+    let start = std::time::Instant::now();
+    loop {
+        match process.status().expect("rivet's status") {
+            expectrl::WaitStatus::StillAlive if start.elapsed() < EXIT_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            expectrl::WaitStatus::StillAlive => {
+                let _ = process.exit(true);
+                panic!("rivet did not exit within {EXIT_PATIENCE:?}, so the test killed it");
+            }
+            expectrl::WaitStatus::Exited(_, code) => return code,
+            other => panic!("rivet did not exit normally: {other:?}"),
+        }
     }
 }
 
