@@ -55,6 +55,9 @@ enum Command {
     /// Create, list and revoke API tokens, each with a role (admins only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Set, list and delete the secrets pipelines declare.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -411,6 +414,7 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             TokenCommand::List => commands::token::list(&client, format).await,
             TokenCommand::Revoke { id } => commands::token::revoke(&client, &id, format).await,
         },
+        Command::Secret(command) => commands::secret::run(&client, command, format).await,
         Command::Config(_)
         | Command::Init(_)
         | Command::Completions { .. }

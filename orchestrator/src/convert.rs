@@ -83,7 +83,7 @@ pub fn assign_job(
         source: pipeline.source.clone(),
         file_name: pipeline.file_name.clone(),
         inputs: job.inputs.iter().map(|(name, value)| (name.clone(), input_value_to_proto(value))).collect(),
-        // Secrets are delivered once a secret store exists; none are declared-and-stored yet.
+        // Filled in by dispatch (`domain::secrets::for_assignment`), for the assigned runner only.
         secrets: Default::default(),
         first_sequence,
         timeout_seconds: timeout_seconds.unwrap_or(0),

@@ -13,6 +13,7 @@ use crate::domain::coord::Topic;
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
+use crate::domain::secrets;
 
 /// How often the dispatcher looks for work without being woken, as a safety net for a
 /// missed wake-up (fan-out is at most once).
@@ -85,8 +86,14 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {
         Some(pipeline) => {
+            // Only the secrets the pipeline declares, for this runner alone; `None` when
+            // they cannot be delivered, and the job has been failed.
+            let Some(secrets) = secrets::for_assignment(orchestrator, runner.id, &job, &pipeline).await? else {
+                return Ok(true);
+            };
             let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
-            let message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
+            let mut message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
+            message.secrets = secrets;
             let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
             orchestrator.registry().send(runner.id, response).await
         }

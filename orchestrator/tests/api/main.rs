@@ -12,5 +12,6 @@ mod pipelines;
 mod replicas;
 mod resilience;
 mod roles;
+mod secrets;
 mod support;
 mod trust;

@@ -82,6 +82,10 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("tls.key_file", &key, json!(key)),
         ("tls.client_ca_file", &ca, json!(ca)),
         ("tls.require_runner_certificate", "true", json!(true)),
+        ("secrets.key_file", "/etc/rivet/secrets.key", json!("/etc/rivet/secrets.key")),
+        ("secrets.key", "ab5e2d0c1f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c", json!(REDACTED)),
+        ("secrets.previous_key_files", r#"["/etc/rivet/old.key"]"#, json!(["/etc/rivet/old.key"])),
+        ("secrets.previous_keys", r#"["old-key-in-base64"]"#, json!([REDACTED])),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
