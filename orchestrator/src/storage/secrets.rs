@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, UpdateMany};
 use uuid::Uuid;
 
 use super::codec::{db_err, stored_time};
@@ -34,10 +34,7 @@ impl SecretStore for SeaStore {
             .map_err(db_err)?;
         let (info, replaced) = match existing {
             Some(row) => {
-                secret::Entity::update_many()
-                    .col_expr(secret::Column::KeyId, Expr::value(sealed.key_id.clone()))
-                    .col_expr(secret::Column::Nonce, Expr::value(sealed.nonce.clone()))
-                    .col_expr(secret::Column::Ciphertext, Expr::value(sealed.ciphertext.clone()))
+                with_sealed(secret::Entity::update_many(), sealed)
                     .col_expr(secret::Column::UpdatedAt, Expr::value(at))
                     .filter(secret::Column::Id.eq(row.id))
                     .exec(&*txn)
@@ -120,10 +117,7 @@ impl SecretStore for SeaStore {
     async fn reseal_secret(&self, id: Uuid, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
         let txn = self.write().await?;
         // Compare and swap: a value set again since it was read is left as it is.
-        let updated = secret::Entity::update_many()
-            .col_expr(secret::Column::KeyId, Expr::value(new.key_id.clone()))
-            .col_expr(secret::Column::Nonce, Expr::value(new.nonce.clone()))
-            .col_expr(secret::Column::Ciphertext, Expr::value(new.ciphertext.clone()))
+        let updated = with_sealed(secret::Entity::update_many(), new)
             .filter(secret::Column::Id.eq(id))
             .filter(secret::Column::KeyId.eq(old.key_id.clone()))
             .filter(secret::Column::Nonce.eq(old.nonce.clone()))
@@ -133,6 +127,14 @@ impl SecretStore for SeaStore {
         txn.commit().await?;
         Ok(updated.rows_affected == 1)
     }
+}
+
+/// `update` setting the sealed value's columns.
+fn with_sealed(update: UpdateMany<secret::Entity>, sealed: &Sealed) -> UpdateMany<secret::Entity> {
+    update
+        .col_expr(secret::Column::KeyId, Expr::value(sealed.key_id.clone()))
+        .col_expr(secret::Column::Nonce, Expr::value(sealed.nonce.clone()))
+        .col_expr(secret::Column::Ciphertext, Expr::value(sealed.ciphertext.clone()))
 }
 
 fn decode(model: secret::Model) -> SecretRow {
