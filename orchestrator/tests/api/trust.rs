@@ -131,7 +131,8 @@ fn a_mistyped_variable_stops_the_start_naming_the_one_meant() {
 
 #[test]
 fn print_config_never_prints_a_secret() {
-    let secrets = ["s3cret-api", "s3cret-registration", "s3cret-runner", "pg-pa55", "redis-pa55"];
+    let key = "5ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e7a";
+    let secrets = ["s3cret-api", "s3cret-registration", "s3cret-runner", "pg-pa55", "redis-pa55", key];
     let output = orchestrator(
         &["--print-config"],
         &[
@@ -140,6 +141,8 @@ fn print_config_never_prints_a_secret() {
             var("RIVET_AUTH__RUNNER_TOKENS", r#"["s3cret-runner"]"#),
             var("RIVET_DATABASE_URL", "postgres://rivet:pg-pa55@db/rivet"),
             var("RIVET_REDIS_URL", "redis://:redis-pa55@cache:6379"),
+            var("RIVET_SECRETS__KEY", key),
+            var("RIVET_SECRETS__PREVIOUS_KEYS", &format!("[\"{key}\"]")),
         ],
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -153,6 +156,8 @@ fn print_config_never_prints_a_secret() {
     assert_eq!(effective["auth"]["api_tokens"], json!([REDACTED]));
     assert_eq!(effective["auth"]["registration_tokens"], json!([REDACTED]));
     assert_eq!(effective["auth"]["runner_tokens"], json!([REDACTED]));
+    assert_eq!(effective["secrets"]["key"], json!(REDACTED));
+    assert_eq!(effective["secrets"]["previous_keys"], json!([REDACTED]));
 }
 
 #[test]
