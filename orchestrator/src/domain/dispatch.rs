@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rivet_proto::v1::{ConnectResponse, connect_response};
+use rivet_core::protocol::{AssignJob, ToRunner};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert;
 use crate::domain::coord::Topic;
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
 use crate::domain::secrets;
+use crate::domain::store::{JobRecord, PipelineRecord};
 
 /// How often the dispatcher looks for work without being woken, as a safety net for a
 /// missed wake-up (fan-out is at most once).
@@ -91,11 +91,9 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
             let Some(secrets) = secrets::for_assignment(orchestrator, runner.id, &job, &pipeline).await? else {
                 return Ok(true);
             };
-            let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
-            let mut message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
+            let mut message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
             message.secrets = secrets;
-            let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
-            orchestrator.registry().send(runner.id, response).await
+            orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
         None => {
             tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
@@ -115,4 +113,20 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     }
     orchestrator.job_changed(job.id).await;
     Ok(sent)
+}
+
+/// The assignment message for a claimed job.
+fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, timeout: Option<Duration>) -> AssignJob {
+    AssignJob {
+        assignment: job.assignment(),
+        pipeline_name: pipeline.name.clone(),
+        source: pipeline.source.clone(),
+        file_name: pipeline.file_name.clone(),
+        inputs: job.inputs.clone(),
+        // Filled in by `assign_one` (`domain::secrets::for_assignment`), for the assigned
+        // runner only.
+        secrets: Default::default(),
+        first_sequence,
+        timeout,
+    }
 }

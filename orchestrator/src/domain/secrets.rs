@@ -12,7 +12,7 @@
 //!   value (and its encodings) in logs, and masking a two-character value would mask
 //!   everything.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -254,10 +254,10 @@ pub async fn for_assignment(
     runner: Uuid,
     job: &JobRecord,
     pipeline: &PipelineRecord,
-) -> Result<Option<HashMap<String, String>>> {
+) -> Result<Option<BTreeMap<String, String>>> {
     let declared = &pipeline.definition.secrets;
     if declared.is_empty() {
-        return Ok(Some(HashMap::new()));
+        return Ok(Some(BTreeMap::new()));
     }
     match resolve(orchestrator, pipeline, declared).await? {
         Ok(values) => Ok(Some(values)),
@@ -280,7 +280,7 @@ async fn resolve(
     orchestrator: &Orchestrator,
     pipeline: &PipelineRecord,
     declared: &[String],
-) -> Result<Result<HashMap<String, String>, (FailureReason, String)>> {
+) -> Result<Result<BTreeMap<String, String>, (FailureReason, String)>> {
     let config = orchestrator.config();
     if !config.tls.enabled() && !config.listen.ip().is_loopback() {
         return Ok(Err((
@@ -289,7 +289,7 @@ async fn resolve(
         )));
     }
     let rows = orchestrator.store().visible_secrets(&pipeline.name, declared).await?;
-    let mut values = HashMap::with_capacity(declared.len());
+    let mut values = BTreeMap::new();
     for name in declared {
         let own = rows.iter().find(|row| &row.info.name == name && row.info.scope != Scope::Global);
         let Some(row) = own.or_else(|| rows.iter().find(|row| &row.info.name == name)) else {
