@@ -48,6 +48,9 @@ pub enum Command {
     /// Create, list and revoke API tokens, each with a role (admins only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Set, list and delete the secrets pipelines declare.
+    #[command(subcommand)]
+    Secret(crate::commands::secret::SecretCommand),
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),

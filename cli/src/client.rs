@@ -1,4 +1,4 @@
-//! The connection to an orchestrator: one channel, the five service clients, and the
+//! The connection to an orchestrator: one channel, the six service clients, and the
 //! bearer token on every call.
 
 use std::time::Duration;
@@ -8,6 +8,7 @@ use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -33,7 +34,7 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-type Service = InterceptedService<Channel, Auth>;
+pub(crate) type Service = InterceptedService<Channel, Auth>;
 
 /// Clients of every service on one connection. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct Client {
     pub runners: RunnerServiceClient<Service>,
     /// API tokens.
     pub tokens: TokenServiceClient<Service>,
+    /// Secrets.
+    pub secrets: SecretServiceClient<Service>,
 }
 
 impl Client {
@@ -88,7 +91,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             runners: RunnerServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            tokens: TokenServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            tokens: TokenServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            secrets: SecretServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

@@ -114,6 +114,9 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
                 remote(overrides, async |client| commands::runner::revoke(client, &id, format).await)
             }
         },
+        Command::Secret(command) => {
+            remote(overrides, async |client| commands::secret::run(client, command, format).await)
+        }
         Command::Token(command) => match command {
             TokenCommand::Create { role, name, expires } => {
                 remote(overrides, async |client| commands::token::create(client, role, name, expires, format).await)

@@ -61,6 +61,8 @@ pub struct Config {
     pub evaluation: EvaluationConfig,
     /// TLS for the gRPC server.
     pub tls: TlsConfig,
+    /// The key that encrypts stored secrets.
+    pub secrets: SecretsConfig,
     /// Allow listening off loopback without TLS or without authentication. Never in
     /// production: anyone who can reach the port can then read and do everything. A
     /// warning is logged at every start while it is set.
@@ -90,6 +92,23 @@ impl TlsConfig {
     pub fn enabled(&self) -> bool {
         self.cert_file.is_some()
     }
+}
+
+/// The key that encrypts the secrets pipelines read (XChaCha20-Poly1305). A key is 32
+/// random bytes written as 64 hex digits (`openssl rand -hex 32`) or in standard base64.
+/// Without one, `SetSecret` is refused with `FAILED_PRECONDITION` naming these settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file that holds the current key (it should be readable by the orchestrator only).
+    pub key_file: Option<PathBuf>,
+    /// The current key itself, for deployments that pass it in the environment
+    /// (`RIVET_SECRETS__KEY`); used when `key_file` is unset.
+    pub key: Option<String>,
+    /// Files with earlier keys, still accepted to decrypt while a rotation is under way.
+    pub previous_key_files: Vec<PathBuf>,
+    /// Earlier keys themselves, still accepted to decrypt.
+    pub previous_keys: Vec<String>,
 }
 
 /// How pipeline scripts are evaluated when they are created or validated: in a pool of
@@ -211,6 +230,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             evaluation: EvaluationConfig::default(),
             tls: TlsConfig::default(),
+            secrets: SecretsConfig::default(),
             insecure: false,
         }
     }
@@ -264,6 +284,10 @@ impl Config {
         let auth = &mut config.auth;
         for token in auth.api_tokens.iter_mut().chain(&mut auth.registration_tokens).chain(&mut auth.runner_tokens) {
             *token = REDACTED.to_owned();
+        }
+        let secrets = &mut config.secrets;
+        for key in secrets.key.iter_mut().chain(&mut secrets.previous_keys) {
+            *key = REDACTED.to_owned();
         }
         config
     }

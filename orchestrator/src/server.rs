@@ -1,4 +1,4 @@
-//! Assembles and runs the gRPC server: the five services behind the role guard, health,
+//! Assembles and runs the gRPC server: the six services behind the role guard, health,
 //! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
 //! down gracefully.
 
@@ -13,6 +13,7 @@ use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
+use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -22,11 +23,12 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, tokens::Tokens};
+use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, secrets::Secrets, tokens::Tokens};
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
 use crate::domain::access::Access;
 use crate::domain::coord::Coordinator;
+use crate::domain::keyring::Keyring;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
 use crate::domain::{dispatch, leases};
@@ -98,7 +100,11 @@ pub async fn start(
     let auth = Auth::new(&config.auth.api_tokens, config.auth.all_registration_tokens());
     let access = Access::new(store.clone(), &config.auth.api_tokens);
     let limit = config.max_message_bytes;
-    let orchestrator = Orchestrator::new(store, coord, config);
+    let keyring = Keyring::load(&config.secrets).context("cannot load the secrets keys")?;
+    if keyring.current_id().is_none() {
+        tracing::info!("no secrets key is configured (secrets.key_file): secrets cannot be set");
+    }
+    let orchestrator = Orchestrator::new(store, coord, config, keyring);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PipelineServiceServer<Pipelines>>().await;
@@ -106,6 +112,7 @@ pub async fn start(
     health.set_serving::<LogServiceServer<Logs>>().await;
     health.set_serving::<RunnerServiceServer<Runners>>().await;
     health.set_serving::<TokenServiceServer<Tokens>>().await;
+    health.set_serving::<SecretServiceServer<Secrets>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -130,6 +137,9 @@ pub async fn start(
     let tokens = TokenServiceServer::new(Tokens::new(access.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let secrets = SecretServiceServer::new(Secrets::new(orchestrator.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
@@ -149,7 +159,8 @@ pub async fn start(
         .add_service(jobs)
         .add_service(logs)
         .add_service(runners)
-        .add_service(tokens);
+        .add_service(tokens)
+        .add_service(secrets);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -7,5 +7,6 @@ pub mod job;
 pub mod pipeline;
 pub mod run;
 pub mod runner;
+pub mod secret;
 pub mod settings;
 pub mod token;

@@ -9,6 +9,7 @@ mod client;
 mod init;
 mod prompt;
 mod run;
+mod secrets;
 mod server;
 mod support;
 mod tokens;

@@ -133,3 +133,21 @@ fn deleting_on_a_terminal_asks_first() {
     expect(&mut session, "deleted pipeline greeter");
     assert_eq!(exit_code(&mut session), 0);
 }
+
+/// `rivet secret set` on a terminal asks for the value without echoing it.
+#[test]
+fn a_secret_value_is_asked_for_without_echo() {
+    const VALUE: &str = "typed-on-the-terminal-77";
+    let server = Server::start();
+    let mut session = spawn(&server, &["secret", "set", "TYPED_TOKEN"]);
+    expect(&mut session, "value of TYPED_TOKEN");
+    session.send(format!("{VALUE}{ENTER}")).expect("type");
+    let seen = match session.expect("set secret TYPED_TOKEN (global)") {
+        Ok(found) => String::from_utf8_lossy(found.before()).into_owned(),
+        Err(err) => panic!("the secret was not set: {err}"),
+    };
+    assert!(!seen.contains(VALUE), "the value was echoed: {seen:?}");
+    assert_eq!(exit_code(&mut session), 0);
+    let listed = server.json(&["secret", "list"]);
+    assert_eq!(listed[0]["name"], "TYPED_TOKEN");
+}

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod pipelines;
 pub mod roles;
 pub mod runners;
+pub mod secrets;
 mod status;
 pub mod tokens;
 

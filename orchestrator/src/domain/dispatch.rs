@@ -12,6 +12,7 @@ use crate::domain::coord::Topic;
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
+use crate::domain::secrets;
 use crate::domain::store::{JobRecord, PipelineRecord};
 
 /// How often the dispatcher looks for work without being woken, as a safety net for a
@@ -89,7 +90,13 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {
         Some(pipeline) => {
-            let message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
+            // Only the secrets the pipeline declares, for this runner alone; `None` when
+            // they cannot be delivered, and the job has been failed.
+            let Some(secrets) = secrets::for_assignment(orchestrator, runner.id, &job, &pipeline).await? else {
+                return Ok(true);
+            };
+            let mut message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
+            message.secrets = secrets;
             orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
         None => {
@@ -120,7 +127,8 @@ fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, t
         source: pipeline.source.clone(),
         file_name: pipeline.file_name.clone(),
         inputs: job.inputs.clone(),
-        // Secrets are delivered once a secret store exists; none are declared-and-stored yet.
+        // Filled in by `assign_one` (`domain::secrets::for_assignment`), for the assigned
+        // runner only.
         secrets: Default::default(),
         first_sequence,
         timeout,

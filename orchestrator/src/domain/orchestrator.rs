@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domain::bounds;
 use crate::domain::coord::{Coordinator, Topic};
 use crate::domain::error::{Error, Result};
+use crate::domain::keyring::Keyring;
 use crate::domain::registry::Registry;
 use crate::domain::store::{CancelOutcome, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
 
@@ -53,6 +54,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Evaluates pipeline scripts in worker processes that are killed when they overrun.
     evaluator: rivet_evaluator::Pool,
+    /// The keys that seal and open stored secrets.
+    keyring: Keyring,
     /// Pipeline versions never change: dispatch reads each from the store once.
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
 }
@@ -73,7 +76,7 @@ impl std::fmt::Debug for Orchestrator {
 
 impl Orchestrator {
     /// Assembles an orchestrator from its parts.
-    pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config) -> Orchestrator {
+    pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config, keyring: Keyring) -> Orchestrator {
         let replica = config.replica_id.clone().unwrap_or_else(|| format!("replica-{}", Uuid::new_v4().simple()));
         let evaluator = rivet_evaluator::Pool::new(config.evaluation.pool_config());
         Orchestrator {
@@ -86,6 +89,7 @@ impl Orchestrator {
                 dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
                 evaluator,
+                keyring,
                 pipelines: Default::default(),
             }),
         }
@@ -99,6 +103,11 @@ impl Orchestrator {
     /// The coordinator.
     pub fn coord(&self) -> &dyn Coordinator {
         self.inner.coord.as_ref()
+    }
+
+    /// The keys of stored secrets.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
     }
 
     /// The configuration.
@@ -156,6 +165,7 @@ impl Orchestrator {
     pub async fn create_pipeline(&self, source: String, file_name: String) -> Result<PipelineRecord> {
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
         let definition = self.validate(source.clone(), file_name.clone()).await?;
+        crate::domain::secrets::check_declared(self.store(), &definition, &source, &file_name).await?;
         let new = NewPipeline { name: definition.name.clone(), source, file_name, definition };
         Ok(self.inner.store.create_pipeline(new).await?)
     }

@@ -3,7 +3,8 @@
 //! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
 //! implementation is split by concern: `pipelines`, `jobs` (creation, reads, cancel),
 //! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners`, `identity`
-//! (registration tokens and runner credentials) and `tokens` (API tokens, by hash);
+//! (registration tokens and runner credentials), `tokens` (API tokens, by hash) and
+//! `secrets` (sealed values only);
 //! `entity` holds the sea-orm entities and `codec` the conversions to the domain's types.
 //! The backends
 //! differ only in how a writer is made exclusive (see [`SeaStore`]), how concurrent
@@ -19,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod pipelines;
 mod runners;
+mod secrets;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -17,5 +17,6 @@ mod proxy;
 mod replicas;
 mod resilience;
 mod roles;
+mod secrets;
 mod support;
 mod trust;

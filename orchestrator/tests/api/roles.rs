@@ -1,6 +1,7 @@
 //! Users and roles over real gRPC: every RPC with the role it needs, refused below it with
 //! `PERMISSION_DENIED` and without a valid token with `UNAUTHENTICATED`; tokens created,
-//! listed and revoked through `TokenService`, stored only as hashes.
+//! listed and revoked through `TokenService`, stored only as hashes. Secrets: admins set
+//! and delete, operators list.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use rivet_orchestrator::api::roles::{Need, ROLE_TABLE};
 use rivet_orchestrator::domain::tokens::{Role, TokenDigest};
 use rivet_orchestrator::storage::SeaStore;
 use rivet_proto::v1 as pb;
+use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
@@ -40,6 +42,9 @@ enum Rpc {
     CreateToken,
     ListTokens,
     RevokeToken,
+    SetSecret,
+    ListSecrets,
+    DeleteSecret,
 }
 
 /// THE specification: each RPC with the role it needs. The guard's table must agree.
@@ -61,6 +66,9 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::CreateToken, "/rivet.v1.TokenService/CreateToken", Role::Admin),
     (Rpc::ListTokens, "/rivet.v1.TokenService/ListTokens", Role::Admin),
     (Rpc::RevokeToken, "/rivet.v1.TokenService/RevokeToken", Role::Admin),
+    (Rpc::SetSecret, "/rivet.v1.SecretService/SetSecret", Role::Admin),
+    (Rpc::ListSecrets, "/rivet.v1.SecretService/ListSecrets", Role::Operator),
+    (Rpc::DeleteSecret, "/rivet.v1.SecretService/DeleteSecret", Role::Admin),
 ];
 
 /// `message` with `authorization: Bearer <token>` when a token is given.
@@ -76,6 +84,7 @@ fn call<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 struct Bench {
     api: Api,
     tokens: TokenServiceClient<Channel>,
+    secrets: SecretServiceClient<Channel>,
     job: String,
 }
 
@@ -83,6 +92,7 @@ impl Bench {
     async fn new(cluster: &Cluster) -> Bench {
         let mut api = cluster.api(0).await;
         let tokens = TokenServiceClient::new(channel(cluster.addr(0)).await);
+        let secrets = SecretServiceClient::new(channel(cluster.addr(0)).await);
         let created = api
             .pipelines
             .create_pipeline(call(create_request("roles"), Some(BOOTSTRAP)))
@@ -90,7 +100,7 @@ impl Bench {
             .expect("the bootstrap token creates pipelines");
         let pipeline = created.into_inner().pipeline.expect("pipeline");
         let job = launch(&mut api, &pipeline.name, Some(BOOTSTRAP)).await.expect("the bootstrap token launches");
-        Bench { api, tokens, job }
+        Bench { api, tokens, secrets, job }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -189,6 +199,21 @@ impl Bench {
                 let (victim, _) = self.token(pb::Role::Viewer, None).await;
                 let request = pb::RevokeTokenRequest { token_id: victim.id };
                 self.tokens.revoke_token(call(request, token)).await.map(drop)
+            }
+            Rpc::SetSecret => {
+                let request =
+                    pb::SetSecretRequest { name: "ROLES".into(), pipeline: String::new(), value: "roles-value".into() };
+                self.secrets.set_secret(call(request, token)).await.map(drop)
+            }
+            Rpc::ListSecrets => {
+                self.secrets.list_secrets(call(pb::ListSecretsRequest::default(), token)).await.map(drop)
+            }
+            Rpc::DeleteSecret => {
+                let set =
+                    pb::SetSecretRequest { name: "DOOMED".into(), pipeline: "p".into(), value: "doomed-value".into() };
+                self.secrets.set_secret(call(set, Some(BOOTSTRAP))).await.expect("set a secret to delete");
+                let request = pb::DeleteSecretRequest { name: "DOOMED".into(), pipeline: "p".into() };
+                self.secrets.delete_secret(call(request, token)).await.map(drop)
             }
         }
     }

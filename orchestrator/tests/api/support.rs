@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rivet_orchestrator::config::{Config, EvaluationConfig};
+use rivet_orchestrator::config::{Config, EvaluationConfig, SecretsConfig};
 use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
 use rivet_orchestrator::domain::coord::Coordinator;
 use rivet_orchestrator::domain::store::Store;
@@ -25,6 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use uuid::Uuid;
+
+/// The secrets key of test clusters (64 hex digits).
+pub const TEST_SECRETS_KEY: &str = "7e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57";
 
 /// How long a test waits for anything before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -44,6 +47,7 @@ pub fn test_config() -> Config {
             worker_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_rivet-orchestrator"))),
             ..EvaluationConfig::default()
         },
+        secrets: SecretsConfig { key: Some(TEST_SECRETS_KEY.to_owned()), ..SecretsConfig::default() },
         ..Config::default()
     }
 }
@@ -128,6 +132,11 @@ impl Cluster {
         };
         let server = self.serve(index, listener).await;
         self.replicas[index] = Some(server);
+    }
+
+    /// Changes the settings replicas start with from now on (see [`Cluster::restart`]).
+    pub fn reconfigure(&mut self, tweak: impl Fn(&mut Config)) {
+        tweak(&mut self.config);
     }
 
     /// Clients of replica `index`.

@@ -1,5 +1,5 @@
 //! The modules a pipeline script uses while a job runs: `log`, `input`, `output`,
-//! `container` and `process` (documented for script authors in `lua-stubs/`).
+//! `container`, `process` and `secret` (documented for script authors in `lua-stubs/`).
 //!
 //! They are Rust functions installed as globals in the job's Lua state. The ones that wait
 //! on the host (`container.with` pulling an image, `process.run`) are async: they suspend
@@ -14,6 +14,7 @@ mod input;
 mod log;
 mod output;
 mod process;
+mod secret;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
     output::install(lua, ctx)?;
     container::install(lua, ctx)?;
     process::install(lua, ctx)?;
+    secret::install(lua, ctx)?;
     #[cfg(feature = "fault-injection")]
     fault::install(lua)?;
     Ok(())

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 mod config;
+mod secrets;
 #[path = "../executor/support.rs"]
 mod support;
 
@@ -12,7 +13,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::{Config, EvaluationConfig};
+use rivet_orchestrator::config::{Config, EvaluationConfig, SecretsConfig};
 use rivet_orchestrator::coord::MemoryCoordinator;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
@@ -54,6 +55,10 @@ impl Stack {
             evaluation: EvaluationConfig {
                 worker_program: Some(env!("CARGO_BIN_EXE_rivet-runner").into()),
                 ..EvaluationConfig::default()
+            },
+            secrets: SecretsConfig {
+                key: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned()),
+                ..SecretsConfig::default()
             },
             ..Config::default()
         };

@@ -10,3 +10,4 @@ pub mod pipeline;
 pub mod registration_token;
 pub mod runner;
 pub mod runner_credential;
+pub mod secret;
