@@ -478,6 +478,9 @@ mod tests {
         std::fs::write(&file, "[evaluation]\nworkers = 0").expect("write");
         let err = Config::load(Some(&file)).expect_err("no workers").to_string();
         assert!(err.contains("evaluation.workers must be at least 1"), "{err}");
+        std::fs::write(&file, "log_follow_poll_ms = 0").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a follower must not spin").to_string();
+        assert!(err.contains("log_follow_poll_ms must be at least 1"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }
