@@ -293,11 +293,16 @@ impl Follower {
         message.expect("log stream").map(|batch| batch.lines)
     }
 
-    /// Reads until line `sequence` (or a later one) has arrived.
+    /// Reads until line `sequence` (or a later one) has arrived; panics when it does not
+    /// within [`PATIENCE`].
     pub async fn until(&mut self, sequence: u64) {
         while self.lines.last().is_none_or(|line| line.sequence < sequence) {
-            let batch = self.next().await.unwrap_or_else(|| panic!("the log ended before line {sequence}"));
-            self.lines.extend(batch);
+            let last = self.lines.last().map_or(0, |line| line.sequence);
+            let message = tokio::time::timeout(PATIENCE, self.stream.message()).await.unwrap_or_else(|_| {
+                panic!("line {sequence} never reached the follower; the last that did is line {last}")
+            });
+            let batch = message.expect("log stream").unwrap_or_else(|| panic!("the log ended before line {sequence}"));
+            self.lines.extend(batch.lines);
         }
     }
 
