@@ -1,6 +1,9 @@
 //! Conversions between the wire types and `rivet-core`'s domain types, shared by the
 //! orchestrator and the runner. A missing or malformed field becomes a [`ConvertError`]
-//! naming it; each side maps that to its own error once.
+//! naming it; each side maps that to its own error once. The runner protocol's envelopes
+//! are converted in `runner`.
+
+mod runner;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;

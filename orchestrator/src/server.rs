@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rivet_core::protocol::ToRunner;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
-use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -174,8 +174,8 @@ impl RunningServer {
         self.orchestrator.shutdown_token().cancel();
         let registry = self.orchestrator.registry();
         for runner in registry.drain_all() {
-            let drain = Drain { reason: "the orchestrator is shutting down".to_owned() };
-            registry.send(runner, ConnectResponse { body: Some(connect_response::Body::Drain(drain)) }).await;
+            let drain = ToRunner::Drain { reason: "the orchestrator is shutting down".to_owned() };
+            registry.send(runner, drain).await;
         }
         let grace = Duration::from_millis(self.orchestrator.config().shutdown_grace_ms);
         let deadline = tokio::time::Instant::now() + grace;

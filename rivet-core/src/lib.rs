@@ -12,6 +12,7 @@
 //! assert_eq!(definition.stages[0].name, "greet");
 //! ```
 
+pub mod backoff;
 mod diagnostic;
 mod dsl;
 pub mod inputs;
@@ -19,6 +20,7 @@ pub mod job;
 pub mod limits;
 mod loader;
 pub mod model;
+pub mod protocol;
 pub mod sandbox;
 pub mod settings;
 pub mod text;

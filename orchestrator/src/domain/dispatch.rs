@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rivet_proto::v1::{ConnectResponse, connect_response};
+use rivet_core::protocol::{AssignJob, ToRunner};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert;
 use crate::domain::coord::Topic;
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
+use crate::domain::store::{JobRecord, PipelineRecord};
 
 /// How often the dispatcher looks for work without being woken, as a safety net for a
 /// missed wake-up (fan-out is at most once).
@@ -85,10 +85,8 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {
         Some(pipeline) => {
-            let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
-            let message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
-            let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
-            orchestrator.registry().send(runner.id, response).await
+            let message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
+            orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
         None => {
             tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
@@ -108,4 +106,19 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     }
     orchestrator.job_changed(job.id).await;
     Ok(sent)
+}
+
+/// The assignment message for a claimed job.
+fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, timeout: Option<Duration>) -> AssignJob {
+    AssignJob {
+        assignment: job.assignment(),
+        pipeline_name: pipeline.name.clone(),
+        source: pipeline.source.clone(),
+        file_name: pipeline.file_name.clone(),
+        inputs: job.inputs.clone(),
+        // Secrets are delivered once a secret store exists; none are declared-and-stored yet.
+        secrets: Default::default(),
+        first_sequence,
+        timeout,
+    }
 }

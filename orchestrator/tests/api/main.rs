@@ -9,6 +9,7 @@ mod evaluation;
 mod identity;
 mod jobs;
 mod pipelines;
+mod protocol;
 mod proxy;
 mod replicas;
 mod resilience;
