@@ -158,10 +158,50 @@ pub async fn start(
     let tasks = TaskTracker::new();
     let shutdown = orchestrator.shutdown_token().clone();
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
-    tasks.spawn(leases::run(orchestrator.clone(), shutdown));
+    tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
+    tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
     Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health })
+}
+
+/// The health service name that reports whether the coordinator (Redis) answers. The
+/// replica's own services stay SERVING while it does not: API reads, log ingest into the
+/// database and log followers (which then read the database) keep working; leases are not
+/// swept, dispatch waits, and runners cannot connect anew. A load balancer should check the
+/// services; an operator's alert, this one.
+pub const COORDINATION_HEALTH: &str = "rivet.coordination";
+
+/// How often the coordination health is checked.
+const COORDINATION_CHECK: Duration = Duration::from_secs(1);
+
+/// Reports [`COORDINATION_HEALTH`] until `shutdown`: SERVING while the coordinator
+/// answers, NOT_SERVING (degraded) while it does not.
+async fn watch_coordination(
+    orchestrator: Orchestrator,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    let mut reachable = None;
+    loop {
+        let now = orchestrator.coord().generation().await.is_ok();
+        if reachable != Some(now) {
+            let status =
+                if now { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            if reachable.is_some() {
+                match now {
+                    true => tracing::info!("coordination is reachable again"),
+                    false => tracing::warn!("coordination is unreachable: this replica is degraded"),
+                }
+            }
+            health.set_service_status(COORDINATION_HEALTH, status).await;
+            reachable = Some(now);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(COORDINATION_CHECK) => {}
+        }
+    }
 }
 
 impl RunningServer {

@@ -10,6 +10,7 @@
 //! coordinator, after which the follower reads the store again from its last sent line.
 
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use rivet_core::LogLine;
 use rivet_proto::v1::log_service_server::LogService;
 use rivet_proto::v1::{StreamLogsRequest, StreamLogsResponse};
@@ -88,6 +89,18 @@ async fn replay(orchestrator: &Orchestrator, job: uuid::Uuid, mut next: u64, out
     }
 }
 
+/// Subscribes to `topic`; while the coordinator cannot be reached, a stream that never
+/// yields, so the follower reads the store every [`FOLLOW_POLL`] instead of failing.
+async fn subscribe_or_poll(orchestrator: &Orchestrator, topic: Topic) -> BoxStream<'static, bytes::Bytes> {
+    match orchestrator.coord().subscribe(&topic).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::warn!(topic = %topic.channel(), error = %err, "following from the store only: no live fan-out");
+            futures_util::stream::pending().boxed()
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl LogService for Logs {
     type StreamLogsStream =
@@ -103,11 +116,11 @@ impl LogService for Logs {
         orchestrator.job(job).await?;
         // Subscribe before replaying: a line stored during the replay then arrives live.
         let mut live = match request.follow {
-            true => Some(orchestrator.coord().subscribe(&Topic::JobLogs(job)).await.map_err(Error::from)?),
+            true => Some(subscribe_or_poll(&orchestrator, Topic::JobLogs(job)).await),
             false => None,
         };
         let mut events = match request.follow {
-            true => Some(orchestrator.coord().subscribe(&Topic::JobEvents(job)).await.map_err(Error::from)?),
+            true => Some(subscribe_or_poll(&orchestrator, Topic::JobEvents(job)).await),
             false => None,
         };
         let start = request.from_sequence.max(1);

@@ -80,7 +80,11 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
         return Ok(false);
     };
     let assignment = job.assignment();
-    orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await?;
+    // The claim in the database is what assigns the job; a coordinator that is down now
+    // only delays the lease to the runner's first heartbeat (`leases::renew`).
+    if let Err(err) = orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await {
+        tracing::warn!(%assignment, error = %err, "cannot grant the lease now; the runner's heartbeat will");
+    }
     orchestrator.registry().add_job(runner.id, job.id);
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let sent = match pipeline {

@@ -26,6 +26,7 @@ use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::identity::{RunnerIdentity, ungranted_label};
+use crate::domain::leases;
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::registry::SessionHandle;
 use crate::domain::store::{Finish, RunnerRecord, StageReport};
@@ -112,7 +113,12 @@ where
             Some(job)
                 if job.state.is_active() && job.assignment() == *assignment && job.runner_id == Some(runner_id) =>
             {
-                orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await?;
+                // The database says the job is still this runner's: a coordinator that is
+                // down now only delays the lease to the next heartbeat (`leases::renew`).
+                if let Err(err) = orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await
+                {
+                    tracing::warn!(%assignment, error = %err, "cannot grant the lease now; the next heartbeat will");
+                }
                 kept.insert(job.id);
                 owned.insert(*assignment);
                 let stored = orchestrator.store().last_log_sequence(job.id).await?;
@@ -121,8 +127,13 @@ where
             _ => abandon.push(*assignment),
         }
     }
+    leases::requeue_forgotten(&orchestrator, runner_id, &kept).await?;
     orchestrator.store().upsert_runner(&hello.runner).await?;
-    orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await?;
+    if let Err(err) =
+        orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await
+    {
+        tracing::warn!(runner = %runner_id, error = %err, "cannot mark the runner online now; its heartbeats will");
+    }
     let connection = session.connection;
     let (fence, ended) = (session.fence.clone(), session.ended.clone());
     orchestrator.registry().connect(
@@ -273,6 +284,12 @@ impl Session {
                         };
                         if let Err(err) = handled {
                             tracing::warn!(runner = %self.runner.id, error = %err, "failed to handle a runner message");
+                            // The report was not stored, and the runner sends each only once
+                            // per connection: ending the stream makes it resend everything
+                            // unacknowledged when it reconnects.
+                            if matches!(err, Error::Store(_)) {
+                                return;
+                            }
                         }
                     }
                     Some(Inbound::Malformed(err)) => {
@@ -351,7 +368,10 @@ impl Session {
             }
             renewed.insert(assignment, now);
         }
-        self.orchestrator.coord().renew_lease(assignment, self.orchestrator.config().lease_ttl()).await?;
+        // The report itself is stored: a coordinator that is down must not hold up its ack.
+        if let Err(err) = leases::renew(&self.orchestrator, self.runner.id, assignment).await {
+            tracing::warn!(%assignment, error = %err, "cannot renew the lease on activity");
+        }
         Ok(())
     }
 
@@ -388,7 +408,7 @@ impl Session {
                     let assignment = job.assignment;
                     if !self.owns(assignment).await? {
                         self.refuse(assignment, "the job is not assigned to this runner").await;
-                    } else if orchestrator.coord().renew_lease(assignment, ttl).await? {
+                    } else if leases::renew(orchestrator, self.runner.id, assignment).await? {
                         running.insert(assignment.job_id);
                     } else {
                         self.refuse(assignment, "the lease expired and the job was handed on").await;
@@ -485,7 +505,9 @@ impl Session {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
                         self.forget(assignment);
-                        orchestrator.coord().release_lease(assignment).await?;
+                        if let Err(err) = orchestrator.coord().release_lease(assignment).await {
+                            tracing::warn!(%assignment, error = %err, "cannot release the lease of a finished job; it expires by itself");
+                        }
                         self.send(ToRunner::Closed(assignment)).await;
                         tracing::info!(job = %job.id, state = %job.state, "job finished");
                         orchestrator.job_changed(job.id).await;

@@ -20,7 +20,7 @@ mod logs;
 mod pipelines;
 mod runners;
 mod store;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
 

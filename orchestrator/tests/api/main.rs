@@ -10,6 +10,9 @@ mod identity;
 mod jobs;
 mod pipelines;
 mod protocol;
+// Shared with the runner's fault tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../support/proxy.rs"]
 mod proxy;
 mod replicas;
 mod resilience;

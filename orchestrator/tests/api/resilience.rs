@@ -15,7 +15,8 @@ use rivet_runner::job::{EventSink, JobEvent, JobOutcome, JobSpec};
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::support::{Backend, Cluster, Proxy, pipeline_source};
+use crate::proxy::Proxy;
+use crate::support::{Backend, Cluster, PATIENCE, pipeline_source};
 
 /// Emits `lines` log lines in batches of 50, `pause` apart, then succeeds.
 pub(crate) struct ScriptedRunner {
@@ -113,7 +114,7 @@ async fn broken_connections(backend: Backend) {
     api.create(&pipeline_source("flaky", &[])).await;
     // Only the runner goes through this proxy: cutting it leaves the follower alone.
     let proxy = Proxy::start(cluster.addr(0)).await;
-    let (stop, agent, _state) = start_agent(proxy.addr(), 3_000, Duration::from_millis(60));
+    let (stop, agent, _state) = start_agent(proxy.addr, 3_000, Duration::from_millis(60));
     let job = api.launch("flaky", &[("image", "x")]).await.unwrap();
     api.wait_for(&job.id, pb::JobState::Running).await;
     let mut follower = api.follower(&job.id, 1).await;
@@ -124,7 +125,7 @@ async fn broken_connections(backend: Backend) {
         follower.until(cut * 300).await;
         let open = proxy.sever();
         assert!(open >= 1, "cut {cut} found no open connection to cut");
-        connections = proxy.accepted_more_than(connections).await;
+        connections = proxy.accepted_more_than(connections, PATIENCE).await;
     }
     assert!(connections >= 4, "the runner connected {connections} times, not once plus once per cut");
     let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;
@@ -149,7 +150,7 @@ async fn restarted_orchestrator(backend: Backend) {
     // has tried to come back while the orchestrator was down.
     let before = cluster.front(0).accepted();
     cluster.kill(0).await;
-    cluster.front(0).accepted_more_than(before).await;
+    cluster.front(0).accepted_more_than(before, PATIENCE).await;
     cluster.restart(0).await;
     let mut api = cluster.api(0).await;
     let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;

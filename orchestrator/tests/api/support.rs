@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-pub use crate::proxy::Proxy;
+use crate::proxy::Proxy;
 
 /// How long a test waits for anything before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -96,7 +96,7 @@ impl Cluster {
         for index in 0..count {
             let server = cluster.serve(index).await;
             let front = Proxy::start(server.addr).await;
-            cluster.addrs.push(front.addr());
+            cluster.addrs.push(front.addr);
             cluster.fronts.push(front);
             cluster.replicas.push(Some(server));
         }
@@ -145,7 +145,7 @@ impl Cluster {
     /// stopping the server's accept loop alone would leave running.
     pub async fn kill(&mut self, index: usize) {
         let Some(server) = self.replicas[index].take() else { return };
-        self.fronts[index].retarget(None);
+        self.fronts[index].retarget(Vec::new());
         self.fronts[index].sever();
         let registry = server.orchestrator.registry().clone();
         server.abort();
@@ -155,7 +155,7 @@ impl Cluster {
     /// Starts replica `index` again, as a fresh process, behind the same address.
     pub async fn restart(&mut self, index: usize) {
         let server = self.serve(index).await;
-        self.fronts[index].retarget(Some(server.addr));
+        self.fronts[index].retarget(vec![server.addr]);
         self.replicas[index] = Some(server);
     }
 

@@ -172,3 +172,22 @@ async fn pubsub_reconnects_after_connection_loss() {
     coord.grant_lease(assignment, TTL).await.expect("grant after reconnecting");
     assert!(publisher.lease_held(assignment).await.expect("held"));
 }
+
+/// Every replica sees one data generation, which changes when Redis loses the namespace's
+/// data (here: its generation key is deleted, as a flush or an empty restart would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_data_has_a_new_generation() {
+    let namespace = namespace();
+    let (a, b) = (connect(&namespace).await, connect(&namespace).await);
+    let first = a.generation().await.expect("generation");
+    assert_eq!(b.generation().await.expect("generation"), first, "replicas share the generation");
+    assert_eq!(a.generation().await.expect("generation"), first, "the generation is stable");
+
+    let client = redis::Client::open(redis_url()).expect("redis client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis connection");
+    redis::cmd("DEL").arg(format!("{namespace}:generation")).query_async::<()>(&mut conn).await.expect("DEL");
+
+    let second = b.generation().await.expect("generation");
+    assert_ne!(second, first, "a lost generation is replaced by a new one");
+    assert_eq!(a.generation().await.expect("generation"), second, "and every replica sees the new one");
+}

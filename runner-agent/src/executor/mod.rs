@@ -67,6 +67,7 @@ pub mod service;
 mod stages;
 mod stop;
 mod supervisor;
+mod watcher;
 pub(crate) mod workspace;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use podman_api::opts::{
     ContainerAttachOpts, ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts,
     ContainerStopOpts, ImageVolumeMode, PullOpts, PullPolicy,
 };
+use rivet_core::image::ImageReference;
 use rivet_core::model::StageNetwork;
 use rivet_core::{FailureReason, LogLevel};
 
@@ -90,13 +91,12 @@ fn pull_error(image: &str, message: String) -> Error {
     Error::ImagePull { image: image.to_owned(), message }
 }
 
-/// Refuses references that are not image names; they end up in API paths.
+/// Refuses references that are not image references (by the grammar validation uses
+/// too, `rivet_core::image`): they end up in API paths.
 fn check_reference(image: &str) -> Result<(), Error> {
-    let valid = !image.is_empty()
-        && image.len() <= 512
-        && !image.starts_with(['-', '/', '.'])
-        && image.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@+".contains(c));
-    if valid { Ok(()) } else { Err(pull_error(image, "not a valid image reference".to_owned())) }
+    ImageReference::parse(image)
+        .map(|_| ())
+        .map_err(|err| pull_error(image, format!("not a valid image reference: {err}")))
 }
 
 fn stopped(ctx: &JobContext) -> Error {
