@@ -55,6 +55,10 @@ pub struct Config {
     pub max_pipeline_bytes: usize,
     /// How long a shutdown waits for runners to drain before it closes their streams.
     pub shutdown_grace_ms: u64,
+    /// How often a log follower re-reads the store when no live line and no job event
+    /// arrives, in milliseconds: the fallback that delivers a line whose fan-out message
+    /// was lost. Live lines do not wait for it.
+    pub log_follow_poll_ms: u64,
     /// Credentials.
     pub auth: AuthConfig,
     /// Evaluating pipeline scripts at creation time.
@@ -227,6 +231,7 @@ impl Default for Config {
             max_message_bytes: 8 * 1024 * 1024,
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
+            log_follow_poll_ms: 1_000,
             auth: AuthConfig::default(),
             evaluation: EvaluationConfig::default(),
             tls: TlsConfig::default(),
@@ -327,6 +332,9 @@ impl Config {
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".to_owned());
         }
+        if self.log_follow_poll_ms == 0 {
+            return Err("log_follow_poll_ms must be at least 1".to_owned());
+        }
         if self.max_pipeline_bytes > self.max_message_bytes {
             return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
         }
@@ -350,6 +358,11 @@ impl Config {
             ));
         }
         self.evaluation.validate()
+    }
+
+    /// How often a log follower re-reads the store without a live line or a job event.
+    pub fn log_follow_poll(&self) -> Duration {
+        Duration::from_millis(self.log_follow_poll_ms)
     }
 
     /// The lease TTL.
@@ -489,6 +502,9 @@ mod tests {
         std::fs::write(&file, "[evaluation]\nworkers = 0").expect("write");
         let err = Config::load(Some(&file)).expect_err("no workers").to_string();
         assert!(err.contains("evaluation.workers must be at least 1"), "{err}");
+        std::fs::write(&file, "log_follow_poll_ms = 0").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a follower must not spin").to_string();
+        assert!(err.contains("log_follow_poll_ms must be at least 1"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

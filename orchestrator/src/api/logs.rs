@@ -9,8 +9,6 @@
 //! and the live fan-out buffer of a follower that falls behind is dropped by the
 //! coordinator, after which the follower reads the store again from its last sent line.
 
-use std::time::Duration;
-
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use rivet_core::LogLine;
@@ -34,8 +32,6 @@ const PAGE_LINES: usize = 1_000;
 pub const PAGE_BYTES: usize = 1024 * 1024;
 /// Responses that may wait for a slow client before the follower stops reading.
 const RESPONSES_IN_FLIGHT: usize = 2;
-/// How often a follower checks the store when no live line arrives.
-const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// The log service.
 #[derive(Debug, Clone)]
@@ -128,6 +124,7 @@ impl LogService for Logs {
             false => None,
         };
         let start = request.from_sequence.max(1);
+        let poll = orchestrator.config().log_follow_poll();
         let stream = async_stream(RESPONSES_IN_FLIGHT, move |out| async move {
             let Some(mut next) = replay(&orchestrator, job, start, &out).await? else { return Ok(()) };
             let (Some(live), Some(events)) = (live.as_mut(), events.as_mut()) else { return Ok(()) };
@@ -157,7 +154,7 @@ impl LogService for Logs {
                         continue;
                     }
                     _ = events.next() => {}
-                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = tokio::time::sleep(poll) => {}
                     _ = out.closed() => return Ok(()),
                 }
                 ended = orchestrator.job(job).await?.state.is_terminal();

@@ -120,6 +120,11 @@ impl Orchestrator {
         &self.inner.registry
     }
 
+    /// The evaluation pool, to see how busy it is.
+    pub fn evaluator(&self) -> &rivet_evaluator::Pool {
+        &self.inner.evaluator
+    }
+
     /// This replica's name.
     pub fn replica(&self) -> &str {
         &self.inner.replica

@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::both_backends;
-use crate::support::{Api, Backend, Cluster, PATIENCE, channel, pipeline_source};
+use crate::support::{Api, Backend, Cluster, FakeRunner, PATIENCE, channel, pipeline_source};
 
 /// The bootstrap token every test cluster here is configured with.
 const BOOTSTRAP: &str = "bootstrap-admin-token";
@@ -86,6 +86,17 @@ struct Bench {
     tokens: TokenServiceClient<Channel>,
     secrets: SecretServiceClient<Channel>,
     job: String,
+    /// A registered runner that ListRunners must list.
+    runner: Registered,
+}
+
+/// A runner registered through the API, and the runner secrets that made it.
+struct Registered {
+    /// The one-use registration token it registered with.
+    registration: String,
+    id: String,
+    /// The credential its stream presents.
+    credential: String,
 }
 
 impl Bench {
@@ -100,7 +111,8 @@ impl Bench {
             .expect("the bootstrap token creates pipelines");
         let pipeline = created.into_inner().pipeline.expect("pipeline");
         let job = launch(&mut api, &pipeline.name, Some(BOOTSTRAP)).await.expect("the bootstrap token launches");
-        Bench { api, tokens, secrets, job }
+        let runner = register_runner(&mut api).await;
+        Bench { api, tokens, secrets, job, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -113,17 +125,6 @@ impl Bench {
         let created = self.tokens.create_token(call(request, Some(BOOTSTRAP))).await.expect("create token");
         let created = created.into_inner();
         (created.token.expect("token"), created.secret)
-    }
-
-    /// Registers a runner (with a registration token the bootstrap admin creates) and
-    /// returns its id, for a call that revokes it.
-    async fn register_runner(&mut self) -> String {
-        let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
-        let created = self.api.runners.create_registration_token(call(request, Some(BOOTSTRAP))).await;
-        let registration = created.expect("the bootstrap token creates registration tokens").into_inner().token;
-        let request = pb::RegisterRunnerRequest { name: "victim".into(), ..Default::default() };
-        let registered = self.api.runners.register_runner(call(request, Some(&registration))).await;
-        registered.expect("the registration token registers a runner").into_inner().runner_id
     }
 
     /// Makes the call `rpc` with `token`. Calls that consume something (delete, cancel,
@@ -179,14 +180,17 @@ impl Bench {
             }
             Rpc::ListRunners => {
                 let request = pb::ListRunnersRequest { include_offline: true };
-                api.runners.list_runners(call(request, token)).await.map(drop)
+                let runners = api.runners.list_runners(call(request, token)).await?.into_inner().runners;
+                let listed = runners.iter().find(|runner| runner.id == self.runner.id);
+                assert!(listed.is_some_and(|runner| runner.registered), "the registered runner is listed: {runners:?}");
+                Ok(())
             }
             Rpc::CreateRegistrationToken => {
                 let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
                 api.runners.create_registration_token(call(request, token)).await.map(drop)
             }
             Rpc::RevokeRunner => {
-                let runner_id = self.register_runner().await;
+                let runner_id = register_runner(&mut self.api).await.id;
                 let request = pb::RevokeRunnerRequest { runner_id };
                 self.api.runners.revoke_runner(call(request, token)).await.map(drop)
             }
@@ -217,6 +221,17 @@ impl Bench {
             }
         }
     }
+}
+
+/// Registers a runner with a one-use registration token the bootstrap admin creates.
+async fn register_runner(api: &mut Api) -> Registered {
+    let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
+    let created = api.runners.create_registration_token(call(request, Some(BOOTSTRAP))).await;
+    let registration = created.expect("the bootstrap token creates registration tokens").into_inner().token;
+    let request = pb::RegisterRunnerRequest { name: "victim".into(), ..Default::default() };
+    let registered = api.runners.register_runner(call(request, Some(&registration))).await;
+    let registered = registered.expect("the registration token registers a runner").into_inner();
+    Registered { registration, id: registered.runner_id, credential: registered.credential }
 }
 
 fn create_request(name: &str) -> pb::CreatePipelineRequest {
@@ -293,6 +308,10 @@ async fn every_rpc_needs_its_role(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A runner's secrets are not API tokens: its credential (valid on its stream) and the
+    // registration token it registered with are refused on every user RPC.
+    let (credential, registration) = (bench.runner.credential.clone(), bench.runner.registration.clone());
+
     let by_role = [(Role::Viewer, viewer.as_str()), (Role::Operator, operator.as_str()), (Role::Admin, admin.as_str())];
     for (rpc, path, needed) in EXPECTED {
         let refused = [
@@ -301,6 +320,8 @@ async fn every_rpc_needs_its_role(backend: Backend) {
             (Some(forged.as_str()), "invalid API token"),
             (Some(revoked.as_str()), "was revoked at"),
             (Some(expired.as_str()), "expired at"),
+            (Some(credential.as_str()), "invalid API token"),
+            (Some(registration.as_str()), "invalid API token"),
         ];
         for (token, message) in refused {
             let status =
@@ -320,6 +341,11 @@ async fn every_rpc_needs_its_role(backend: Backend) {
         }
         bench.call(*rpc, Some(BOOTSTRAP)).await.unwrap_or_else(|status| panic!("{path} as bootstrap: {status:?}"));
     }
+    // The credential refused above is a valid one: it opens the runner's stream.
+    let id = bench.runner.id.parse().expect("a runner id");
+    FakeRunner::connect_as(cluster.addr(0), id, 1, &[], Vec::new(), Some(&credential))
+        .await
+        .expect("the runner's credential opens its stream");
 }
 both_backends!(every_rpc_needs_its_role_and_a_valid_token, every_rpc_needs_its_role);
 

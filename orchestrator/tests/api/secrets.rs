@@ -253,7 +253,7 @@ async fn rotation_keeps_secrets_readable(backend: Backend) {
     assert!(raw_rows(&cluster).await.iter().all(|row| row["key_id"] == old_id.as_bytes()));
 
     // Step one of a rotation: the new key is current, the old one still opens.
-    cluster.kill(0);
+    cluster.kill(0).await;
     cluster.reconfigure(|config| {
         config.secrets = SecretsConfig {
             key: Some(NEW_KEY.to_owned()),
@@ -281,7 +281,7 @@ async fn rotation_keeps_secrets_readable(backend: Backend) {
     assert!(again.contains("re-encrypted 0 secret(s)") && again.contains("3 already were"), "{again}");
 
     // The old key is gone from the configuration; every secret still reads.
-    cluster.kill(0);
+    cluster.kill(0).await;
     cluster.reconfigure(|config| {
         config.secrets = SecretsConfig { key: Some(NEW_KEY.to_owned()), ..SecretsConfig::default() };
     });
