@@ -27,6 +27,12 @@ const REFILL_LINES: usize = 2_000;
 /// Log batches of one job per [`Outbox::next_batch`], at most, so that one chatty job
 /// cannot starve the heartbeats and the other jobs.
 const BATCHES_PER_JOB: usize = 8;
+/// Log lines of one job sent but not yet acknowledged, at most, in batches of the size
+/// [`Outbox::next_batch`] is given. Without this window a job that logs faster than the
+/// orchestrator stores sends its whole backlog at once: the acks then queue behind it,
+/// [`Outbox::resend_stalled`] takes the late acks for a refused batch and sends the backlog
+/// again, and the orchestrator spends its time on duplicates while the lease runs out.
+const IN_FLIGHT_BATCHES: u64 = 16;
 
 /// One job's unacknowledged output.
 #[derive(Debug)]
@@ -58,16 +64,23 @@ impl JobOutbox {
     }
 
     /// Appends to `messages` what this job owes the current stream, marking it sent: new
-    /// stage events, up to [`BATCHES_PER_JOB`] log batches, and the finish once every line
-    /// is acknowledged.
+    /// stage events, up to [`BATCHES_PER_JOB`] log batches while no more than
+    /// [`IN_FLIGHT_BATCHES`] batches' worth of lines await their ack, and the finish once
+    /// every line is acknowledged.
     fn next_batch(&mut self, max_lines: usize, max_bytes: usize, messages: &mut Vec<FromRunner>) {
         let assignment = self.assignment;
         for event in &self.stage_events[self.stage_events_sent..] {
             messages.extend(stage_message(assignment, event));
         }
         self.stage_events_sent = self.stage_events.len();
+        let window = IN_FLIGHT_BATCHES.saturating_mul(max_lines as u64);
         for _ in 0..BATCHES_PER_JOB {
-            let lines = match self.unsent_lines(max_lines, max_bytes) {
+            let in_flight = self.sent.saturating_sub(self.acked);
+            if in_flight >= window {
+                break;
+            }
+            let room = usize::try_from(window - in_flight).unwrap_or(usize::MAX);
+            let lines = match self.unsent_lines(max_lines.min(room), max_bytes) {
                 Ok(lines) => lines,
                 Err(err) => {
                     tracing::error!(job = %assignment.job_id, error = %err, "cannot read spilled log lines");
@@ -140,7 +153,8 @@ impl Outbox {
 
     /// The messages every job owes the current stream and that were not sent on it yet,
     /// marked sent: log batches of at most `max_lines` lines and (past their first line)
-    /// `max_bytes`.
+    /// `max_bytes`, no more than [`IN_FLIGHT_BATCHES`] × `max_lines` lines of a job ahead of
+    /// its ack.
     pub fn next_batch(&self, max_lines: usize, max_bytes: usize) -> Vec<FromRunner> {
         let mut messages = Vec::new();
         for outbox in self.lock().values_mut() {
@@ -484,20 +498,54 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "spill file left behind");
     }
 
-    #[test]
-    fn rewind_resends_everything_unacknowledged() {
+    /// An outbox with room in memory for every line, tracking `assignment` with the lines
+    /// of `sequences` emitted; the directory holds its spill files while it lives.
+    fn filled(assignment: Assignment, sequences: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Outbox) {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::new(dir.path().to_owned(), 1 << 20, 1 << 30);
-        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 2, epoch: 7 };
-        outbox.open(assignment, 11);
-        for sequence in 11..=20 {
+        outbox.open(assignment, *sequences.start());
+        for sequence in sequences {
             outbox.try_emit(assignment, JobEvent::Log(line(sequence))).unwrap();
         }
+        (dir, outbox)
+    }
+
+    #[test]
+    fn rewind_resends_everything_unacknowledged() {
+        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 2, epoch: 7 };
+        let (_dir, outbox) = filled(assignment, 11..=20);
         assert_eq!(sequences(&outbox.next_batch(100, usize::MAX)), (11..=20).collect::<Vec<_>>());
         assert!(outbox.next_batch(100, usize::MAX).is_empty(), "sent lines went out twice on one stream");
         outbox.ack(assignment.job_id, 14);
         outbox.rewind();
         assert_eq!(sequences(&outbox.next_batch(100, usize::MAX)), (15..=20).collect::<Vec<_>>());
+    }
+
+    /// A job that logs faster than the orchestrator acks keeps a bounded window in flight,
+    /// and a batch the orchestrator refused is resent from its ack, not after the backlog.
+    #[test]
+    fn lines_ahead_of_the_ack_are_bounded_and_a_refused_batch_is_resent() {
+        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
+        let (_dir, outbox) = filled(assignment, 1..=1_000);
+        let window = IN_FLIGHT_BATCHES * 3;
+        let mut sent = Vec::new();
+        loop {
+            let batch = sequences(&outbox.next_batch(3, usize::MAX));
+            if batch.is_empty() {
+                break;
+            }
+            sent.extend(batch);
+        }
+        assert_eq!(sent, (1..=window).collect::<Vec<_>>(), "sent ahead of the ack");
+        // The orchestrator stored the first batch and refused the others (the acks stay at 3).
+        outbox.ack(assignment.job_id, 3);
+        assert_eq!(sequences(&outbox.next_batch(3, usize::MAX)), (window + 1..=window + 3).collect::<Vec<_>>());
+        let acks = outbox.resend_stalled(&BTreeMap::new());
+        outbox.ack(assignment.job_id, 3);
+        outbox.resend_stalled(&acks);
+        let resent = sequences(&outbox.next_batch(3, usize::MAX));
+        assert_eq!(resent.first(), Some(&4), "a stalled job resends from its ack: {resent:?}");
+        assert!(resent.len() as u64 <= window, "{} lines resent", resent.len());
     }
 
     #[test]
@@ -570,5 +618,93 @@ mod tests {
         // Stage events are still kept.
         let event = JobEvent::StageStarted { stage: "s".into(), at: Utc::now() };
         outbox.try_emit(assignment, event).unwrap();
+    }
+
+    /// The orchestrator's side of the log protocol, as `orchestrator/src/storage/logs.rs`
+    /// has it: a batch is stored when its lines above the stored sequence continue it
+    /// without a gap, and every batch is answered with the stored sequence.
+    fn store(stored: &mut u64, lines: &[LogLine]) -> u64 {
+        let fresh: Vec<u64> = lines.iter().map(|line| line.sequence).filter(|&s| s > *stored).collect();
+        let continues = fresh.first() == Some(&(*stored + 1)) && fresh.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        if continues {
+            *stored = *fresh.last().unwrap();
+        }
+        *stored
+    }
+
+    /// Every line reaches the orchestrator once, in order, and the finish follows, whatever
+    /// the memory limit (so whichever line is the first spilled), the batch size, how far
+    /// acks lag behind the batches, and when the stream is rewound or a stall resent.
+    #[test]
+    fn every_line_and_the_finish_arrive_across_the_spill_boundary_whatever_the_order() {
+        const LINES: u64 = 60;
+        let cost = line_cost(&line(10));
+        for memory_lines in [0, 1, 2, 3, 5, 8, 13] {
+            for batch_lines in [1, 2, 3, 7] {
+                for ack_lag in 0..4 {
+                    for rewind_every in [0, 2, 3, 5] {
+                        let dir = tempfile::tempdir().unwrap();
+                        let outbox = Outbox::new(dir.path().to_owned(), memory_lines * cost, 1 << 30);
+                        let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
+                        let case = format!(
+                            "memory for {memory_lines} lines, batches of {batch_lines}, acks {ack_lag} behind, rewind every {rewind_every}"
+                        );
+                        outbox.open(assignment, 1);
+                        let mut stored = 0;
+                        let mut acks = VecDeque::new();
+                        let mut stalled = BTreeMap::new();
+                        let mut finished = false;
+                        let mut produced = 0;
+                        for step in 1..=2_000 {
+                            // Lines arrive while batches are in flight, two at a time.
+                            for _ in 0..2 {
+                                if produced < LINES {
+                                    produced += 1;
+                                    outbox.try_emit(assignment, JobEvent::Log(line(produced))).unwrap();
+                                }
+                            }
+                            if produced == LINES && step % 7 == 0 {
+                                let outcome = JobOutcome {
+                                    state: rivet_core::JobState::Succeeded,
+                                    failure_reason: None,
+                                    message: String::new(),
+                                    last_sequence: LINES,
+                                    outputs: BTreeMap::new(),
+                                };
+                                outbox.finish(assignment.job_id, outcome);
+                            }
+                            for message in outbox.next_batch(batch_lines, usize::MAX) {
+                                match message {
+                                    FromRunner::Logs(batch) => acks.push_back(store(&mut stored, &batch.lines)),
+                                    FromRunner::Finished(finish) => {
+                                        assert_eq!(stored, finish.last_sequence, "{case}: finish before every line");
+                                        finished = true;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            while acks.len() > ack_lag {
+                                outbox.ack(assignment.job_id, acks.pop_front().unwrap());
+                            }
+                            if rewind_every > 0 && step % rewind_every == 0 {
+                                // A new stream: the acks in flight on the old one are lost,
+                                // the welcome says what is stored.
+                                acks.clear();
+                                outbox.rewind();
+                                outbox.ack(assignment.job_id, stored);
+                            }
+                            if step % 4 == 0 {
+                                stalled = outbox.resend_stalled(&stalled);
+                            }
+                            if finished {
+                                break;
+                            }
+                        }
+                        assert_eq!(stored, LINES, "{case}: lines stored");
+                        assert!(finished, "{case}: the finish was never sent");
+                    }
+                }
+            }
+        }
     }
 }
