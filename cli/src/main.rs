@@ -55,6 +55,9 @@ enum Command {
     /// Create, list and revoke API tokens, each with a role (admins only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Publish and list Lua plugins, which pipelines name in `plugins = { "git@1.2.0" }`.
+    #[command(subcommand)]
+    Plugin(commands::plugin::PluginCommand),
     /// See the client's settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -411,6 +414,7 @@ async fn remote(command: Command, overrides: &config::Overrides, format: Format)
             TokenCommand::List => commands::token::list(&client, format).await,
             TokenCommand::Revoke { id } => commands::token::revoke(&client, &id, format).await,
         },
+        Command::Plugin(command) => commands::plugin::run(&client, command, format).await,
         Command::Config(_)
         | Command::Init(_)
         | Command::Completions { .. }

@@ -76,6 +76,7 @@ pub fn assign_job(
     pipeline: &PipelineRecord,
     first_sequence: u64,
     timeout_seconds: Option<u64>,
+    plugins: &[rivet_core::plugin::PinnedPlugin],
 ) -> pb::AssignJob {
     pb::AssignJob {
         assignment: Some(assignment_to_proto(job.assignment())),
@@ -87,5 +88,6 @@ pub fn assign_job(
         secrets: Default::default(),
         first_sequence,
         timeout_seconds: timeout_seconds.unwrap_or(0),
+        plugins: plugins.iter().map(pinned_plugin_to_proto).collect(),
     }
 }

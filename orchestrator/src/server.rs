@@ -1,4 +1,4 @@
-//! Assembles and runs the gRPC server: the five services behind the role guard, health,
+//! Assembles and runs the gRPC server: the six services behind the role guard, health,
 //! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
 //! down gracefully.
 
@@ -11,6 +11,7 @@ use anyhow::Context;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
+use rivet_proto::v1::plugin_service_server::PluginServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
 use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
@@ -22,7 +23,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, tokens::Tokens};
+use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, tokens::Tokens};
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
 use crate::domain::access::Access;
@@ -106,6 +107,7 @@ pub async fn start(
     health.set_serving::<LogServiceServer<Logs>>().await;
     health.set_serving::<RunnerServiceServer<Runners>>().await;
     health.set_serving::<TokenServiceServer<Tokens>>().await;
+    health.set_serving::<PluginServiceServer<Plugins>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -130,6 +132,9 @@ pub async fn start(
     let tokens = TokenServiceServer::new(Tokens::new(access.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let plugins = PluginServiceServer::new(Plugins::new(orchestrator.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
@@ -149,7 +154,8 @@ pub async fn start(
         .add_service(jobs)
         .add_service(logs)
         .add_service(runners)
-        .add_service(tokens);
+        .add_service(tokens)
+        .add_service(plugins);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));

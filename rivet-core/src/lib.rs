@@ -19,6 +19,7 @@ pub mod job;
 pub mod limits;
 mod loader;
 pub mod model;
+pub mod plugin;
 pub mod sandbox;
 pub mod settings;
 pub mod text;

@@ -26,6 +26,8 @@ pub struct JobSpec {
     pub first_sequence: u64,
     /// The job's overall timeout, if any.
     pub timeout: Option<Duration>,
+    /// The plugins the pipeline version pinned, with their sources (`require` serves them).
+    pub plugins: Vec<rivet_core::plugin::PinnedPlugin>,
 }
 
 /// Something that happened while a job ran.

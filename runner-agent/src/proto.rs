@@ -34,6 +34,7 @@ pub fn job_spec(assign: pb::AssignJob) -> Option<JobSpec> {
         secrets: assign.secrets.into_iter().collect(),
         first_sequence: assign.first_sequence.max(1),
         timeout: (assign.timeout_seconds > 0).then(|| std::time::Duration::from_secs(assign.timeout_seconds)),
+        plugins: assign.plugins.into_iter().map(convert::pinned_plugin_from_proto).collect(),
     })
 }
 

@@ -83,14 +83,22 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await?;
     orchestrator.registry().add_job(runner.id, job.id);
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
-    let sent = match pipeline {
-        Some(pipeline) => {
+    let plugins = match &pipeline {
+        Some(pipeline) => orchestrator.pinned_sources(&pipeline.plugins).await,
+        None => Ok(Vec::new()),
+    };
+    let sent = match (pipeline, plugins) {
+        (_, Err(err)) => {
+            tracing::error!(job = %job.id, error = %err, "the plugins of a claimed job cannot be read");
+            false
+        }
+        (Some(pipeline), Ok(plugins)) => {
             let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
-            let message = convert::assign_job(&job, &pipeline, first_sequence, timeout);
+            let message = convert::assign_job(&job, &pipeline, first_sequence, timeout, &plugins);
             let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
             orchestrator.registry().send(runner.id, response).await
         }
-        None => {
+        (None, Ok(_)) => {
             tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
             false
         }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod identity;
 pub mod leases;
 pub mod orchestrator;
+pub mod plugins;
 pub mod registry;
 pub mod session;
 pub mod store;
