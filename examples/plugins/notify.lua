@@ -21,7 +21,7 @@ function notify.webhook(url, message, fields, headers)
     for name, value in pairs(headers or {}) do
         all[name] = value
     end
-    local response = http.post(url, json.encode(payload), { headers = all, timeout = 10 })
+    local response = http.post(url, json.encode(payload), { headers = all })
     if response.status >= 400 then
         error(string.format("notify.webhook: the webhook answered %d", response.status), 2)
     end

@@ -9,6 +9,7 @@ mod evaluation;
 mod identity;
 mod jobs;
 mod pipelines;
+mod plugins;
 mod replicas;
 mod resilience;
 mod roles;

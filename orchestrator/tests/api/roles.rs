@@ -8,6 +8,7 @@ use rivet_orchestrator::api::roles::{Need, ROLE_TABLE};
 use rivet_orchestrator::domain::tokens::{Role, TokenDigest};
 use rivet_orchestrator::storage::SeaStore;
 use rivet_proto::v1 as pb;
+use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
@@ -28,6 +29,9 @@ enum Rpc {
     GetPipeline,
     ListPipelines,
     DeletePipeline,
+    PublishPlugin,
+    GetPlugin,
+    ListPlugins,
     LaunchJob,
     GetJob,
     ListJobs,
@@ -49,6 +53,9 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::GetPipeline, "/rivet.v1.PipelineService/GetPipeline", Role::Viewer),
     (Rpc::ListPipelines, "/rivet.v1.PipelineService/ListPipelines", Role::Viewer),
     (Rpc::DeletePipeline, "/rivet.v1.PipelineService/DeletePipeline", Role::Admin),
+    (Rpc::PublishPlugin, "/rivet.v1.PluginService/PublishPlugin", Role::Admin),
+    (Rpc::GetPlugin, "/rivet.v1.PluginService/GetPlugin", Role::Viewer),
+    (Rpc::ListPlugins, "/rivet.v1.PluginService/ListPlugins", Role::Viewer),
     (Rpc::LaunchJob, "/rivet.v1.JobService/LaunchJob", Role::Operator),
     (Rpc::GetJob, "/rivet.v1.JobService/GetJob", Role::Viewer),
     (Rpc::ListJobs, "/rivet.v1.JobService/ListJobs", Role::Viewer),
@@ -76,6 +83,7 @@ fn call<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 struct Bench {
     api: Api,
     tokens: TokenServiceClient<Channel>,
+    plugins: PluginServiceClient<Channel>,
     job: String,
 }
 
@@ -90,7 +98,9 @@ impl Bench {
             .expect("the bootstrap token creates pipelines");
         let pipeline = created.into_inner().pipeline.expect("pipeline");
         let job = launch(&mut api, &pipeline.name, Some(BOOTSTRAP)).await.expect("the bootstrap token launches");
-        Bench { api, tokens, job }
+        let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
+        plugins.publish_plugin(call(plugin_request(), Some(BOOTSTRAP))).await.expect("the bootstrap token publishes");
+        Bench { api, tokens, plugins, job }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -145,6 +155,14 @@ impl Bench {
                 let request = pb::DeletePipelineRequest { pipeline: "doomed".into() };
                 api.pipelines.delete_pipeline(call(request, token)).await.map(drop)
             }
+            Rpc::PublishPlugin => self.plugins.publish_plugin(call(plugin_request(), token)).await.map(drop),
+            Rpc::GetPlugin => {
+                let request = pb::GetPluginRequest { name: "roles".into(), version: String::new() };
+                self.plugins.get_plugin(call(request, token)).await.map(drop)
+            }
+            Rpc::ListPlugins => {
+                self.plugins.list_plugins(call(pb::ListPluginsRequest::default(), token)).await.map(drop)
+            }
             Rpc::LaunchJob => launch(api, "roles", token).await.map(drop),
             Rpc::GetJob => {
                 api.jobs.get_job(call(pb::GetJobRequest { job_id: self.job.clone() }, token)).await.map(drop)
@@ -192,6 +210,12 @@ impl Bench {
             }
         }
     }
+}
+
+/// Publishing the same version with the same content again succeeds, so every allowed call
+/// can.
+fn plugin_request() -> pb::PublishPluginRequest {
+    pb::PublishPluginRequest { name: "roles".into(), version: "1.0.0".into(), source: "return {}".into() }
 }
 
 fn create_request(name: &str) -> pb::CreatePipelineRequest {

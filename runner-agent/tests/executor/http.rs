@@ -14,26 +14,28 @@ use crate::support::{Env, TEST_IMAGE};
 
 /// A small HTTP/1.1 server on loopback with a few fixed routes:
 /// `/echo` (200, the method and body back, and whether an `authorization` header came),
-/// `/big` (2000 bytes), `/hang` (never answers), `/to-echo` (302 to `/echo`), `/to-other`
+/// `/big` (2000 bytes), `/hook` (204, the body recorded), `/hang` (never answers), `/to-echo` (302 to `/echo`), `/to-other`
 /// (302 to the same server by the name `localhost`) and `/loop` (302 to itself).
 struct Server {
     addr: SocketAddr,
     /// The `authorization` header values received.
     seen: Arc<Mutex<Vec<String>>>,
+    /// The bodies posted to `/hook`, with their content type.
+    hooks: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Server {
     async fn start() -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = seen.clone();
+        let (seen, hooks) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        let recorded = (seen.clone(), hooks.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(serve(stream, addr, recorded.clone()));
             }
         });
-        Server { addr, seen }
+        Server { addr, seen, hooks }
     }
 
     fn url(&self, path: &str) -> String {
@@ -41,7 +43,9 @@ impl Server {
     }
 }
 
-async fn serve(mut stream: TcpStream, addr: SocketAddr, seen: Arc<Mutex<Vec<String>>>) {
+type Records = (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<(String, String)>>>);
+
+async fn serve(mut stream: TcpStream, addr: SocketAddr, (seen, hooks): Records) {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     let head_end = loop {
@@ -60,10 +64,12 @@ async fn serve(mut stream: TcpStream, addr: SocketAddr, seen: Arc<Mutex<Vec<Stri
         (request_line.next().unwrap_or_default().to_owned(), request_line.next().unwrap_or_default().to_owned());
     let mut length = 0;
     let mut authorized = false;
+    let mut content_type = String::new();
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = value.trim().parse().unwrap_or(0),
+                "content-type" => content_type = value.trim().to_owned(),
                 "authorization" => {
                     authorized = true;
                     seen.lock().expect("seen").push(value.trim().to_owned());
@@ -82,6 +88,10 @@ async fn serve(mut stream: TcpStream, addr: SocketAddr, seen: Arc<Mutex<Vec<Stri
     let (status, location, content) = match path.as_str() {
         "/echo" => ("200 OK", None, format!("{method} {body} authorized={authorized}")),
         "/big" => ("200 OK", None, "x".repeat(2000)),
+        "/hook" => {
+            hooks.lock().expect("hooks").push((content_type, body.clone()));
+            ("204 No Content", None, String::new())
+        }
         "/hang" => return std::future::pending().await,
         "/to-echo" => ("302 Found", Some(format!("http://{addr}/echo")), String::new()),
         "/to-other" => ("302 Found", Some(format!("http://localhost:{}/echo", addr.port())), String::new()),
@@ -326,4 +336,38 @@ end
         let prefix = format!("{}: false", i + 1);
         assert!(texts.iter().any(|t| t.starts_with(&prefix) && t.contains(part)), "{prefix} {part:?} not in {texts:?}");
     }
+}
+
+/// The example `notify` plugin posts its JSON through `http`, as a pinned plugin of the job.
+#[tokio::test]
+async fn the_notify_plugin_posts_a_webhook() {
+    let server = Server::start().await;
+    let mut env = Env::new().await;
+    env.config.http = policy();
+    let source = crate::support::example("plugins/notify.lua");
+    let body = format!(
+        r#"
+local notify = require("notify")
+log.info("status " .. notify.webhook("{hook}", "job done", {{ job = "t", attempt = 1 }}))
+attempt("failing", function() return {{ status = notify.webhook("{missing}", "x"), body = "" }} end)
+"#,
+        hook = server.url("/hook"),
+        missing = server.url("/missing"),
+    );
+    let mut spec = env.spec(&pipeline(r#"plugins = { "notify@1.0.0" },"#, &body), &[], &[]);
+    let pin = rivet_core::plugin::PluginPin {
+        name: "notify".to_owned(),
+        version: "1.0.0".to_owned(),
+        sha256: rivet_core::plugin::sha256(&source),
+    };
+    spec.plugins = vec![rivet_core::plugin::PinnedPlugin { pin, source }];
+    let run = env.run_spec(spec, tokio_util::sync::CancellationToken::new()).await;
+    run.assert_succeeded();
+    assert!(run.logged(LogLevel::Info, "status 204"), "{:?}", run.texts());
+    assert!(result(&run.texts(), "failing").contains("the webhook answered 404"), "{:?}", run.texts());
+    let hooks = server.hooks.lock().expect("hooks").clone();
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0].0, "application/json");
+    let posted: serde_json::Value = serde_json::from_str(&hooks[0].1).expect("JSON");
+    assert_eq!(posted, serde_json::json!({ "text": "job done", "job": "t", "attempt": 1 }));
 }
