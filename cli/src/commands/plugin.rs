@@ -16,6 +16,8 @@ use crate::{Format, exit};
 pub enum PluginCommand {
     /// Publish a version of a plugin from a Lua file. Pipelines created later pin it by the
     /// SHA-256 of its content; publishing never changes what existing pipelines run.
+    // `--version` names the plugin's version here, not rivet's.
+    #[command(disable_version_flag = true)]
     Publish {
         /// The plugin's Lua source (one file that returns its module table).
         file: PathBuf,
