@@ -315,6 +315,16 @@ fn relative(path: &str) -> Result<PathBuf, FsError> {
     Ok(PathBuf::from(path))
 }
 
+/// One of the `fs` calls that take a path and return little.
+type PathCall = fn(&Jail, &str) -> Result<Reply, FsError>;
+
+/// What such a call returns to Lua.
+enum Reply {
+    Nothing,
+    Flag(bool),
+    Names(Vec<String>),
+}
+
 pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
     let config = &ctx.config;
     let jail = Jail::open(&ctx.workspace, mapped_root(config), config.fs_max_read_bytes, config.fs_max_write_bytes)
@@ -352,36 +362,28 @@ pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
             })?,
         )?;
     }
-    let j = jail.clone();
-    fs.raw_set(
-        "exists",
-        lua.create_function(move |_, path: String| j.exists(&path).map_err(|err| fail("exists", &path, err)))?,
-    )?;
-    let j = jail.clone();
-    fs.raw_set(
-        "list",
-        lua.create_function(move |lua, path: Option<String>| {
-            let path = path.unwrap_or_else(|| ".".to_owned());
-            lua.create_sequence_from(j.list(&path).map_err(|err| fail("list", &path, err))?)
-        })?,
-    )?;
-    let j = jail.clone();
-    fs.raw_set(
-        "mkdir",
-        lua.create_function(move |_, path: String| j.mkdir(&path).map_err(|err| fail("mkdir", &path, err)))?,
-    )?;
-    let j = jail.clone();
-    fs.raw_set(
-        "remove",
-        lua.create_function(move |_, path: String| j.remove(&path).map_err(|err| fail("remove", &path, err)))?,
-    )?;
-    let j = jail;
-    fs.raw_set(
-        "glob",
-        lua.create_function(move |lua, pattern: String| {
-            lua.create_sequence_from(j.glob(&pattern).map_err(|err| fail("glob", &pattern, err))?)
-        })?,
-    )?;
+    // The calls that take one path; `fs.list` lists the workspace without one.
+    let calls: [(&'static str, PathCall); 5] = [
+        ("exists", |jail, path| jail.exists(path).map(Reply::Flag)),
+        ("mkdir", |jail, path| jail.mkdir(path).map(|()| Reply::Nothing)),
+        ("remove", |jail, path| jail.remove(path).map(Reply::Flag)),
+        ("list", |jail, path| jail.list(path).map(Reply::Names)),
+        ("glob", |jail, path| jail.glob(path).map(Reply::Names)),
+    ];
+    for (name, call) in calls {
+        let j = jail.clone();
+        fs.raw_set(
+            name,
+            lua.create_function(move |lua, path: Option<String>| {
+                let path = path.unwrap_or_else(|| if name == "list" { ".".to_owned() } else { String::new() });
+                match call(&j, &path).map_err(|err| fail(name, &path, err))? {
+                    Reply::Nothing => Ok(Value::Nil),
+                    Reply::Flag(flag) => Ok(Value::Boolean(flag)),
+                    Reply::Names(names) => lua.create_sequence_from(names).map(Value::Table),
+                }
+            })?,
+        )?;
+    }
     lua.globals().raw_set("fs", fs)
 }
 
