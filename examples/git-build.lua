@@ -3,7 +3,7 @@
 -- The repository is a bare one the first stage makes in the workspace (no registry or
 -- forge is reachable from the tests); in real use `upstream` is a URL. Needs the plugins
 -- published (`rivet plugin publish examples/plugins/git.lua --name git --version 1.0.0`)
--- and the images of deploy/test-image/build.sh.
+-- and the images of deploy/test-image/build.sh and build-git.sh.
 local BUSYBOX = "localhost/rivet-test:latest"
 
 return pipeline.define({

@@ -11,18 +11,13 @@
 #                                   from the name it is called by and accepts only names starting
 #                                   with "busybox", so a copy named /bin/bb answers "applet not
 #                                   found" to every command.)
-#   localhost/rivet-git:latest      rivet-test plus the host's git (Debian's /usr/bin/git, the
-#                                   links of its builtins such as git-upload-pack, its templates,
-#                                   and the shared libraries `ldd` names), for the `git` plugin's
-#                                   example and tests. Built when the host has git (GIT_BINARY).
 #
 # Each image carries a label with a hash of this script and of the busybox binary, so it is
 # rebuilt when either changes and left alone otherwise (the usual run takes well under a
 # second). `--force` rebuilds both anyway.
 #
 # Usage: deploy/test-image/build.sh [--force]
-# Environment: BUSYBOX (default /bin/busybox) must be a statically linked busybox;
-# GIT_BINARY (default /usr/lib/git-core/git) is the git copied into rivet-git.
+# Environment: BUSYBOX (default /bin/busybox) must be a statically linked busybox.
 set -euo pipefail
 
 busybox=${BUSYBOX:-/bin/busybox}
@@ -39,9 +34,7 @@ if [[ ! -x $busybox ]]; then
 fi
 command -v podman >/dev/null || { echo "build.sh: podman is not installed" >&2; exit 1; }
 
-git_binary=${GIT_BINARY:-/usr/lib/git-core/git}
 recipe=$(cat "${BASH_SOURCE[0]}" "$busybox" | sha256sum | cut -c1-16)
-git_recipe=$(cat "${BASH_SOURCE[0]}" "$busybox" "$git_binary" 2>/dev/null | sha256sum | cut -c1-16)
 
 # Prints the recipe hash an existing image was built from, or nothing.
 built_from() {
@@ -51,7 +44,7 @@ built_from() {
 # Packs a root filesystem into an image. The tar is deterministic (sorted names, fixed
 # owner and time), so the same inputs give the same layer.
 import_rootfs() {
-  local rootfs=$1 image=$2 cmd=$3 recipe=${4:-$recipe}
+  local rootfs=$1 image=$2 cmd=$3
   tar -C "$rootfs" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -c . |
     podman import --quiet \
       --change "CMD $cmd" \
@@ -73,27 +66,6 @@ fill_test_rootfs() {
   echo 'root:x:0:' >"$rootfs/etc/group"
 }
 
-# rivet-test's root plus git: the binary at its compiled-in exec path, links for the
-# builtins git runs as separate programs (a local clone runs git-upload-pack), the
-# templates `git init` copies, and every shared library the binary loads.
-fill_git_rootfs() {
-  local rootfs=$1 lib name
-  fill_test_rootfs "$rootfs"
-  mkdir -p "$rootfs/usr/lib/git-core" "$rootfs/usr/bin" "$rootfs/usr/share/git-core"
-  cp "$git_binary" "$rootfs/usr/lib/git-core/git"
-  for name in git-upload-pack git-receive-pack git-upload-archive; do
-    ln -s git "$rootfs/usr/lib/git-core/$name"
-  done
-  ln -s ../lib/git-core/git "$rootfs/usr/bin/git"
-  if [[ -d /usr/share/git-core/templates ]]; then
-    cp -r /usr/share/git-core/templates "$rootfs/usr/share/git-core/templates"
-  fi
-  for lib in $(ldd "$git_binary" | awk '/=> \// { print $3 } /^\s*\/[^ ]+ \(/ { print $1 }'); do
-    mkdir -p "$rootfs$(dirname "$lib")"
-    cp -L "$lib" "$rootfs$lib"
-  done
-}
-
 fill_noshell_rootfs() {
   local rootfs=$1
   mkdir -p "$rootfs"/{bin,tmp,workspace}
@@ -105,7 +77,7 @@ workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
 
 build() {
-  local image=$1 fill=$2 cmd=$3 recipe=${4:-$recipe}
+  local image=$1 fill=$2 cmd=$3
   if [[ $force == 0 && $(built_from "$image") == "$recipe" ]]; then
     echo "build.sh: $image is up to date (recipe $recipe)"
     return
@@ -113,13 +85,8 @@ build() {
   local rootfs="$workdir/${image//[^a-z]/_}"
   mkdir -p "$rootfs"
   "$fill" "$rootfs"
-  import_rootfs "$rootfs" "$image" "$cmd" "$recipe"
+  import_rootfs "$rootfs" "$image" "$cmd"
 }
 
 build localhost/rivet-test:latest fill_test_rootfs '["/bin/sh"]'
 build localhost/rivet-noshell:latest fill_noshell_rootfs '["/bin/busybox"]'
-if [[ -x $git_binary ]]; then
-  build localhost/rivet-git:latest fill_git_rootfs '["/bin/sh"]' "$git_recipe"
-else
-  echo "build.sh: $git_binary not found, so localhost/rivet-git is not built (apt-get install git)" >&2
-fi

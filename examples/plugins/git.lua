@@ -3,7 +3,7 @@
 -- Publish it with `rivet plugin publish examples/plugins/git.lua --name git --version 1.0.0`
 -- and name it in a pipeline (`plugins = { "git@1.0.0" }`); `require("git")` inside a stage
 -- returns this module. Every git command runs through `process.run` in an image that has
--- git (`image`, by default localhost/rivet-git:latest, built by deploy/test-image/build.sh),
+-- git (`image`, by default localhost/rivet-git:latest, from deploy/test-image/build-git.sh),
 -- in its own container with the workspace at /workspace: the plugin reaches nothing the
 -- pipeline could not.
 

@@ -155,10 +155,24 @@ return attempts
     agent.await.unwrap();
 }
 
+/// Builds localhost/rivet-git (deploy/test-image/build-git.sh) when it is missing or stale;
+/// the lock keeps parallel test processes from building at once.
+fn build_git_image() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/test-image/build-git.sh");
+    let status = std::process::Command::new("flock")
+        .arg("/tmp/rivet-test-image.lock")
+        .arg(&script)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run deploy/test-image/build-git.sh");
+    assert!(status.success(), "deploy/test-image/build-git.sh failed");
+}
+
 /// The example pipeline: the `git` plugin checks out a repository (a bare one in the
 /// workspace) at a tag or a branch, and a container builds from the checkout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_git_example_checks_out_and_builds() {
+    build_git_image();
     let mut stack = Stack::start().await;
     let (stop, agent) = stack.agent().await;
     let git = support::example("plugins/git.lua");
