@@ -5,13 +5,16 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 default:
     @just --list
 
-# The Lua stub check, the podman smoke test, then the Rust test suite against the local
+# First a check that every tool is installed (it names the command for what is missing),
+# the Lua stub check, the podman smoke test, then the Rust test suite against the local
 # PostgreSQL and Redis, which scripts/test-services.sh starts when they are not running.
 
 # Run every test.
 test:
     #!/usr/bin/env bash
     set -euo pipefail
+    scripts/check-tools.sh test
+    scripts/check-tools-test.sh
     source scripts/test-services.sh
     scripts/lua-check.sh
     scripts/podman-smoke.sh
@@ -21,6 +24,7 @@ test:
 
 # Check formatting, clippy warnings, the protobuf API and the Lua stubs; changes nothing.
 lint:
+    scripts/check-tools.sh lint
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     buf lint

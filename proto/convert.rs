@@ -1,6 +1,9 @@
 //! Conversions between the wire types and `rivet-core`'s domain types, shared by the
 //! orchestrator and the runner. A missing or malformed field becomes a [`ConvertError`]
-//! naming it; each side maps that to its own error once.
+//! naming it; each side maps that to its own error once. The runner protocol's envelopes
+//! are converted in `runner`.
+
+mod runner;
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
@@ -282,21 +285,4 @@ pub fn diagnostic_to_proto(diagnostic: &Diagnostic) -> pb::Diagnostic {
         field: diagnostic.field.clone(),
         message: diagnostic.message.clone(),
     }
-}
-
-/// A pinned plugin with its source on the wire.
-pub fn pinned_plugin_to_proto(plugin: &rivet_core::plugin::PinnedPlugin) -> pb::PinnedPlugin {
-    pb::PinnedPlugin {
-        name: plugin.pin.name.clone(),
-        version: plugin.pin.version.clone(),
-        sha256: plugin.pin.sha256.clone(),
-        source: plugin.source.clone(),
-    }
-}
-
-/// A pinned plugin from the wire; the runner checks the source against the hash when it
-/// loads it.
-pub fn pinned_plugin_from_proto(plugin: pb::PinnedPlugin) -> rivet_core::plugin::PinnedPlugin {
-    let pin = rivet_core::plugin::PluginPin { name: plugin.name, version: plugin.version, sha256: plugin.sha256 };
-    rivet_core::plugin::PinnedPlugin { pin, source: plugin.source }
 }

@@ -42,10 +42,18 @@ pub enum EndpointError {
     Tls(#[from] tonic::transport::Error),
 }
 
+/// `url` as [`endpoint`] reads it: trimmed, without a trailing `/`, and with `http://`
+/// when it names no scheme (`127.0.0.1:7420`). A scheme is recognised by its `://`, not by
+/// a URL parser: one would read `localhost:7420` as the scheme `localhost`.
+pub fn normalize(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    if url.contains("://") { url.to_owned() } else { format!("http://{url}") }
+}
+
 /// An endpoint for `url` (`http://` or `https://`; `http://` is assumed without a
-/// scheme), with TLS set up for `https://`.
+/// scheme, see [`normalize`]), with TLS set up for `https://`.
 pub fn endpoint(url: &str, tls: ClientTls<'_>) -> Result<Endpoint, EndpointError> {
-    let url = if url.contains("://") { url.to_owned() } else { format!("http://{url}") };
+    let url = normalize(url);
     let invalid = |reason: String| EndpointError::InvalidUrl { url: url.clone(), reason };
     let endpoint = Endpoint::from_shared(url.clone()).map_err(|err| invalid(err.to_string()))?;
     let https = match endpoint.uri().scheme_str() {
@@ -81,6 +89,13 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, EndpointError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_without_scheme_is_http() {
+        assert_eq!(normalize("127.0.0.1:7420"), "http://127.0.0.1:7420");
+        assert_eq!(normalize("localhost:7420"), "http://localhost:7420");
+        assert_eq!(normalize(" https://ci.example/ "), "https://ci.example");
+    }
 
     #[test]
     fn plain_urls_take_no_tls_files() {

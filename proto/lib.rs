@@ -3,6 +3,8 @@
 //! This crate is the only one that knows the wire format's generated types; conversions to
 //! and from the domain types of `rivet-core` live at each service's edge.
 
+#[cfg(test)]
+mod boundary;
 pub mod convert;
 pub mod endpoint;
 

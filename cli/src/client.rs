@@ -1,4 +1,4 @@
-//! The connection to an orchestrator: one channel, the five service clients, and the
+//! The connection to an orchestrator: one channel, the six service clients, and the
 //! bearer token on every call.
 
 use std::time::Duration;
@@ -9,6 +9,7 @@ use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
+use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -34,7 +35,7 @@ impl tonic::service::Interceptor for Auth {
     }
 }
 
-type Service = InterceptedService<Channel, Auth>;
+pub(crate) type Service = InterceptedService<Channel, Auth>;
 
 /// Clients of every service on one connection. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct Client {
     pub tokens: TokenServiceClient<Service>,
     /// Plugins.
     pub plugins: PluginServiceClient<Service>,
+    /// Secrets.
+    pub secrets: SecretServiceClient<Service>,
 }
 
 impl Client {
@@ -93,9 +96,10 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             tokens: TokenServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            plugins: PluginServiceClient::with_interceptor(channel, auth)
+            plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            secrets: SecretServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

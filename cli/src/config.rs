@@ -85,7 +85,7 @@ pub fn load(overrides: &Overrides) -> Result<Loaded, Error> {
         Error::new(exit::USAGE, format!("invalid configuration{place}: {err}"))
             .hint("the file takes `server = \"http://host:port\"` and `token = \"...\"`")
     })?;
-    settings.server = normalize_server(&settings.server);
+    settings.server = rivet_proto::endpoint::normalize(&settings.server);
     if settings.token.as_deref().is_some_and(str::is_empty) {
         settings.token = None;
     }
@@ -106,12 +106,6 @@ fn check_environment() -> Result<(), Error> {
         Some(meant) => error.hint(format!("did you mean {meant}?")),
         None => error.hint("the client reads RIVET_SERVER, RIVET_TOKEN and RIVET_CA_FILE"),
     })
-}
-
-/// Adds `http://` to an address without a scheme and drops a trailing slash.
-pub fn normalize_server(server: &str) -> String {
-    let server = server.trim().trim_end_matches('/');
-    if server.contains("://") { server.to_owned() } else { format!("http://{server}") }
 }
 
 impl Loaded {
@@ -155,12 +149,6 @@ impl Provider for Layer {
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_server_without_scheme_gets_http() {
-        assert_eq!(normalize_server("127.0.0.1:7420"), "http://127.0.0.1:7420");
-        assert_eq!(normalize_server("https://ci.example/"), "https://ci.example");
-    }
 
     #[test]
     fn layers_are_named_by_their_source() {

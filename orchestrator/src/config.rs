@@ -55,12 +55,18 @@ pub struct Config {
     pub max_pipeline_bytes: usize,
     /// How long a shutdown waits for runners to drain before it closes their streams.
     pub shutdown_grace_ms: u64,
+    /// How often a log follower re-reads the store when no live line and no job event
+    /// arrives, in milliseconds: the fallback that delivers a line whose fan-out message
+    /// was lost. Live lines do not wait for it.
+    pub log_follow_poll_ms: u64,
     /// Credentials.
     pub auth: AuthConfig,
     /// Evaluating pipeline scripts at creation time.
     pub evaluation: EvaluationConfig,
     /// TLS for the gRPC server.
     pub tls: TlsConfig,
+    /// The key that encrypts stored secrets.
+    pub secrets: SecretsConfig,
     /// Allow listening off loopback without TLS or without authentication. Never in
     /// production: anyone who can reach the port can then read and do everything. A
     /// warning is logged at every start while it is set.
@@ -90,6 +96,23 @@ impl TlsConfig {
     pub fn enabled(&self) -> bool {
         self.cert_file.is_some()
     }
+}
+
+/// The key that encrypts the secrets pipelines read (XChaCha20-Poly1305). A key is 32
+/// random bytes written as 64 hex digits (`openssl rand -hex 32`) or in standard base64.
+/// Without one, `SetSecret` is refused with `FAILED_PRECONDITION` naming these settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// A file that holds the current key (it should be readable by the orchestrator only).
+    pub key_file: Option<PathBuf>,
+    /// The current key itself, for deployments that pass it in the environment
+    /// (`RIVET_SECRETS__KEY`); used when `key_file` is unset.
+    pub key: Option<String>,
+    /// Files with earlier keys, still accepted to decrypt while a rotation is under way.
+    pub previous_key_files: Vec<PathBuf>,
+    /// Earlier keys themselves, still accepted to decrypt.
+    pub previous_keys: Vec<String>,
 }
 
 /// How pipeline scripts are evaluated when they are created or validated: in a pool of
@@ -208,9 +231,11 @@ impl Default for Config {
             max_message_bytes: 8 * 1024 * 1024,
             max_pipeline_bytes: 1024 * 1024,
             shutdown_grace_ms: 10_000,
+            log_follow_poll_ms: 1_000,
             auth: AuthConfig::default(),
             evaluation: EvaluationConfig::default(),
             tls: TlsConfig::default(),
+            secrets: SecretsConfig::default(),
             insecure: false,
         }
     }
@@ -265,6 +290,10 @@ impl Config {
         for token in auth.api_tokens.iter_mut().chain(&mut auth.registration_tokens).chain(&mut auth.runner_tokens) {
             *token = REDACTED.to_owned();
         }
+        let secrets = &mut config.secrets;
+        for key in secrets.key.iter_mut().chain(&mut secrets.previous_keys) {
+            *key = REDACTED.to_owned();
+        }
         config
     }
 
@@ -303,6 +332,9 @@ impl Config {
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".to_owned());
         }
+        if self.log_follow_poll_ms == 0 {
+            return Err("log_follow_poll_ms must be at least 1".to_owned());
+        }
         if self.max_pipeline_bytes > self.max_message_bytes {
             return Err("max_pipeline_bytes must not exceed max_message_bytes".to_owned());
         }
@@ -326,6 +358,11 @@ impl Config {
             ));
         }
         self.evaluation.validate()
+    }
+
+    /// How often a log follower re-reads the store without a live line or a job event.
+    pub fn log_follow_poll(&self) -> Duration {
+        Duration::from_millis(self.log_follow_poll_ms)
     }
 
     /// The lease TTL.
@@ -465,6 +502,9 @@ mod tests {
         std::fs::write(&file, "[evaluation]\nworkers = 0").expect("write");
         let err = Config::load(Some(&file)).expect_err("no workers").to_string();
         assert!(err.contains("evaluation.workers must be at least 1"), "{err}");
+        std::fs::write(&file, "log_follow_poll_ms = 0").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a follower must not spin").to_string();
+        assert!(err.contains("log_follow_poll_ms must be at least 1"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

@@ -69,25 +69,3 @@ pub fn job_to_proto(job: &JobRecord, stages: &[StageRecord], transitions: &[Tran
         outputs: job.outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
 }
-
-/// The assignment message for a claimed job.
-pub fn assign_job(
-    job: &JobRecord,
-    pipeline: &PipelineRecord,
-    first_sequence: u64,
-    timeout_seconds: Option<u64>,
-    plugins: &[rivet_core::plugin::PinnedPlugin],
-) -> pb::AssignJob {
-    pb::AssignJob {
-        assignment: Some(assignment_to_proto(job.assignment())),
-        pipeline_name: pipeline.name.clone(),
-        source: pipeline.source.clone(),
-        file_name: pipeline.file_name.clone(),
-        inputs: job.inputs.iter().map(|(name, value)| (name.clone(), input_value_to_proto(value))).collect(),
-        // Secrets are delivered once a secret store exists; none are declared-and-stored yet.
-        secrets: Default::default(),
-        first_sequence,
-        timeout_seconds: timeout_seconds.unwrap_or(0),
-        plugins: plugins.iter().map(pinned_plugin_to_proto).collect(),
-    }
-}

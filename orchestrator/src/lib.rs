@@ -13,5 +13,6 @@ pub mod domain;
 pub mod migration;
 pub mod server;
 pub mod storage;
-#[doc(hidden)]
+/// Test and bench support, behind the `testing` feature: never in a shipped orchestrator.
+#[cfg(feature = "testing")]
 pub mod testing;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use rivet_orchestrator::config::Config;
+use rivet_orchestrator::domain::{keyring, secrets};
 use rivet_orchestrator::server;
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +20,19 @@ struct Args {
     /// Print the effective configuration (secrets redacted) as JSON and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Maintenance commands; without one, the orchestrator serves.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Re-encrypt every stored secret under the current key (`secrets.key_file` or
+    /// `secrets.key`), opening each with whichever configured key sealed it. Safe while
+    /// replicas serve, once each of them has both keys configured.
+    RotateKey,
+    /// Print a new random secrets key (64 hex digits) for `secrets.key_file`.
+    GenerateKey,
 }
 
 fn main() -> ExitCode {
@@ -48,6 +62,14 @@ async fn serve() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
+    match args.command {
+        Some(Command::GenerateKey) => {
+            println!("{}", keyring::generate_key()?.as_str());
+            return Ok(());
+        }
+        Some(Command::RotateKey) => return rotate_key(&config).await,
+        None => {}
+    }
     let (store, coord) = server::connect_backends(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -56,6 +78,22 @@ async fn serve() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: draining runners");
     running.shutdown().await;
+    Ok(())
+}
+
+/// `rivet-orchestrator rotate-key`.
+async fn rotate_key(config: &Config) -> anyhow::Result<()> {
+    let keys = keyring::Keyring::load(&config.secrets).context("cannot load the secrets keys")?;
+    let (store, _coord) = server::connect_backends(config).await?;
+    let rotation = secrets::rotate(store.as_ref(), &keys).await.context("cannot re-encrypt the secrets")?;
+    println!(
+        "re-encrypted {} secret(s) under key {}; {} already were; {} changed while this ran (already under the \
+         current key, or deleted)",
+        rotation.resealed,
+        keys.current_id().unwrap_or_default(),
+        rotation.current,
+        rotation.raced
+    );
     Ok(())
 }
 

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rivet_core::protocol::ToRunner;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::plugin_service_server::PluginServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
+use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
-use rivet_proto::v1::{ConnectResponse, Drain, connect_response};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,11 +24,14 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, tokens::Tokens};
+use crate::api::{
+    jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, secrets::Secrets, tokens::Tokens,
+};
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
 use crate::domain::access::Access;
 use crate::domain::coord::Coordinator;
+use crate::domain::keyring::Keyring;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
 use crate::domain::{dispatch, leases};
@@ -99,7 +103,11 @@ pub async fn start(
     let auth = Auth::new(&config.auth.api_tokens, config.auth.all_registration_tokens());
     let access = Access::new(store.clone(), &config.auth.api_tokens);
     let limit = config.max_message_bytes;
-    let orchestrator = Orchestrator::new(store, coord, config);
+    let keyring = Keyring::load(&config.secrets).context("cannot load the secrets keys")?;
+    if keyring.current_id().is_none() {
+        tracing::info!("no secrets key is configured (secrets.key_file): secrets cannot be set");
+    }
+    let orchestrator = Orchestrator::new(store, coord, config, keyring);
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<PipelineServiceServer<Pipelines>>().await;
@@ -108,6 +116,7 @@ pub async fn start(
     health.set_serving::<RunnerServiceServer<Runners>>().await;
     health.set_serving::<TokenServiceServer<Tokens>>().await;
     health.set_serving::<PluginServiceServer<Plugins>>().await;
+    health.set_serving::<SecretServiceServer<Secrets>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -135,6 +144,9 @@ pub async fn start(
     let plugins = PluginServiceServer::new(Plugins::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let secrets = SecretServiceServer::new(Secrets::new(orchestrator.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
@@ -155,7 +167,8 @@ pub async fn start(
         .add_service(logs)
         .add_service(runners)
         .add_service(tokens)
-        .add_service(plugins);
+        .add_service(plugins)
+        .add_service(secrets);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -164,10 +177,50 @@ pub async fn start(
     let tasks = TaskTracker::new();
     let shutdown = orchestrator.shutdown_token().clone();
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
-    tasks.spawn(leases::run(orchestrator.clone(), shutdown));
+    tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
+    tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
     Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health })
+}
+
+/// The health service name that reports whether the coordinator (Redis) answers. The
+/// replica's own services stay SERVING while it does not: API reads, log ingest into the
+/// database and log followers (which then read the database) keep working; leases are not
+/// swept, dispatch waits, and runners cannot connect anew. A load balancer should check the
+/// services; an operator's alert, this one.
+pub const COORDINATION_HEALTH: &str = "rivet.coordination";
+
+/// How often the coordination health is checked.
+const COORDINATION_CHECK: Duration = Duration::from_secs(1);
+
+/// Reports [`COORDINATION_HEALTH`] until `shutdown`: SERVING while the coordinator
+/// answers, NOT_SERVING (degraded) while it does not.
+async fn watch_coordination(
+    orchestrator: Orchestrator,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    let mut reachable = None;
+    loop {
+        let now = orchestrator.coord().generation().await.is_ok();
+        if reachable != Some(now) {
+            let status =
+                if now { tonic_health::ServingStatus::Serving } else { tonic_health::ServingStatus::NotServing };
+            if reachable.is_some() {
+                match now {
+                    true => tracing::info!("coordination is reachable again"),
+                    false => tracing::warn!("coordination is unreachable: this replica is degraded"),
+                }
+            }
+            health.set_service_status(COORDINATION_HEALTH, status).await;
+            reachable = Some(now);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(COORDINATION_CHECK) => {}
+        }
+    }
 }
 
 impl RunningServer {
@@ -180,8 +233,8 @@ impl RunningServer {
         self.orchestrator.shutdown_token().cancel();
         let registry = self.orchestrator.registry();
         for runner in registry.drain_all() {
-            let drain = Drain { reason: "the orchestrator is shutting down".to_owned() };
-            registry.send(runner, ConnectResponse { body: Some(connect_response::Body::Drain(drain)) }).await;
+            let drain = ToRunner::Drain { reason: "the orchestrator is shutting down".to_owned() };
+            registry.send(runner, drain).await;
         }
         let grace = Duration::from_millis(self.orchestrator.config().shutdown_grace_ms);
         let deadline = tokio::time::Instant::now() + grace;

@@ -12,14 +12,17 @@
 //! assert_eq!(definition.stages[0].name, "greet");
 //! ```
 
+pub mod backoff;
 mod diagnostic;
 mod dsl;
+pub mod image;
 pub mod inputs;
 pub mod job;
 pub mod limits;
 mod loader;
 pub mod model;
 pub mod plugin;
+pub mod protocol;
 pub mod sandbox;
 pub mod settings;
 pub mod text;

@@ -32,8 +32,9 @@ pub const MAX_STAGE_NAME_BYTES: usize = 63;
 pub const MAX_NAME_BYTES: usize = 64;
 /// The longest runner tag key or value, in bytes.
 pub const MAX_TAG_BYTES: usize = 128;
-/// The longest container image reference, in bytes.
-pub const MAX_IMAGE_BYTES: usize = 255;
+/// The longest container image reference, in bytes: a name of 255 bytes (the registries'
+/// limit) with the longest tag and digest (see [`crate::image`]).
+pub const MAX_IMAGE_BYTES: usize = crate::image::MAX_REFERENCE_BYTES;
 /// The longest pipeline or input description, in bytes.
 pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
 /// The longest string option or default value of an input, in bytes.

@@ -10,10 +10,11 @@ use mlua::{Function, Lua, Table, Value};
 
 use crate::diagnostic::{Diagnostics, LoadError};
 use crate::dsl;
+use crate::image::ImageReference;
 use crate::limits::{
-    MAX_DESCRIPTION_BYTES, MAX_IMAGE_BYTES, MAX_INPUTS, MAX_NAME_BYTES, MAX_OPTIONS, MAX_PIPELINE_NAME_BYTES,
-    MAX_PLUGINS, MAX_QUOTED_BYTES, MAX_SECRETS, MAX_STAGE_NAME_BYTES, MAX_STAGE_TIMEOUT, MAX_STAGES,
-    MAX_SUGGESTED_KEY_BYTES, MAX_TABLE_FIELDS, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
+    MAX_DESCRIPTION_BYTES, MAX_INPUTS, MAX_NAME_BYTES, MAX_OPTIONS, MAX_PIPELINE_NAME_BYTES, MAX_PLUGINS,
+    MAX_QUOTED_BYTES, MAX_SECRETS, MAX_STAGE_NAME_BYTES, MAX_STAGE_TIMEOUT, MAX_STAGES, MAX_SUGGESTED_KEY_BYTES,
+    MAX_TABLE_FIELDS, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
 };
 use crate::model::{
     HTTP_METHODS, HttpScope, InputSpec, InputType, InputValue, PipelineDefinition, StageNetwork, StageSpec, Tag,
@@ -258,11 +259,14 @@ impl Validator<'_> {
             }
         };
         let container = match self.string(&mut fields, "container") {
-            Some(image) if is_image_reference(&image) => Some(image),
-            Some(image) => {
-                self.error_at(&fields, "container", format!("`{}` is not a valid image reference", quote(&image)));
-                None
-            }
+            Some(image) => match ImageReference::parse(&image) {
+                Ok(_) => Some(image),
+                Err(err) => {
+                    let message = format!("`{}` is not a valid image reference: {err}", quote(&image));
+                    self.error_at(&fields, "container", message);
+                    None
+                }
+            },
             None => None,
         };
         let condition = self.function(&mut fields, "condition");
@@ -866,14 +870,6 @@ fn is_identifier(name: &str) -> bool {
 
 fn is_identifier_dash(name: &str) -> bool {
     name.len() <= MAX_NAME_BYTES && is_identifier(&name.replace('-', "_")) && !name.starts_with('-')
-}
-
-/// A container image reference: `[registry/]repository[:tag][@digest]`, without spaces.
-fn is_image_reference(image: &str) -> bool {
-    !image.is_empty()
-        && image.len() <= MAX_IMAGE_BYTES
-        && !image.starts_with(['-', ':', '@', '/'])
-        && image.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
 }
 
 /// Parses `90`, `90s`, `10m`, `1h30m`, `2h`.

@@ -1,5 +1,6 @@
-//! The executor's settings. Loading them (defaults → TOML → `RIVET_*` environment) is the
-//! agent's job; this module only declares them, with their defaults, where they are used.
+//! The executor's settings. Loading them (defaults → TOML → `RIVET_RUNNER_*` environment,
+//! e.g. `RIVET_RUNNER_EXECUTOR__DEFAULT_IMAGE`) is the agent's job; this module only
+//! declares them, with their defaults, where they are used.
 
 use std::path::PathBuf;
 use std::time::Duration;

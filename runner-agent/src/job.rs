@@ -2,33 +2,12 @@
 //! executor (which runs a job's stages in containers).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rivet_core::{Assignment, FailureReason, JobState, LogLine, ResolvedInputs, StageState};
+use rivet_core::{Assignment, FailureReason, JobState, LogLine, StageState};
 
-/// A job to run, as assigned by the orchestrator.
-#[derive(Debug, Clone)]
-pub struct JobSpec {
-    /// The assignment every event is reported under.
-    pub assignment: Assignment,
-    /// The pipeline's name.
-    pub pipeline_name: String,
-    /// The pipeline's Lua source.
-    pub source: String,
-    /// The file name of the source, for error messages.
-    pub file_name: String,
-    /// The validated, typed inputs.
-    pub inputs: ResolvedInputs,
-    /// The secrets the pipeline declared, by name.
-    pub secrets: BTreeMap<String, String>,
-    /// The sequence number of this attempt's first log line.
-    pub first_sequence: u64,
-    /// The job's overall timeout, if any.
-    pub timeout: Option<Duration>,
-    /// The plugins the pipeline version pinned, with their sources (`require` serves them).
-    pub plugins: Vec<rivet_core::plugin::PinnedPlugin>,
-}
+/// A job to run, as the orchestrator assigned it: the runner protocol's assignment.
+pub type JobSpec = rivet_core::protocol::AssignJob;
 
 /// Something that happened while a job ran.
 #[derive(Debug, Clone, PartialEq)]

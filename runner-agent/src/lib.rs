@@ -8,5 +8,4 @@ pub mod agent;
 pub mod config;
 pub mod executor;
 pub mod job;
-mod proto;
 mod runtime;

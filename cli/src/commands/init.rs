@@ -36,6 +36,7 @@ const STUBS: &[(&str, &str)] = &[
     ("output.lua", include_str!("../../../lua-stubs/output.lua")),
     ("pipeline.lua", include_str!("../../../lua-stubs/pipeline.lua")),
     ("process.lua", include_str!("../../../lua-stubs/process.lua")),
+    ("secret.lua", include_str!("../../../lua-stubs/secret.lua")),
 ];
 
 /// What happened to one file.

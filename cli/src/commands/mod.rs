@@ -8,5 +8,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod run;
 pub mod runner;
+pub mod secret;
 pub mod settings;
 pub mod token;

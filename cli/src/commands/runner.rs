@@ -44,16 +44,6 @@ pub async fn list(client: &Client, online_only: bool, format: Format) -> Result<
     Ok(exit::OK)
 }
 
-/// Parses `--expires`: `90s`, `30m`, `12h`, `7d`, `1h 30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text)
-        .map_err(|err| format!("`{text}` is not a duration like 30m, 12h or 7d: {err}"))?;
-    if duration < Duration::from_secs(1) {
-        return Err(format!("`{text}` is shorter than one second"));
-    }
-    Ok(duration)
-}
-
 /// Collects `--label` pairs, refusing a key given twice.
 pub fn collect_labels(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>, crate::error::Error> {
     let mut labels = BTreeMap::new();

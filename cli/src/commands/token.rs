@@ -30,11 +30,6 @@ impl RoleArg {
     }
 }
 
-/// Parses `--expires`, e.g. `30d`, `12h`, `1w 2d`.
-pub fn parse_expiry(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|err| format!("`{text}` is not a duration such as 30d or 12h: {err}"))
-}
-
 /// `rivet token create --role ROLE [--name NAME] [--expires DURATION]`: prints the token
 /// once on stdout (alone, so scripts can capture it), and the warning on stderr.
 pub async fn create(
@@ -119,18 +114,4 @@ pub async fn revoke(client: &Client, reference: &str, format: Format) -> Result<
         Format::Table => println!("revoked API token {id} ({}, role {})", token.name, view::role(token.role)),
     }
     Ok(exit::OK)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiries_read_like_durations() {
-        assert_eq!(parse_expiry("30d"), Ok(Duration::from_secs(30 * 86_400)));
-        assert_eq!(parse_expiry("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(parse_expiry("1w 2d"), Ok(Duration::from_secs(9 * 86_400)));
-        let err = parse_expiry("soon").unwrap_err();
-        assert!(err.starts_with("`soon` is not a duration such as 30d or 12h"), "{err}");
-    }
 }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::{AuthConfig, Config};
-use rivet_orchestrator::domain::identity;
+use rivet_orchestrator::config::{AuthConfig, Config, SecretsConfig};
+use rivet_orchestrator::domain::{identity, keyring};
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_runner::agent::{Agent, AgentConfig, AgentError, Stop, credential};
 use rivet_runner::config::ExecutorConfig;
@@ -85,8 +85,14 @@ impl Embedded {
         // After its first start it connects with the credential in its state directory.
         let registration_token =
             identity::random_secret().map_err(|err| setup("cannot make a registration token for the runner", &err))?;
+        // Secrets need a key; the embedded mode keeps its own beside its state, made on
+        // first use and readable by this user only.
+        let key_file = options.state_dir.join("secrets.key");
+        keyring::ensure_key_file(&key_file)
+            .map_err(|err| setup(&format!("cannot make the secrets key {}", key_file.display()), &err))?;
         let config = Config {
             listen: options.listen,
+            secrets: SecretsConfig { key_file: Some(key_file), ..SecretsConfig::default() },
             database_url: format!("sqlite://{}?mode=rwc", options.database.display()),
             redis_url: None,
             shutdown_grace_ms: SHUTDOWN_GRACE.as_millis() as u64,

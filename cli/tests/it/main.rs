@@ -10,6 +10,7 @@ mod init;
 mod plugins;
 mod prompt;
 mod run;
+mod secrets;
 mod server;
 mod support;
 mod tokens;

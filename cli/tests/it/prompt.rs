@@ -28,11 +28,26 @@ fn expect(session: &mut Session, needle: &str) {
     }
 }
 
-/// Waits for the process to end and returns its exit code.
+/// How long rivet may take to exit once the dialogue is over.
+const EXIT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits for the process to end and returns its exit code. A rivet that does not end in
+/// [`EXIT_PATIENCE`] is killed and fails the test, rather than hanging it.
 fn exit_code(session: &mut Session) -> i32 {
-    match session.get_process_mut().wait().expect("rivet ends") {
-        expectrl::WaitStatus::Exited(_, code) => code,
-        other => panic!("rivet did not exit normally: {other:?}"),
+    let process = session.get_process_mut();
+    let start = std::time::Instant::now();
+    loop {
+        match process.status().expect("rivet's status") {
+            expectrl::WaitStatus::StillAlive if start.elapsed() < EXIT_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            expectrl::WaitStatus::StillAlive => {
+                let _ = process.exit(true);
+                panic!("rivet did not exit within {EXIT_PATIENCE:?}, so the test killed it");
+            }
+            expectrl::WaitStatus::Exited(_, code) => return code,
+            other => panic!("rivet did not exit normally: {other:?}"),
+        }
     }
 }
 
@@ -117,4 +132,22 @@ fn deleting_on_a_terminal_asks_first() {
     session.send("y").expect("type");
     expect(&mut session, "deleted pipeline greeter");
     assert_eq!(exit_code(&mut session), 0);
+}
+
+/// `rivet secret set` on a terminal asks for the value without echoing it.
+#[test]
+fn a_secret_value_is_asked_for_without_echo() {
+    const VALUE: &str = "typed-on-the-terminal-77";
+    let server = Server::start();
+    let mut session = spawn(&server, &["secret", "set", "TYPED_TOKEN"]);
+    expect(&mut session, "value of TYPED_TOKEN");
+    session.send(format!("{VALUE}{ENTER}")).expect("type");
+    let seen = match session.expect("set secret TYPED_TOKEN (global)") {
+        Ok(found) => String::from_utf8_lossy(found.before()).into_owned(),
+        Err(err) => panic!("the secret was not set: {err}"),
+    };
+    assert!(!seen.contains(VALUE), "the value was echoed: {seen:?}");
+    assert_eq!(exit_code(&mut session), 0);
+    let listed = server.json(&["secret", "list"]);
+    assert_eq!(listed[0]["name"], "TYPED_TOKEN");
 }

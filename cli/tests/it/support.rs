@@ -130,6 +130,11 @@ impl Server {
         ]
     }
 
+    /// The home directory the server and its commands run with.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// `rivet` pointed at this server.
     pub fn rivet(&self) -> Command {
         let mut command = rivet();

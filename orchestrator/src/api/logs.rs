@@ -9,9 +9,8 @@
 //! and the live fan-out buffer of a follower that falls behind is dropped by the
 //! coordinator, after which the follower reads the store again from its last sent line.
 
-use std::time::Duration;
-
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use rivet_core::LogLine;
 use rivet_proto::v1::log_service_server::LogService;
 use rivet_proto::v1::{StreamLogsRequest, StreamLogsResponse};
@@ -33,8 +32,6 @@ const PAGE_LINES: usize = 1_000;
 pub const PAGE_BYTES: usize = 1024 * 1024;
 /// Responses that may wait for a slow client before the follower stops reading.
 const RESPONSES_IN_FLIGHT: usize = 2;
-/// How often a follower checks the store when no live line arrives.
-const FOLLOW_POLL: Duration = Duration::from_secs(1);
 
 /// The log service.
 #[derive(Debug, Clone)]
@@ -92,6 +89,18 @@ async fn replay(orchestrator: &Orchestrator, job: uuid::Uuid, mut next: u64, out
     }
 }
 
+/// Subscribes to `topic`; while the coordinator cannot be reached, a stream that never
+/// yields, so the follower reads the store every [`FOLLOW_POLL`] instead of failing.
+async fn subscribe_or_poll(orchestrator: &Orchestrator, topic: Topic) -> BoxStream<'static, bytes::Bytes> {
+    match orchestrator.coord().subscribe(&topic).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            tracing::warn!(topic = %topic.channel(), error = %err, "following from the store only: no live fan-out");
+            futures_util::stream::pending().boxed()
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl LogService for Logs {
     type StreamLogsStream =
@@ -107,14 +116,15 @@ impl LogService for Logs {
         orchestrator.job(job).await?;
         // Subscribe before replaying: a line stored during the replay then arrives live.
         let mut live = match request.follow {
-            true => Some(orchestrator.coord().subscribe(&Topic::JobLogs(job)).await.map_err(Error::from)?),
+            true => Some(subscribe_or_poll(&orchestrator, Topic::JobLogs(job)).await),
             false => None,
         };
         let mut events = match request.follow {
-            true => Some(orchestrator.coord().subscribe(&Topic::JobEvents(job)).await.map_err(Error::from)?),
+            true => Some(subscribe_or_poll(&orchestrator, Topic::JobEvents(job)).await),
             false => None,
         };
         let start = request.from_sequence.max(1);
+        let poll = orchestrator.config().log_follow_poll();
         let stream = async_stream(RESPONSES_IN_FLIGHT, move |out| async move {
             let Some(mut next) = replay(&orchestrator, job, start, &out).await? else { return Ok(()) };
             let (Some(live), Some(events)) = (live.as_mut(), events.as_mut()) else { return Ok(()) };
@@ -144,7 +154,7 @@ impl LogService for Logs {
                         continue;
                     }
                     _ = events.next() => {}
-                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = tokio::time::sleep(poll) => {}
                     _ = out.closed() => return Ok(()),
                 }
                 ended = orchestrator.job(job).await?.state.is_terminal();

@@ -47,6 +47,11 @@ pub const ROLE_TABLE: &[(&str, Need)] = &[
     ("/rivet.v1.TokenService/CreateToken", R(Admin)),
     ("/rivet.v1.TokenService/ListTokens", R(Admin)),
     ("/rivet.v1.TokenService/RevokeToken", R(Admin)),
+    // Admins set and delete secrets. Operators may list them (names, scopes and times,
+    // never values): they launch the jobs that use them and must see which are set.
+    ("/rivet.v1.SecretService/SetSecret", R(Admin)),
+    ("/rivet.v1.SecretService/ListSecrets", R(Operator)),
+    ("/rivet.v1.SecretService/DeleteSecret", R(Admin)),
     ("/grpc.health.v1.Health/Check", Public),
     ("/grpc.health.v1.Health/Watch", Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Public),

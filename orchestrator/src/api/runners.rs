@@ -3,6 +3,7 @@
 use std::pin::Pin;
 
 use futures_util::Stream;
+use rivet_core::protocol::FromRunner;
 use rivet_proto::v1::runner_service_server::RunnerService;
 use rivet_proto::v1::{
     self as pb, ConnectRequest, ConnectResponse, CreateRegistrationTokenRequest, CreateRegistrationTokenResponse,
@@ -19,7 +20,7 @@ use crate::convert;
 use crate::domain::error::Error;
 use crate::domain::identity::{self, Registration, RunnerIdentity, TokenRequest};
 use crate::domain::orchestrator::Orchestrator;
-use crate::domain::session;
+use crate::domain::session::{self, Inbound};
 
 /// The longest a registration token may stay valid: ten years, so an expiry is always a
 /// representable time.
@@ -80,8 +81,17 @@ impl RunnerService for Runners {
         if self.orchestrator.shutdown_token().is_cancelled() {
             return Err(Error::ShuttingDown.into());
         }
-        let receiver = session::open(self.orchestrator.clone(), identity, request.into_inner()).await?;
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver).map(Ok))))
+        // The edge of the runner protocol: wire messages are decoded here, once, and the
+        // session's domain messages encoded on the way out.
+        let incoming = request.into_inner().map(|item| match item {
+            Ok(message) => match FromRunner::try_from(message) {
+                Ok(message) => Inbound::Message(message),
+                Err(err) => Inbound::Malformed(err.into()),
+            },
+            Err(status) => Inbound::Broken(status.message().to_owned()),
+        });
+        let receiver = session::open(self.orchestrator.clone(), identity, incoming).await?;
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver).map(|message| Ok(ConnectResponse::from(message))))))
     }
 
     async fn list_runners(

@@ -45,7 +45,7 @@ impl From<Error> for Status {
                 format!("{field}: {message}"),
                 ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message)]),
             ),
-            Error::AlreadyEnded(..) => Status::failed_precondition(err.to_string()),
+            Error::AlreadyEnded(..) | Error::SecretsRefused(_) => Status::failed_precondition(err.to_string()),
             Error::StaleAssignment(_) => Status::aborted(err.to_string()),
             Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),
             Error::Unauthenticated(_) | Error::RunnerUnauthenticated(_) => Status::unauthenticated(err.to_string()),

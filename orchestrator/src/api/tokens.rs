@@ -60,7 +60,7 @@ impl TokenService for Tokens {
 }
 
 /// Who made a call, as `api::guard` established it, for the audit log.
-fn caller<T>(request: &Request<T>) -> String {
+pub(crate) fn caller<T>(request: &Request<T>) -> String {
     request.extensions().get::<Caller>().map_or_else(|| "an unknown caller".to_owned(), Caller::describe)
 }
 

@@ -164,6 +164,12 @@ impl Coordinator for MemoryCoordinator {
         Ok(Subscription::new(receiver, release).boxed())
     }
 
+    async fn generation(&self) -> CoordResult<String> {
+        // The leases live and die with the process that holds them: they are never lost
+        // while anyone could ask.
+        Ok("memory".to_owned())
+    }
+
     fn fanout_usage(&self) -> FanoutUsage {
         self.gauge.usage()
     }

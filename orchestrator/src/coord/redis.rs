@@ -179,6 +179,20 @@ impl Coordinator for RedisCoordinator {
     fn fanout_usage(&self) -> FanoutUsage {
         self.fanout.usage()
     }
+
+    async fn generation(&self) -> CoordResult<String> {
+        let mut conn = self.conn().await?;
+        // A key without expiry: it is gone exactly when Redis lost (or was told to drop)
+        // its data. Whichever replica notices first writes the next generation; the others
+        // read it.
+        self.scripts
+            .generation
+            .key(self.keys.generation())
+            .arg(Uuid::new_v4().to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(failed("read the redis data generation"))
+    }
 }
 
 /// The names of keys and channels in one namespace.
@@ -197,6 +211,11 @@ impl Keys {
 
     fn runner(&self, runner: Uuid) -> String {
         format!("{}:runner:{runner}", self.namespace)
+    }
+
+    /// The key whose value names the generation of this namespace's data.
+    fn generation(&self) -> String {
+        format!("{}:generation", self.namespace)
     }
 
     /// The `SCAN MATCH` pattern of every runner key; glob characters in the namespace are
@@ -249,6 +268,7 @@ mod tests {
         let id = Uuid::nil();
         assert_eq!(keys.lease(id), format!("ci-7:lease:{id}"));
         assert_eq!(keys.runner(id), format!("ci-7:runner:{id}"));
+        assert_eq!(keys.generation(), "ci-7:generation");
         assert_eq!(keys.parse_runner(&keys.runner(id)), Some(id));
         assert_eq!(keys.parse_runner("ci-7:runner:junk"), None);
         assert_eq!(keys.parse_runner("other:runner:junk"), None);

@@ -117,4 +117,12 @@ pub trait Coordinator: Send + Sync + 'static {
     /// What this replica's subscriber queues hold now: each is bounded by its topic's
     /// [`Topic::capacity`] and [`Topic::buffer_bytes`].
     fn fanout_usage(&self) -> FanoutUsage;
+
+    /// The generation of the coordinator's data: a value that stays the same as long as
+    /// nothing it was given was lost, and changes when it was (a Redis restarted without
+    /// persistence, flushed, or failed over to a replica without the key). Every replica
+    /// sees the same generation. An error means the coordinator cannot be reached now.
+    /// The lease sweeper compares generations to know when leases may have vanished
+    /// without their runners having gone (see `domain::leases`).
+    async fn generation(&self) -> CoordResult<String>;
 }

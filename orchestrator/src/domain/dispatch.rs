@@ -5,14 +5,15 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use rivet_proto::v1::{ConnectResponse, connect_response};
+use rivet_core::protocol::{AssignJob, ToRunner};
 use tokio_util::sync::CancellationToken;
 
-use crate::convert;
 use crate::domain::coord::Topic;
 use crate::domain::error::Result;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
+use crate::domain::secrets;
+use crate::domain::store::{JobRecord, PipelineRecord};
 
 /// How often the dispatcher looks for work without being woken, as a safety net for a
 /// missed wake-up (fan-out is at most once).
@@ -80,7 +81,11 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
         return Ok(false);
     };
     let assignment = job.assignment();
-    orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await?;
+    // The claim in the database is what assigns the job; a coordinator that is down now
+    // only delays the lease to the runner's first heartbeat (`leases::renew`).
+    if let Err(err) = orchestrator.coord().grant_lease(assignment, orchestrator.config().lease_ttl()).await {
+        tracing::warn!(%assignment, error = %err, "cannot grant the lease now; the runner's heartbeat will");
+    }
     orchestrator.registry().add_job(runner.id, job.id);
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
     let plugins = match &pipeline {
@@ -93,10 +98,15 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
             false
         }
         (Some(pipeline), Ok(plugins)) => {
-            let timeout = orchestrator.config().job_timeout().map(|timeout| timeout.as_secs());
-            let message = convert::assign_job(&job, &pipeline, first_sequence, timeout, &plugins);
-            let response = ConnectResponse { body: Some(connect_response::Body::AssignJob(message)) };
-            orchestrator.registry().send(runner.id, response).await
+            // Only the secrets the pipeline declares, for this runner alone; `None` when
+            // they cannot be delivered, and the job has been failed.
+            let Some(secrets) = secrets::for_assignment(orchestrator, runner.id, &job, &pipeline).await? else {
+                return Ok(true);
+            };
+            let mut message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
+            message.secrets = secrets;
+            message.plugins = plugins;
+            orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
         (None, Ok(_)) => {
             tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
@@ -116,4 +126,22 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     }
     orchestrator.job_changed(job.id).await;
     Ok(sent)
+}
+
+/// The assignment message for a claimed job.
+fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, timeout: Option<Duration>) -> AssignJob {
+    AssignJob {
+        assignment: job.assignment(),
+        pipeline_name: pipeline.name.clone(),
+        source: pipeline.source.clone(),
+        file_name: pipeline.file_name.clone(),
+        inputs: job.inputs.clone(),
+        // Filled in by `assign_one` (`domain::secrets::for_assignment`), for the assigned
+        // runner only.
+        secrets: Default::default(),
+        first_sequence,
+        timeout,
+        // Filled in by `assign_one` with the pinned sources (`Orchestrator::pinned_sources`).
+        plugins: Vec::new(),
+    }
 }

@@ -78,6 +78,10 @@ pub enum Error {
     /// another runner's id or labels its registration did not grant.
     #[error("{0}")]
     RunnerRefused(String),
+    /// A secret cannot be stored or sent as things are: no secrets key is configured, or
+    /// its value would travel over plain text off loopback. The message names the setting.
+    #[error("{0}")]
+    SecretsRefused(String),
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,

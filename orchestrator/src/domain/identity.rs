@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -23,6 +22,7 @@ use crate::domain::bounds;
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::store::{NewRegistrationToken, Redemption, RunnerCredential, RunnerRecord};
+use crate::domain::tokens::TokenDigest;
 
 /// The prefix of registration tokens the orchestrator creates.
 pub const REGISTRATION_PREFIX: &str = "rivet-reg_";
@@ -62,7 +62,7 @@ pub struct IssuedSecret {
 
 /// The SHA-256 of a secret, in hex.
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    TokenDigest::of(secret).to_hex()
 }
 
 /// Whether a stored hash and a presented one are equal, in time that does not depend on

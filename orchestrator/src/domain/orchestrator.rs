@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::domain::bounds;
 use crate::domain::coord::{Coordinator, Topic};
 use crate::domain::error::{Error, Result};
+use crate::domain::keyring::Keyring;
 use crate::domain::registry::Registry;
 use crate::domain::store::{CancelOutcome, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
 
@@ -53,6 +54,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// Evaluates pipeline scripts in worker processes that are killed when they overrun.
     evaluator: rivet_evaluator::Pool,
+    /// The keys that seal and open stored secrets.
+    keyring: Keyring,
     /// Pipeline versions never change: dispatch reads each from the store once.
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
     /// Plugin sources by hash, for dispatch (see `domain::plugins`).
@@ -75,7 +78,7 @@ impl std::fmt::Debug for Orchestrator {
 
 impl Orchestrator {
     /// Assembles an orchestrator from its parts.
-    pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config) -> Orchestrator {
+    pub fn new(store: Arc<dyn Store>, coord: Arc<dyn Coordinator>, config: Config, keyring: Keyring) -> Orchestrator {
         let replica = config.replica_id.clone().unwrap_or_else(|| format!("replica-{}", Uuid::new_v4().simple()));
         let evaluator = rivet_evaluator::Pool::new(config.evaluation.pool_config());
         Orchestrator {
@@ -88,6 +91,7 @@ impl Orchestrator {
                 dispatch: Notify::new(),
                 shutdown: CancellationToken::new(),
                 evaluator,
+                keyring,
                 pipelines: Default::default(),
                 plugin_sources: Default::default(),
             }),
@@ -104,6 +108,11 @@ impl Orchestrator {
         self.inner.coord.as_ref()
     }
 
+    /// The keys of stored secrets.
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -117,6 +126,11 @@ impl Orchestrator {
     /// The runners connected to this replica.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The evaluation pool, to see how busy it is.
+    pub fn evaluator(&self) -> &rivet_evaluator::Pool {
+        &self.inner.evaluator
     }
 
     /// This replica's name.
@@ -164,6 +178,7 @@ impl Orchestrator {
     pub async fn create_pipeline(&self, source: String, file_name: String) -> Result<PipelineRecord> {
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
         let definition = self.validate(source.clone(), file_name.clone()).await?;
+        crate::domain::secrets::check_declared(self.store(), &definition, &source, &file_name).await?;
         let plugins = self.pin_plugins(&definition).await?;
         let new = NewPipeline { name: definition.name.clone(), source, file_name, definition, plugins };
         Ok(self.inner.store.create_pipeline(new).await?)

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rivet_proto::v1::ConnectResponse;
+use rivet_core::protocol::ToRunner;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -23,7 +23,7 @@ pub struct ConnectedRunner {
     pub connection: Uuid,
     /// Whether it was asked to drain (takes no new jobs).
     pub draining: bool,
-    sender: mpsc::Sender<ConnectResponse>,
+    sender: mpsc::Sender<ToRunner>,
     /// The connection's session ends when this is cancelled (fenced): the runner
     /// connected again, or was revoked.
     fence: CancellationToken,
@@ -70,7 +70,7 @@ impl Registry {
         labels: BTreeMap<String, String>,
         capacity: u32,
         running: HashSet<Uuid>,
-        sender: mpsc::Sender<ConnectResponse>,
+        sender: mpsc::Sender<ToRunner>,
         session: SessionHandle,
     ) {
         let runner = ConnectedRunner {
@@ -136,7 +136,7 @@ impl Registry {
     }
 
     /// Sends a message to a runner; `false` when it is not connected or its stream closed.
-    pub async fn send(&self, id: Uuid, message: ConnectResponse) -> bool {
+    pub async fn send(&self, id: Uuid, message: ToRunner) -> bool {
         let sender = self.lock().get(&id).map(|runner| runner.sender.clone());
         match sender {
             Some(sender) => sender.send(message).await.is_ok(),

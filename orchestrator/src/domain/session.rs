@@ -1,7 +1,8 @@
 //! One runner's stream: hello and welcome, then heartbeats, job reports and log batches
-//! in, and assignments, cancels and acks out. Every report is fenced by its assignment's
-//! epoch and by the job's assigned runner; anything else is answered with `Refused` so the
-//! runner stops working on it.
+//! in, and assignments, cancels and acks out, as `rivet_core::protocol` describes them (the
+//! API edge decodes and encodes the wire messages). Every report is fenced by its
+//! assignment's epoch and by the job's assigned runner; anything else is answered with
+//! `Refused` so the runner stops working on it.
 //!
 //! A session is bound to the runner its credential names (see `domain::identity`): a hello
 //! claiming another id, or labels the registration did not grant, is refused. A new
@@ -12,18 +13,20 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
-use rivet_core::job::PROTOCOL_VERSION;
+use rivet_core::protocol::{
+    FromRunner, Heartbeat, JobFinished, Lifecycle, LogAck, LogBatch, PROTOCOL_VERSION, RunningJob, StageFinished,
+    StageStarted, ToRunner, Violation, Welcome,
+};
 use rivet_core::{Assignment, JobState, StageState};
-use rivet_proto::v1::{self as pb, ConnectRequest, ConnectResponse, connect_request, connect_response};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::convert;
 use crate::domain::bounds;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::identity::{RunnerIdentity, ungranted_label};
+use crate::domain::leases;
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::registry::SessionHandle;
 use crate::domain::store::{Finish, RunnerRecord, StageReport};
@@ -45,7 +48,19 @@ const STALE: &str = "stale assignment: the job is not (or no longer) assigned to
 /// A validated hello.
 struct Hello {
     runner: RunnerRecord,
-    running: Vec<(Assignment, u64)>,
+    running: Vec<RunningJob>,
+}
+
+/// One item of a runner's stream, as the API edge decoded it.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A well-formed message.
+    Message(FromRunner),
+    /// A message that could not be decoded (a required field missing or malformed). It is
+    /// logged and the stream goes on, except in place of the hello.
+    Malformed(Error),
+    /// The stream failed, for the reason given.
+    Broken(String),
 }
 
 /// Serves one runner stream: answers the hello, then handles messages until the stream
@@ -54,15 +69,21 @@ pub async fn open<S>(
     orchestrator: Orchestrator,
     identity: RunnerIdentity,
     mut incoming: S,
-) -> Result<mpsc::Receiver<ConnectResponse>>
+) -> Result<mpsc::Receiver<ToRunner>>
 where
-    S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Send + Unpin + 'static,
+    S: Stream<Item = Inbound> + Send + Unpin + 'static,
 {
-    let first = incoming.next().await;
-    let hello = match first {
-        Some(Ok(ConnectRequest { body: Some(connect_request::Body::Hello(hello)) })) => parse_hello(hello)?,
-        Some(Ok(_)) => return Err(Error::invalid("body", "the first message on a runner stream must be a hello")),
-        Some(Err(status)) => return Err(Error::invalid("body", status.message().to_owned())),
+    let mut lifecycle = Lifecycle::new();
+    let hello = match incoming.next().await {
+        Some(Inbound::Message(message)) => {
+            lifecycle.from_runner(&message).map_err(|violation| Error::invalid("body", violation.to_string()))?;
+            let FromRunner::Hello(hello) = message else {
+                return Err(Error::invalid("body", Violation::HelloFirst.to_string()));
+            };
+            parse_hello(hello)?
+        }
+        Some(Inbound::Malformed(err)) => return Err(err),
+        Some(Inbound::Broken(reason)) => return Err(Error::invalid("body", reason)),
         None => return Err(Error::invalid("body", "the stream ended before the hello")),
     };
     let runner_id = hello.runner.id;
@@ -86,23 +107,33 @@ where
     let mut owned = HashSet::new();
     let mut abandon = Vec::new();
     let mut acks = Vec::new();
-    for (assignment, _last_sequence) in &hello.running {
+    for RunningJob { assignment, .. } in &hello.running {
         let current = orchestrator.store().job(assignment.job_id).await?;
         match current {
             Some(job)
                 if job.state.is_active() && job.assignment() == *assignment && job.runner_id == Some(runner_id) =>
             {
-                orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await?;
+                // The database says the job is still this runner's: a coordinator that is
+                // down now only delays the lease to the next heartbeat (`leases::renew`).
+                if let Err(err) = orchestrator.coord().grant_lease(*assignment, orchestrator.config().lease_ttl()).await
+                {
+                    tracing::warn!(%assignment, error = %err, "cannot grant the lease now; the next heartbeat will");
+                }
                 kept.insert(job.id);
                 owned.insert(*assignment);
                 let stored = orchestrator.store().last_log_sequence(job.id).await?;
-                acks.push(pb::LogAck { job_id: job.id.to_string(), sequence: stored });
+                acks.push(LogAck { job_id: job.id, sequence: stored });
             }
-            _ => abandon.push(convert::assignment_to_proto(*assignment)),
+            _ => abandon.push(*assignment),
         }
     }
+    leases::requeue_forgotten(&orchestrator, runner_id, &kept).await?;
     orchestrator.store().upsert_runner(&hello.runner).await?;
-    orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await?;
+    if let Err(err) =
+        orchestrator.coord().set_online(runner_id, orchestrator.replica(), orchestrator.config().lease_ttl()).await
+    {
+        tracing::warn!(runner = %runner_id, error = %err, "cannot mark the runner online now; its heartbeats will");
+    }
     let connection = session.connection;
     let (fence, ended) = (session.fence.clone(), session.ended.clone());
     orchestrator.registry().connect(
@@ -113,15 +144,16 @@ where
         sender.clone(),
         session,
     );
-    let welcome = pb::RunnerWelcome {
+    let welcome = ToRunner::Welcome(Welcome {
         protocol_version: PROTOCOL_VERSION,
-        lease_ttl_ms: orchestrator.config().lease_ttl_ms,
-        heartbeat_interval_ms: orchestrator.config().heartbeat_interval_ms,
+        lease_ttl: orchestrator.config().lease_ttl(),
+        heartbeat_interval: orchestrator.config().heartbeat_interval(),
         abandon,
         acks,
-    };
+    });
+    lifecycle.to_runner(&welcome).map_err(|violation| Error::Internal(violation.to_string()))?;
     // The channel is fresh, so this cannot wait.
-    let _ = sender.send(ConnectResponse { body: Some(connect_response::Body::Welcome(welcome)) }).await;
+    let _ = sender.send(welcome).await;
     tracing::info!(runner = %runner_id, name = %hello.runner.name, capacity = hello.runner.capacity, "runner connected");
 
     let commands = orchestrator.coord().subscribe(&Topic::Runner(runner_id)).await?;
@@ -136,7 +168,7 @@ where
         owned: std::sync::Mutex::new(owned),
     };
     tokio::spawn(async move {
-        session.serve(incoming, commands).await;
+        session.serve(lifecycle, incoming, commands).await;
         let orchestrator = session.orchestrator;
         orchestrator.registry().disconnect(runner_id, connection);
         if !orchestrator.registry().contains(runner_id)
@@ -180,25 +212,20 @@ async fn check_identity(orchestrator: &Orchestrator, identity: &RunnerIdentity, 
     Ok(())
 }
 
-fn parse_hello(hello: pb::RunnerHello) -> Result<Hello> {
+fn parse_hello(hello: rivet_core::protocol::Hello) -> Result<Hello> {
     if !hello.protocol_versions.contains(&PROTOCOL_VERSION) {
         return Err(Error::ProtocolMismatch { offered: hello.protocol_versions, supported: PROTOCOL_VERSION });
     }
-    let id = Uuid::parse_str(&hello.runner_id)
-        .map_err(|err| Error::invalid("hello.runner_id", format!("is not a UUID: {err}")))?;
     if hello.capacity == 0 || hello.capacity > 1024 {
         return Err(Error::invalid("hello.capacity", "must be between 1 and 1024"));
     }
-    let mut running = Vec::new();
-    for job in hello.running_jobs {
-        let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "hello.running_jobs.assignment")?;
-        running.push((assignment, job.last_sequence));
-    }
-    let labels = hello.labels.into_iter().collect::<BTreeMap<_, _>>();
+    let running = hello.running_jobs;
+    let labels: BTreeMap<String, String> = hello.labels;
     bounds::check_runner("hello", &hello.name, &hello.version, &labels)?;
+    let id = hello.runner_id;
     let runner = RunnerRecord {
         id,
-        name: if hello.name.is_empty() { hello.runner_id.clone() } else { hello.name },
+        name: if hello.name.is_empty() { id.to_string() } else { hello.name },
         labels,
         capacity: hello.capacity,
         version: hello.version,
@@ -215,7 +242,7 @@ struct Session {
     connection: Uuid,
     /// Cancelled when another connection of the runner takes over, or it is revoked.
     fence: CancellationToken,
-    sender: mpsc::Sender<ConnectResponse>,
+    sender: mpsc::Sender<ToRunner>,
     /// Assignments known to be this runner's: checked once against the store, so a
     /// heartbeat cannot renew the lease of another runner's job.
     owned: std::sync::Mutex<HashSet<Assignment>>,
@@ -224,9 +251,13 @@ struct Session {
 }
 
 impl Session {
-    async fn serve<S>(&self, mut incoming: S, mut commands: futures_util::stream::BoxStream<'static, bytes::Bytes>)
-    where
-        S: Stream<Item = std::result::Result<ConnectRequest, tonic::Status>> + Unpin,
+    async fn serve<S>(
+        &self,
+        mut lifecycle: Lifecycle,
+        mut incoming: S,
+        mut commands: futures_util::stream::BoxStream<'static, bytes::Bytes>,
+    ) where
+        S: Stream<Item = Inbound> + Unpin,
     {
         // A shutdown does not end the session: the runner must still be able to report
         // the jobs it drains; it leaves when it has, or when the server stops.
@@ -246,16 +277,26 @@ impl Session {
                     }
                 }
                 message = incoming.next() => match message {
-                    Some(Ok(ConnectRequest { body: Some(body) })) => {
-                        if let Err(err) = self.handle(body).await {
+                    Some(Inbound::Message(message)) => {
+                        let handled = match lifecycle.from_runner(&message) {
+                            Ok(()) => self.handle(message).await,
+                            Err(violation) => Err(Error::invalid("body", violation.to_string())),
+                        };
+                        if let Err(err) = handled {
                             tracing::warn!(runner = %self.runner.id, error = %err, "failed to handle a runner message");
+                            // The report was not stored, and the runner sends each only once
+                            // per connection: ending the stream makes it resend everything
+                            // unacknowledged when it reconnects.
+                            if matches!(err, Error::Store(_)) {
+                                return;
+                            }
                         }
                     }
-                    Some(Ok(ConnectRequest { body: None })) => {
-                        tracing::debug!(runner = %self.runner.id, "ignoring an empty runner message");
+                    Some(Inbound::Malformed(err)) => {
+                        tracing::warn!(runner = %self.runner.id, error = %err, "ignoring a malformed runner message");
                     }
-                    Some(Err(status)) => {
-                        tracing::info!(runner = %self.runner.id, status = %status, "runner stream failed");
+                    Some(Inbound::Broken(reason)) => {
+                        tracing::info!(runner = %self.runner.id, %reason, "runner stream failed");
                         return;
                     }
                     None => return,
@@ -300,15 +341,18 @@ impl Session {
         Ok(owns)
     }
 
-    async fn send(&self, body: connect_response::Body) {
-        let _ = self.sender.send(ConnectResponse { body: Some(body) }).await;
+    async fn send(&self, message: ToRunner) {
+        let _ = self.sender.send(message).await;
     }
 
     async fn refuse(&self, assignment: Assignment, reason: impl Into<String>) {
         let reason = reason.into();
         tracing::info!(runner = %self.runner.id, %assignment, %reason, "refused a runner message");
-        let refused = pb::Refused { assignment: Some(convert::assignment_to_proto(assignment)), reason };
-        self.send(connect_response::Body::Refused(refused)).await;
+        self.send(ToRunner::Refused { assignment, reason }).await;
+    }
+
+    async fn ack(&self, job_id: Uuid, sequence: u64) {
+        self.send(ToRunner::LogAck(LogAck { job_id, sequence })).await;
     }
 
     /// Renews a job's lease when the runner reports on it, at most once per heartbeat
@@ -324,7 +368,10 @@ impl Session {
             }
             renewed.insert(assignment, now);
         }
-        self.orchestrator.coord().renew_lease(assignment, self.orchestrator.config().lease_ttl()).await?;
+        // The report itself is stored: a coordinator that is down must not hold up its ack.
+        if let Err(err) = leases::renew(&self.orchestrator, self.runner.id, assignment).await {
+            tracing::warn!(%assignment, error = %err, "cannot renew the lease on activity");
+        }
         Ok(())
     }
 
@@ -332,11 +379,7 @@ impl Session {
     async fn command(&self, payload: &[u8]) -> bool {
         match serde_json::from_slice::<RunnerCommand>(payload) {
             Ok(RunnerCommand::Cancel { assignment, reason }) => {
-                let cancel = pb::CancelJob {
-                    assignment: Some(convert::assignment_to_proto(assignment)),
-                    reason: convert::failure_reason_to_proto(Some(reason)),
-                };
-                self.send(connect_response::Body::CancelJob(cancel)).await;
+                self.send(ToRunner::Cancel { assignment, reason: Some(reason) }).await;
             }
             Ok(RunnerCommand::Fence { keep }) if keep != self.connection => {
                 tracing::info!(runner = %self.runner.id, "session fenced: the runner connected to another replica");
@@ -352,58 +395,46 @@ impl Session {
         true
     }
 
-    async fn handle(&self, body: connect_request::Body) -> Result<()> {
+    async fn handle(&self, message: FromRunner) -> Result<()> {
         let orchestrator = &self.orchestrator;
         let store = orchestrator.store();
-        match body {
-            connect_request::Body::Hello(_) => {
-                return Err(Error::invalid("body", "a runner says hello only once per stream"));
-            }
-            connect_request::Body::Heartbeat(heartbeat) => {
+        match message {
+            FromRunner::Hello(_) => return Err(Error::invalid("body", Violation::SecondHello.to_string())),
+            FromRunner::Heartbeat(Heartbeat { running_jobs, draining }) => {
                 let ttl = orchestrator.config().lease_ttl();
                 orchestrator.coord().set_online(self.runner.id, orchestrator.replica(), ttl).await?;
                 let mut running = HashSet::new();
-                for job in heartbeat.running_jobs {
-                    let assignment = convert::assignment_from_proto(job.assignment.as_ref(), "heartbeat.running_jobs")?;
+                for job in running_jobs {
+                    let assignment = job.assignment;
                     if !self.owns(assignment).await? {
                         self.refuse(assignment, "the job is not assigned to this runner").await;
-                    } else if orchestrator.coord().renew_lease(assignment, ttl).await? {
+                    } else if leases::renew(orchestrator, self.runner.id, assignment).await? {
                         running.insert(assignment.job_id);
                     } else {
                         self.refuse(assignment, "the lease expired and the job was handed on").await;
                     }
                 }
                 orchestrator.registry().set_jobs(self.runner.id, running);
-                if heartbeat.draining {
+                if draining {
                     orchestrator.registry().set_draining(self.runner.id);
                 }
             }
-            connect_request::Body::JobAccepted(accepted) => {
-                let assignment =
-                    convert::assignment_from_proto(accepted.assignment.as_ref(), "job_accepted.assignment")?;
-                match store.mark_running(self.runner.id, assignment).await? {
-                    Some(_) => orchestrator.job_changed(assignment.job_id).await,
-                    None => self.refuse(assignment, STALE).await,
-                }
-            }
-            connect_request::Body::JobRejected(rejected) => {
-                let assignment =
-                    convert::assignment_from_proto(rejected.assignment.as_ref(), "job_rejected.assignment")?;
+            FromRunner::Accepted(assignment) => match store.mark_running(self.runner.id, assignment).await? {
+                Some(_) => orchestrator.job_changed(assignment.job_id).await,
+                None => self.refuse(assignment, STALE).await,
+            },
+            FromRunner::Rejected { assignment, reason } => {
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 self.forget(assignment);
-                let message =
-                    bounds::message(format!("runner {} rejected the job: {}", self.runner.name, rejected.reason));
+                let message = bounds::message(format!("runner {} rejected the job: {reason}", self.runner.name));
                 if store.requeue_job(Some(self.runner.id), assignment, &message).await?.is_some() {
                     orchestrator.coord().release_lease(assignment).await?;
                     orchestrator.job_changed(assignment.job_id).await;
                     orchestrator.announce_dispatch().await;
                 }
             }
-            connect_request::Body::StageStarted(started) => {
-                let assignment =
-                    convert::assignment_from_proto(started.assignment.as_ref(), "stage_started.assignment")?;
-                let at = convert::time_from_proto(started.time.as_ref());
-                let stage = bounds::stage_name(started.stage);
+            FromRunner::StageStarted(StageStarted { assignment, stage, at }) => {
+                let stage = bounds::stage_name(stage);
                 if store
                     .record_stage(
                         self.runner.id,
@@ -417,16 +448,15 @@ impl Session {
                     self.refuse(assignment, STALE).await;
                 }
             }
-            connect_request::Body::StageFinished(finished) => {
-                let assignment =
-                    convert::assignment_from_proto(finished.assignment.as_ref(), "stage_finished.assignment")?;
-                let state = convert::stage_state_from_proto(finished.state)?;
-                let reason = convert::failure_reason_from_proto(finished.failure_reason);
-                let at = convert::time_from_proto(finished.time.as_ref());
-                let stage = bounds::stage_name(finished.stage);
-                let message = bounds::message(finished.message);
+            FromRunner::StageFinished(StageFinished { assignment, stage, state, failure_reason, message, at }) => {
+                let stage = bounds::stage_name(stage);
+                let message = bounds::message(message);
                 if store
-                    .record_stage(self.runner.id, assignment, StageReport::new(&stage, state, reason, &message, at))
+                    .record_stage(
+                        self.runner.id,
+                        assignment,
+                        StageReport::new(&stage, state, failure_reason, &message, at),
+                    )
                     .await?
                 {
                     orchestrator.job_changed(assignment.job_id).await;
@@ -434,13 +464,8 @@ impl Session {
                     self.refuse(assignment, STALE).await;
                 }
             }
-            connect_request::Body::LogBatch(batch) => {
-                let assignment = convert::assignment_from_proto(batch.assignment.as_ref(), "log_batch.assignment")?;
-                let lines = batch
-                    .lines
-                    .into_iter()
-                    .map(|line| convert::log_line_from_proto(line, assignment.attempt).map(bounds::log_line))
-                    .collect::<Result<Vec<_>, _>>()?;
+            FromRunner::Logs(LogBatch { assignment, lines }) => {
+                let lines: Vec<_> = lines.into_iter().map(bounds::log_line).collect();
                 match store.append_logs(self.runner.id, assignment, &lines).await? {
                     Some(stored) => {
                         self.renew_on_activity(assignment).await?;
@@ -448,44 +473,42 @@ impl Session {
                         if !fresh.is_empty() {
                             orchestrator.logs_stored(assignment.job_id, &fresh).await;
                         }
-                        let ack = pb::LogAck { job_id: assignment.job_id.to_string(), sequence: stored };
-                        self.send(connect_response::Body::LogAck(ack)).await;
+                        self.ack(assignment.job_id, stored).await;
                     }
                     None => self.refuse(assignment, STALE).await,
                 }
             }
-            connect_request::Body::JobFinished(finished) => {
-                let assignment =
-                    convert::assignment_from_proto(finished.assignment.as_ref(), "job_finished.assignment")?;
+            FromRunner::Finished(JobFinished {
+                assignment,
+                state,
+                failure_reason,
+                message,
+                last_sequence,
+                outputs,
+            }) => {
                 // Hold the finish until every line is stored; the runner resends both.
                 let stored = store.last_log_sequence(assignment.job_id).await?;
-                if stored < finished.last_sequence {
-                    let ack = pb::LogAck { job_id: assignment.job_id.to_string(), sequence: stored };
-                    self.send(connect_response::Body::LogAck(ack)).await;
+                if stored < last_sequence {
+                    self.ack(assignment.job_id, stored).await;
                     return Ok(());
                 }
-                let state = convert::job_state_from_proto(finished.state)?;
                 if !state.is_terminal() || state == JobState::Lost {
                     return Err(Error::invalid(
                         "job_finished.state",
                         format!("`{state}` is not a state a runner can end a job in"),
                     ));
                 }
-                let (outputs, message) = bounds::outputs(finished.outputs, finished.message);
-                let finish = Finish {
-                    state,
-                    failure_reason: convert::failure_reason_from_proto(finished.failure_reason),
-                    message,
-                    outputs,
-                };
+                let (outputs, message) = bounds::outputs(outputs, message);
+                let finish = Finish { state, failure_reason, message, outputs };
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 match store.finish_job(Some(self.runner.id), assignment, finish).await? {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
                         self.forget(assignment);
-                        orchestrator.coord().release_lease(assignment).await?;
-                        let closed = pb::JobClosed { assignment: Some(convert::assignment_to_proto(assignment)) };
-                        self.send(connect_response::Body::JobClosed(closed)).await;
+                        if let Err(err) = orchestrator.coord().release_lease(assignment).await {
+                            tracing::warn!(%assignment, error = %err, "cannot release the lease of a finished job; it expires by itself");
+                        }
+                        self.send(ToRunner::Closed(assignment)).await;
                         tracing::info!(job = %job.id, state = %job.state, "job finished");
                         orchestrator.job_changed(job.id).await;
                     }

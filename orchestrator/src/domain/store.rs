@@ -13,6 +13,7 @@ use rivet_core::plugin::PluginPin;
 use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
 use uuid::Uuid;
 
+use crate::domain::secrets::SecretStore;
 use crate::domain::tokens::{Role, TokenDigest};
 
 /// Storage failures.
@@ -334,9 +335,9 @@ pub struct ApiTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Everything the orchestrator stores.
+/// Everything the orchestrator stores. Secrets have their own part, [`SecretStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: SecretStore + Send + Sync + 'static {
     /// Stores a new version of the pipeline `new.name`, numbered one above the latest
     /// (atomically: two concurrent creates get two different versions).
     async fn create_pipeline(&self, new: NewPipeline) -> StoreResult<PipelineRecord>;

@@ -62,9 +62,16 @@ impl FromStr for Role {
     }
 }
 
-/// The SHA-256 of a token: what the store keeps.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The SHA-256 of a token: what the store keeps. `==` compares in constant time too, so
+/// no comparison of digests can leak where they differ.
+#[derive(Clone, Copy, Eq)]
 pub struct TokenDigest([u8; 32]);
+
+impl PartialEq for TokenDigest {
+    fn eq(&self, other: &TokenDigest) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
 
 impl TokenDigest {
     /// The digest of `token`.
@@ -74,7 +81,7 @@ impl TokenDigest {
 
     /// Whether two digests are equal, in time that does not depend on where they differ.
     pub fn matches(&self, other: &TokenDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
+        self == other
     }
 
     /// The digest as 64 lowercase hex digits, as stored.

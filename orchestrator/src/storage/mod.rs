@@ -3,7 +3,8 @@
 //! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
 //! implementation is split by concern: `pipelines`, `plugins`, `jobs` (creation, reads, cancel),
 //! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners`, `identity`
-//! (registration tokens and runner credentials) and `tokens` (API tokens, by hash);
+//! (registration tokens and runner credentials), `tokens` (API tokens, by hash) and
+//! `secrets` (sealed values only);
 //! `entity` holds the sea-orm entities and `codec` the conversions to the domain's types.
 //! The backends
 //! differ only in how a writer is made exclusive (see [`SeaStore`]), how concurrent
@@ -20,8 +21,9 @@ mod logs;
 mod pipelines;
 mod plugins;
 mod runners;
+mod secrets;
 mod store;
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
 

@@ -90,8 +90,8 @@ impl SeaStore {
     }
 
     /// The underlying connection, for tests that need to reach past the contract (e.g. to
-    /// plant a corrupt row).
-    #[doc(hidden)]
+    /// plant a corrupt row); only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }

@@ -110,20 +110,12 @@ pub fn sqlite_url(dir: &Path) -> String {
 }
 
 /// `url` with its database name replaced by `name`, keeping credentials, host and query.
+/// Panics on a URL that does not parse: this is test support, and the URL is the tester's.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority = base.find("://").map_or(0, |scheme| scheme + 3);
-    let server = match base[authority..].find('/') {
-        Some(path) => &base[..authority + path],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    }
+    let mut parsed =
+        url::Url::parse(url).unwrap_or_else(|err| panic!("{DATABASE_URL_VAR} `{url}` is not a URL: {err}"));
+    parsed.set_path(&format!("/{name}"));
+    parsed.to_string()
 }
 
 #[cfg(test)]

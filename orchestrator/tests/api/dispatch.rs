@@ -2,16 +2,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rivet_proto::v1::{self as pb, connect_request, connect_response};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::support::{Backend, Cluster, FakeRunner, pipeline_source};
+use crate::support::{Backend, Cluster, FakeRunner, PATIENCE, pipeline_source, without_store_polling};
 
 async fn pushed_job_and_live_logs(backend: Backend) {
-    let cluster = Cluster::start(backend).await;
+    let cluster = Cluster::with(backend, 1, without_store_polling).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("live", &[("os", "linux")])).await;
     let mut runner = FakeRunner::connect(cluster.addr(0), 1, &[("os", "linux"), ("arch", "x86_64")]).await;
@@ -22,17 +22,25 @@ async fn pushed_job_and_live_logs(backend: Backend) {
     assert!(assign.source.contains("pipeline.define"));
     assert!(assign.inputs.contains_key("image"));
     runner.accept(&assign).await;
+    // The first lines come before the follower: once they are acked, the session has
+    // handled the accept and published its job event, so no job event can make the
+    // follower re-read the store while the later lines stream.
+    runner.log(&assign, 1..=100).await;
+    runner.acked(&assign, 100).await;
     api.wait_for(&job.id, pb::JobState::Running).await;
 
-    // A follower from the start, attached before any line exists.
-    let mut follower_api = api.clone();
-    let job_id = job.id.clone();
-    let follower = tokio::spawn(async move { follower_api.follow(&job_id, 0).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for batch in 0..10u64 {
+    // The follower has subscribed once it has the stored lines: every later line can only
+    // reach it live, since it never polls the store here.
+    let mut follower = api.follower(&job.id, 0).await;
+    follower.until(100).await;
+    for batch in 1..10u64 {
         runner.log(&assign, batch * 100 + 1..=batch * 100 + 100).await;
     }
     runner.acked(&assign, 1000).await;
+    // Every line reached the follower while the job still runs: its runner has not even
+    // finished the stage.
+    follower.until(1000).await;
+    assert_eq!(api.job(&job.id).await.state(), pb::JobState::Running);
     // Duplicates (a resend after a reconnect) are dropped.
     runner.log(&assign, 901..=1000).await;
     runner
@@ -46,7 +54,7 @@ async fn pushed_job_and_live_logs(backend: Backend) {
     runner.finish(&assign, pb::JobState::Succeeded, 1000).await;
     runner.expect("job closed", |body| matches!(body, connect_response::Body::JobClosed(_)).then_some(())).await;
 
-    let lines = follower.await.unwrap();
+    let lines = follower.end().await;
     let sequences: Vec<u64> = lines.iter().map(|l| l.sequence).collect();
     assert_eq!(sequences, (1..=1000).collect::<Vec<_>>(), "every line once, in order");
     assert_eq!(lines[41].text, "line 42");
@@ -60,17 +68,66 @@ async fn pushed_job_and_live_logs(backend: Backend) {
 }
 both_backends!(a_pushed_job_streams_logs_to_a_follower, pushed_job_and_live_logs);
 
+/// What one runner of the race received.
+#[derive(Default)]
+struct Received {
+    assignments: Vec<pb::AssignJob>,
+    refusals: Vec<pb::Refused>,
+}
+
+/// Two idle runners, each on its own replica (both on the one replica of the embedded
+/// mode), accept every job they are given; one job is launched. For two lease TTLs, long
+/// enough for a job whose lease was lost to be handed on, exactly one runner is ever
+/// assigned the job, its lease holds, and the job runs once.
 async fn two_runners_race(backend: Backend) {
-    let cluster = Cluster::start(backend).await;
+    let cluster = Cluster::with(backend, 2, |_| {}).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("race", &[])).await;
-    let mut a = FakeRunner::connect(cluster.addr(0), 1, &[]).await;
-    let mut b = FakeRunner::connect(cluster.addr(0), 1, &[]).await;
-    api.launch("race", &[("image", "x")]).await.unwrap();
-    let wait = Duration::from_secs(3);
-    let (got_a, got_b) = tokio::join!(a.next_within(wait), b.next_within(wait));
-    let assigned = |body: &Option<connect_response::Body>| matches!(body, Some(connect_response::Body::AssignJob(_)));
-    assert!(assigned(&got_a) ^ assigned(&got_b), "exactly one runner must get the job: {got_a:?} / {got_b:?}");
+    let last = cluster.addrs.len() - 1;
+    let runners =
+        [FakeRunner::connect(cluster.addr(0), 1, &[]).await, FakeRunner::connect(cluster.addr(last), 1, &[]).await];
+    let job = api.launch("race", &[("image", "x")]).await.unwrap();
+    let until = tokio::time::Instant::now() + 2 * cluster.lease_ttl();
+    let racers = runners.map(|mut runner| {
+        tokio::spawn(async move {
+            let mut received = Received::default();
+            loop {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                match runner.next_within(left).await {
+                    Some(connect_response::Body::AssignJob(assign)) => {
+                        runner.accept(&assign).await;
+                        received.assignments.push(assign);
+                    }
+                    Some(connect_response::Body::Refused(refused)) => received.refusals.push(refused),
+                    Some(_) => {}
+                    None => {
+                        assert!(tokio::time::Instant::now() >= until, "the stream of runner {} ended", runner.id);
+                        return (runner, received);
+                    }
+                }
+            }
+        })
+    });
+    let mut holders = Vec::new();
+    for racer in racers {
+        let (runner, received) = racer.await.unwrap();
+        assert!(received.refusals.is_empty(), "runner {} was refused: {:?}", runner.id, received.refusals);
+        if !received.assignments.is_empty() {
+            holders.push((runner, received.assignments));
+        }
+    }
+    assert_eq!(holders.len(), 1, "exactly one runner must ever get the job");
+    let (runner, assignments) = holders.pop().unwrap();
+    assert_eq!(assignments.len(), 1, "the job was handed out more than once: {assignments:?}");
+    let assign = &assignments[0];
+    assert_eq!(assign.assignment.as_ref().unwrap().job_id, job.id);
+    assert_eq!(api.job(&job.id).await.state(), pb::JobState::Running, "the lease held for the whole race");
+
+    runner.finish(assign, pb::JobState::Succeeded, 0).await;
+    let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;
+    assert_eq!(done.attempt, 1);
+    let states: Vec<pb::JobState> = done.transitions.iter().map(|t| t.state()).collect();
+    assert_eq!(states, [pb::JobState::Queued, pb::JobState::Assigned, pb::JobState::Running, pb::JobState::Succeeded]);
 }
 both_backends!(two_runners_race_for_one_job, two_runners_race);
 
@@ -80,17 +137,27 @@ async fn many_jobs_many_runners(backend: Backend) {
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("bulk", &[])).await;
     let runs: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     for _ in 0..runners {
         let mut runner = FakeRunner::connect(cluster.addr(0), 4, &[]).await;
-        let runs = runs.clone();
+        let (runs, stop) = (runs.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            while let Some(body) = runner.next_within(Duration::from_secs(5)).await {
-                if let connect_response::Body::AssignJob(assign) = body {
-                    runner.accept(&assign).await;
-                    runner.finish(&assign, pb::JobState::Succeeded, 0).await;
-                    let id = assign.assignment.unwrap().job_id;
-                    *runs.lock().await.entry(id).or_default() += 1;
+            loop {
+                let body = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    body = runner.next_within(PATIENCE) => body,
+                };
+                match body {
+                    Some(connect_response::Body::AssignJob(assign)) => {
+                        runner.accept(&assign).await;
+                        runner.finish(&assign, pb::JobState::Succeeded, 0).await;
+                        let id = assign.assignment.unwrap().job_id;
+                        *runs.lock().await.entry(id).or_default() += 1;
+                    }
+                    Some(_) => {}
+                    // Idle for a while, or the stream ended: a job it missed fails below.
+                    None => return,
                 }
             }
         }));
@@ -99,15 +166,24 @@ async fn many_jobs_many_runners(backend: Backend) {
     for _ in 0..jobs {
         launched.push(api.launch("bulk", &[("image", "x")]).await.unwrap().id);
     }
+    // Every job ends succeeded, on its first attempt, through exactly the states of one run.
+    for id in &launched {
+        let done = api.wait_for(id, pb::JobState::Succeeded).await;
+        assert_eq!(done.attempt, 1, "job {id} was assigned more than once");
+        let states: Vec<pb::JobState> = done.transitions.iter().map(|t| t.state()).collect();
+        assert_eq!(
+            states,
+            [pb::JobState::Queued, pb::JobState::Assigned, pb::JobState::Running, pb::JobState::Succeeded],
+            "job {id}"
+        );
+    }
+    stop.cancel();
     for task in tasks {
         task.await.unwrap();
     }
     let runs = runs.lock().await;
     assert_eq!(runs.len(), jobs, "every job must run");
     assert!(runs.values().all(|count| *count == 1), "a job ran twice");
-    for id in launched.iter().step_by(97) {
-        assert_eq!(api.job(id).await.state(), pb::JobState::Succeeded);
-    }
 }
 both_backends!(every_job_runs_exactly_once_across_runners, many_jobs_many_runners);
 

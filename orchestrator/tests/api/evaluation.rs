@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::both_backends;
-use crate::support::{Api, Backend, Cluster, FakeRunner, pipeline_source};
+use crate::support::{Api, Backend, Cluster, FakeRunner, PATIENCE, pipeline_source};
 
 /// The evaluation settings of these tests: a 1 s budget (the kill comes a second later),
 /// three workers and three places in the queue.
@@ -94,8 +94,14 @@ async fn hostile_scripts_are_bounded(backend: Backend) {
         })
         .collect();
 
-    // Meanwhile a normal job is dispatched, runs and finishes on time.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile (once every worker is busy with a hostile script) a normal job is
+    // dispatched, runs and finishes on time.
+    let evaluator = cluster.replicas[0].as_ref().expect("running").orchestrator.evaluator();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while evaluator.running() < WORKERS {
+        assert!(tokio::time::Instant::now() < deadline, "the hostile scripts never occupied every worker");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let launched = Instant::now();
     let job = api.launch("steady", &[("image", "app")]).await.expect("launch during the storm");
     let assign = runner.assignment().await;

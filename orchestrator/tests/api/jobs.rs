@@ -50,10 +50,14 @@ async fn queue_and_cancel(backend: Backend) {
     let cluster = Cluster::start(backend).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("gpu", &[("gpu", "a100")])).await;
-    // A runner without the tag is connected: the job waits, visibly queued.
-    let _runner = crate::support::FakeRunner::connect(cluster.addr(0), 2, &[("os", "linux")]).await;
+    api.create(&pipeline_source("any", &[])).await;
+    // A runner without the tag is connected: the job waits, visibly queued. A later job the
+    // runner can take is dispatched past it, so the dispatcher has seen the first one.
+    let mut runner = crate::support::FakeRunner::connect(cluster.addr(0), 2, &[("os", "linux")]).await;
     let job = api.launch("gpu", &[("image", "x")]).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let later = api.launch("any", &[("image", "x")]).await.unwrap();
+    let assigned = runner.assignment().await;
+    assert_eq!(assigned.assignment.expect("assignment").job_id, later.id, "only the job it can run");
     assert_eq!(api.job(&job.id).await.state(), pb::JobState::Queued);
     let queued = api
         .jobs

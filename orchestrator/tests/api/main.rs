@@ -10,8 +10,14 @@ mod identity;
 mod jobs;
 mod pipelines;
 mod plugins;
+mod protocol;
+// Shared with the runner's fault tests, which use all of it.
+#[allow(dead_code)]
+#[path = "../support/proxy.rs"]
+mod proxy;
 mod replicas;
 mod resilience;
 mod roles;
+mod secrets;
 mod support;
 mod trust;

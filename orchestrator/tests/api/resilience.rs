@@ -12,12 +12,11 @@ use rivet_core::{Assignment, JobState, LogLevel, LogLine, StageState};
 use rivet_proto::v1 as pb;
 use rivet_runner::agent::{Agent, AgentConfig, JobRunner, Stop};
 use rivet_runner::job::{EventSink, JobEvent, JobOutcome, JobSpec};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::both_backends;
-use crate::support::{Backend, Cluster, pipeline_source};
+use crate::proxy::Proxy;
+use crate::support::{Backend, Cluster, PATIENCE, pipeline_source};
 
 /// Emits `lines` log lines in batches of 50, `pause` apart, then succeeds.
 pub(crate) struct ScriptedRunner {
@@ -78,39 +77,6 @@ impl JobRunner for ScriptedRunner {
     }
 }
 
-/// A TCP proxy whose connections can be cut, to break a runner's stream on purpose.
-struct Proxy {
-    addr: SocketAddr,
-    cut: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, _) = watch::channel(0u64);
-        let cuts = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut = cuts.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy { addr, cut }
-    }
-
-    /// Drops every open connection; new ones still go through.
-    fn sever(&self) {
-        self.cut.send_modify(|generation| *generation += 1);
-    }
-}
-
 fn start_agent(
     orchestrator: SocketAddr,
     lines: u64,
@@ -146,20 +112,25 @@ async fn broken_connections(backend: Backend) {
     let cluster = Cluster::start(backend).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("flaky", &[])).await;
+    // Only the runner goes through this proxy: cutting it leaves the follower alone.
     let proxy = Proxy::start(cluster.addr(0)).await;
-    let (stop, agent, _state) = start_agent(proxy.addr, 3_000, Duration::from_millis(40));
+    let (stop, agent, _state) = start_agent(proxy.addr, 3_000, Duration::from_millis(60));
     let job = api.launch("flaky", &[("image", "x")]).await.unwrap();
     api.wait_for(&job.id, pb::JobState::Running).await;
-    let mut follower_api = api.clone();
-    let job_id = job.id.clone();
-    let follower = tokio::spawn(async move { follower_api.follow(&job_id, 1).await });
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        proxy.sever();
+    let mut follower = api.follower(&job.id, 1).await;
+    // Three times: once more lines have arrived, cut the runner's connection, then wait
+    // until the runner has connected again through the proxy.
+    let mut connections = proxy.accepted();
+    for cut in 1..=3u64 {
+        follower.until(cut * 300).await;
+        let open = proxy.sever();
+        assert!(open >= 1, "cut {cut} found no open connection to cut");
+        connections = proxy.accepted_more_than(connections, PATIENCE).await;
     }
+    assert!(connections >= 4, "the runner connected {connections} times, not once plus once per cut");
     let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;
     assert_eq!(done.attempt, 1, "a broken stream must not cost the job its attempt");
-    assert_complete(&follower.await.unwrap(), 3_000);
+    assert_complete(&follower.end().await, 3_000);
     stop.drain.cancel();
     agent.await.unwrap();
 }
@@ -169,16 +140,17 @@ async fn restarted_orchestrator(backend: Backend) {
     let mut cluster = Cluster::start(backend).await;
     let mut api = cluster.api(0).await;
     api.create(&pipeline_source("survivor", &[])).await;
-    // The runner goes through a proxy so that killing the server also cuts its stream, as a
-    // crash of the process would.
-    let proxy = Proxy::start(cluster.addr(0)).await;
-    let (stop, agent, _state) = start_agent(proxy.addr, 2_000, Duration::from_millis(50));
+    let (stop, agent, _state) = start_agent(cluster.addr(0), 2_000, Duration::from_millis(50));
     let job = api.launch("survivor", &[("image", "x")]).await.unwrap();
     api.wait_for(&job.id, pb::JobState::Running).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    cluster.kill(0);
-    proxy.sever();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Mid-job: once line 200 is stored.
+    api.follower(&job.id, 200).await.until(200).await;
+    // The kill closes every connection and ends the runner's session; a fresh process
+    // (SQLite: with a fresh in-memory coordinator, no lease) takes over once the runner
+    // has tried to come back while the orchestrator was down.
+    let before = cluster.front(0).accepted();
+    cluster.kill(0).await;
+    cluster.front(0).accepted_more_than(before, PATIENCE).await;
     cluster.restart(0).await;
     let mut api = cluster.api(0).await;
     let done = api.wait_for(&job.id, pb::JobState::Succeeded).await;

@@ -1,6 +1,7 @@
 //! Users and roles over real gRPC: every RPC with the role it needs, refused below it with
 //! `PERMISSION_DENIED` and without a valid token with `UNAUTHENTICATED`; tokens created,
-//! listed and revoked through `TokenService`, stored only as hashes.
+//! listed and revoked through `TokenService`, stored only as hashes. Secrets: admins set
+//! and delete, operators list.
 
 use std::time::Duration;
 
@@ -9,13 +10,14 @@ use rivet_orchestrator::domain::tokens::{Role, TokenDigest};
 use rivet_orchestrator::storage::SeaStore;
 use rivet_proto::v1 as pb;
 use rivet_proto::v1::plugin_service_client::PluginServiceClient;
+use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::both_backends;
-use crate::support::{Api, Backend, Cluster, PATIENCE, channel, pipeline_source};
+use crate::support::{Api, Backend, Cluster, FakeRunner, PATIENCE, channel, pipeline_source};
 
 /// The bootstrap token every test cluster here is configured with.
 const BOOTSTRAP: &str = "bootstrap-admin-token";
@@ -44,6 +46,9 @@ enum Rpc {
     CreateToken,
     ListTokens,
     RevokeToken,
+    SetSecret,
+    ListSecrets,
+    DeleteSecret,
 }
 
 /// THE specification: each RPC with the role it needs. The guard's table must agree.
@@ -68,6 +73,9 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::CreateToken, "/rivet.v1.TokenService/CreateToken", Role::Admin),
     (Rpc::ListTokens, "/rivet.v1.TokenService/ListTokens", Role::Admin),
     (Rpc::RevokeToken, "/rivet.v1.TokenService/RevokeToken", Role::Admin),
+    (Rpc::SetSecret, "/rivet.v1.SecretService/SetSecret", Role::Admin),
+    (Rpc::ListSecrets, "/rivet.v1.SecretService/ListSecrets", Role::Operator),
+    (Rpc::DeleteSecret, "/rivet.v1.SecretService/DeleteSecret", Role::Admin),
 ];
 
 /// `message` with `authorization: Bearer <token>` when a token is given.
@@ -84,13 +92,26 @@ struct Bench {
     api: Api,
     tokens: TokenServiceClient<Channel>,
     plugins: PluginServiceClient<Channel>,
+    secrets: SecretServiceClient<Channel>,
     job: String,
+    /// A registered runner that ListRunners must list.
+    runner: Registered,
+}
+
+/// A runner registered through the API, and the runner secrets that made it.
+struct Registered {
+    /// The one-use registration token it registered with.
+    registration: String,
+    id: String,
+    /// The credential its stream presents.
+    credential: String,
 }
 
 impl Bench {
     async fn new(cluster: &Cluster) -> Bench {
         let mut api = cluster.api(0).await;
         let tokens = TokenServiceClient::new(channel(cluster.addr(0)).await);
+        let secrets = SecretServiceClient::new(channel(cluster.addr(0)).await);
         let created = api
             .pipelines
             .create_pipeline(call(create_request("roles"), Some(BOOTSTRAP)))
@@ -100,7 +121,8 @@ impl Bench {
         let job = launch(&mut api, &pipeline.name, Some(BOOTSTRAP)).await.expect("the bootstrap token launches");
         let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
         plugins.publish_plugin(call(plugin_request(), Some(BOOTSTRAP))).await.expect("the bootstrap token publishes");
-        Bench { api, tokens, plugins, job }
+        let runner = register_runner(&mut api).await;
+        Bench { api, tokens, plugins, secrets, job, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -113,17 +135,6 @@ impl Bench {
         let created = self.tokens.create_token(call(request, Some(BOOTSTRAP))).await.expect("create token");
         let created = created.into_inner();
         (created.token.expect("token"), created.secret)
-    }
-
-    /// Registers a runner (with a registration token the bootstrap admin creates) and
-    /// returns its id, for a call that revokes it.
-    async fn register_runner(&mut self) -> String {
-        let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
-        let created = self.api.runners.create_registration_token(call(request, Some(BOOTSTRAP))).await;
-        let registration = created.expect("the bootstrap token creates registration tokens").into_inner().token;
-        let request = pb::RegisterRunnerRequest { name: "victim".into(), ..Default::default() };
-        let registered = self.api.runners.register_runner(call(request, Some(&registration))).await;
-        registered.expect("the registration token registers a runner").into_inner().runner_id
     }
 
     /// Makes the call `rpc` with `token`. Calls that consume something (delete, cancel,
@@ -187,14 +198,17 @@ impl Bench {
             }
             Rpc::ListRunners => {
                 let request = pb::ListRunnersRequest { include_offline: true };
-                api.runners.list_runners(call(request, token)).await.map(drop)
+                let runners = api.runners.list_runners(call(request, token)).await?.into_inner().runners;
+                let listed = runners.iter().find(|runner| runner.id == self.runner.id);
+                assert!(listed.is_some_and(|runner| runner.registered), "the registered runner is listed: {runners:?}");
+                Ok(())
             }
             Rpc::CreateRegistrationToken => {
                 let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
                 api.runners.create_registration_token(call(request, token)).await.map(drop)
             }
             Rpc::RevokeRunner => {
-                let runner_id = self.register_runner().await;
+                let runner_id = register_runner(&mut self.api).await.id;
                 let request = pb::RevokeRunnerRequest { runner_id };
                 self.api.runners.revoke_runner(call(request, token)).await.map(drop)
             }
@@ -208,6 +222,21 @@ impl Bench {
                 let request = pb::RevokeTokenRequest { token_id: victim.id };
                 self.tokens.revoke_token(call(request, token)).await.map(drop)
             }
+            Rpc::SetSecret => {
+                let request =
+                    pb::SetSecretRequest { name: "ROLES".into(), pipeline: String::new(), value: "roles-value".into() };
+                self.secrets.set_secret(call(request, token)).await.map(drop)
+            }
+            Rpc::ListSecrets => {
+                self.secrets.list_secrets(call(pb::ListSecretsRequest::default(), token)).await.map(drop)
+            }
+            Rpc::DeleteSecret => {
+                let set =
+                    pb::SetSecretRequest { name: "DOOMED".into(), pipeline: "p".into(), value: "doomed-value".into() };
+                self.secrets.set_secret(call(set, Some(BOOTSTRAP))).await.expect("set a secret to delete");
+                let request = pb::DeleteSecretRequest { name: "DOOMED".into(), pipeline: "p".into() };
+                self.secrets.delete_secret(call(request, token)).await.map(drop)
+            }
         }
     }
 }
@@ -216,6 +245,17 @@ impl Bench {
 /// can.
 fn plugin_request() -> pb::PublishPluginRequest {
     pb::PublishPluginRequest { name: "roles".into(), version: "1.0.0".into(), source: "return {}".into() }
+}
+
+/// Registers a runner with a one-use registration token the bootstrap admin creates.
+async fn register_runner(api: &mut Api) -> Registered {
+    let request = pb::CreateRegistrationTokenRequest { uses: 1, ..Default::default() };
+    let created = api.runners.create_registration_token(call(request, Some(BOOTSTRAP))).await;
+    let registration = created.expect("the bootstrap token creates registration tokens").into_inner().token;
+    let request = pb::RegisterRunnerRequest { name: "victim".into(), ..Default::default() };
+    let registered = api.runners.register_runner(call(request, Some(&registration))).await;
+    let registered = registered.expect("the registration token registers a runner").into_inner();
+    Registered { registration, id: registered.runner_id, credential: registered.credential }
 }
 
 fn create_request(name: &str) -> pb::CreatePipelineRequest {
@@ -292,6 +332,10 @@ async fn every_rpc_needs_its_role(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A runner's secrets are not API tokens: its credential (valid on its stream) and the
+    // registration token it registered with are refused on every user RPC.
+    let (credential, registration) = (bench.runner.credential.clone(), bench.runner.registration.clone());
+
     let by_role = [(Role::Viewer, viewer.as_str()), (Role::Operator, operator.as_str()), (Role::Admin, admin.as_str())];
     for (rpc, path, needed) in EXPECTED {
         let refused = [
@@ -300,6 +344,8 @@ async fn every_rpc_needs_its_role(backend: Backend) {
             (Some(forged.as_str()), "invalid API token"),
             (Some(revoked.as_str()), "was revoked at"),
             (Some(expired.as_str()), "expired at"),
+            (Some(credential.as_str()), "invalid API token"),
+            (Some(registration.as_str()), "invalid API token"),
         ];
         for (token, message) in refused {
             let status =
@@ -319,6 +365,11 @@ async fn every_rpc_needs_its_role(backend: Backend) {
         }
         bench.call(*rpc, Some(BOOTSTRAP)).await.unwrap_or_else(|status| panic!("{path} as bootstrap: {status:?}"));
     }
+    // The credential refused above is a valid one: it opens the runner's stream.
+    let id = bench.runner.id.parse().expect("a runner id");
+    FakeRunner::connect_as(cluster.addr(0), id, 1, &[], Vec::new(), Some(&credential))
+        .await
+        .expect("the runner's credential opens its stream");
 }
 both_backends!(every_rpc_needs_its_role_and_a_valid_token, every_rpc_needs_its_role);
 

@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rivet_orchestrator::config::{Config, EvaluationConfig};
+use rivet_orchestrator::config::{Config, EvaluationConfig, SecretsConfig};
 use rivet_orchestrator::coord::{MemoryCoordinator, RedisCoordinator};
 use rivet_orchestrator::domain::coord::Coordinator;
+use rivet_orchestrator::domain::registry::Registry;
 use rivet_orchestrator::domain::store::Store;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
@@ -25,6 +26,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use uuid::Uuid;
+
+use crate::proxy::Proxy;
+
+/// The secrets key of test clusters (64 hex digits).
+pub const TEST_SECRETS_KEY: &str = "7e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57e57";
 
 /// How long a test waits for anything before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -44,18 +50,29 @@ pub fn test_config() -> Config {
             worker_program: Some(PathBuf::from(env!("CARGO_BIN_EXE_rivet-orchestrator"))),
             ..EvaluationConfig::default()
         },
+        secrets: SecretsConfig { key: Some(TEST_SECRETS_KEY.to_owned()), ..SecretsConfig::default() },
         ..Config::default()
     }
 }
 
-/// Orchestrator replicas sharing one store and one coordination namespace.
+/// Settings under which a log follower never re-reads the store on its own while a test
+/// runs (only once an hour): a line that reaches it while the job runs came through the
+/// live fan-out, so a broken fan-out fails the test instead of being covered by polling.
+pub fn without_store_polling(config: &mut Config) {
+    config.log_follow_poll_ms = 3_600_000;
+}
+
+/// Orchestrator replicas sharing one store and one coordination namespace, each behind a
+/// proxy (its address is the replica's address), so that killing a replica closes every
+/// connection to it, as a crash of its process would.
 pub struct Cluster {
     pub replicas: Vec<Option<RunningServer>>,
     pub addrs: Vec<SocketAddr>,
+    fronts: Vec<Proxy>,
+    backend: Backend,
     config: Config,
     database: TestDatabase,
     namespace: String,
-    memory: Option<Arc<MemoryCoordinator>>,
 }
 
 impl Cluster {
@@ -70,30 +87,36 @@ impl Cluster {
         let mut config = test_config();
         tweak(&mut config);
         let database = fresh_database(backend).await;
-        let memory = (backend == Backend::Sqlite).then(|| Arc::new(MemoryCoordinator::new()));
         let mut cluster = Cluster {
             replicas: Vec::new(),
             addrs: Vec::new(),
+            fronts: Vec::new(),
+            backend,
             config,
             database,
             namespace: format!("rivet-test-{}", Uuid::new_v4().simple()),
-            memory,
         };
         let count = if backend == Backend::Sqlite { 1 } else { replicas };
         for index in 0..count {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let server = cluster.serve(index, listener).await;
-            cluster.addrs.push(server.addr);
+            let server = cluster.serve(index).await;
+            let front = Proxy::start(server.addr).await;
+            cluster.addrs.push(front.addr);
+            cluster.fronts.push(front);
             cluster.replicas.push(Some(server));
         }
         cluster
     }
 
-    async fn serve(&self, index: usize, listener: TcpListener) -> RunningServer {
+    /// Starts replica `index` as a fresh process would: its own store connection and, in
+    /// the embedded mode, a fresh in-memory coordinator (no lease, nobody online).
+    async fn serve(&self, index: usize) -> RunningServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let store: Arc<dyn Store> = Arc::new(SeaStore::connect(&self.database.url).await.expect("store"));
-        let coord: Arc<dyn Coordinator> = match &self.memory {
-            Some(memory) => memory.clone(),
-            None => Arc::new(RedisCoordinator::connect(&redis_url(), &self.namespace).await.expect("redis")),
+        let coord: Arc<dyn Coordinator> = match self.backend {
+            Backend::Sqlite => Arc::new(MemoryCoordinator::new()),
+            Backend::Postgres => {
+                Arc::new(RedisCoordinator::connect(&redis_url(), &self.namespace).await.expect("redis"))
+            }
         };
         let mut config = self.config.clone();
         config.replica_id = Some(format!("replica-{index}"));
@@ -110,30 +133,66 @@ impl Cluster {
         self.addrs[index]
     }
 
-    /// Kills replica `index` at once, like a crash.
-    pub fn kill(&mut self, index: usize) {
-        if let Some(server) = self.replicas[index].take() {
-            server.abort();
-        }
+    /// The proxy in front of replica `index`, to count the connections it got.
+    pub fn front(&self, index: usize) -> &Proxy {
+        &self.fronts[index]
     }
 
-    /// Starts replica `index` again on the same address.
+    /// The lease TTL the replicas use.
+    pub fn lease_ttl(&self) -> Duration {
+        self.config.lease_ttl()
+    }
+
+    /// Kills replica `index` at once, like a crash: new connections are refused, open ones
+    /// are closed, and the replica neither accepts nor handles anything more. Returns once
+    /// every runner session it had has stopped: they run on tasks of their own, which
+    /// stopping the server's accept loop alone would leave running.
+    pub async fn kill(&mut self, index: usize) {
+        let Some(server) = self.replicas[index].take() else { return };
+        self.fronts[index].retarget(Vec::new());
+        self.fronts[index].sever();
+        let registry = server.orchestrator.registry().clone();
+        server.abort();
+        end_sessions(&registry).await;
+    }
+
+    /// Starts replica `index` again, as a fresh process, behind the same address.
     pub async fn restart(&mut self, index: usize) {
-        let addr = self.addrs[index];
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(listener) => break listener,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let server = self.serve(index, listener).await;
+        let server = self.serve(index).await;
+        self.fronts[index].retarget(vec![server.addr]);
         self.replicas[index] = Some(server);
+    }
+
+    /// Changes the settings replicas start with from now on (see [`Cluster::restart`]).
+    pub fn reconfigure(&mut self, tweak: impl Fn(&mut Config)) {
+        tweak(&mut self.config);
     }
 
     /// Clients of replica `index`.
     pub async fn api(&self, index: usize) -> Api {
         Api::connect(self.addr(index)).await
     }
+}
+
+/// Fences every runner session in `registry` and waits until each has stopped handling
+/// messages (a session leaves the registry once it has).
+async fn end_sessions(registry: &Registry) {
+    let ended = async {
+        loop {
+            let sessions: Vec<_> =
+                registry.snapshot().iter().filter_map(|runner| registry.session(runner.id)).collect();
+            if sessions.is_empty() {
+                return;
+            }
+            for session in &sessions {
+                session.fence.cancel();
+            }
+            for session in sessions {
+                session.ended.cancelled().await;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, ended).await.expect("the runner sessions of a killed replica never stopped");
 }
 
 impl Drop for Cluster {
@@ -212,15 +271,56 @@ impl Api {
 
     /// Follows the log of `job` from `from` until the server ends the stream.
     pub async fn follow(&mut self, job: &str, from: u64) -> Vec<pb::LogLine> {
+        self.follower(job, from).await.end().await
+    }
+
+    /// Starts following the log of `job` from `from`. The server subscribes to the job's
+    /// live lines before it replays the stored ones, so once a replayed line has arrived
+    /// ([`Follower::until`]) every later line reaches the follower live.
+    pub async fn follower(&mut self, job: &str, from: u64) -> Follower {
         let request = pb::StreamLogsRequest { job_id: job.to_owned(), from_sequence: from, follow: true };
-        let mut stream = self.logs.stream_logs(request).await.expect("stream logs").into_inner();
-        let mut lines = Vec::new();
-        while let Some(batch) =
-            tokio::time::timeout(PATIENCE, stream.message()).await.expect("log stream stalled").expect("log stream")
-        {
-            lines.extend(batch.lines);
+        let call = tokio::time::timeout(PATIENCE, self.logs.stream_logs(request)).await;
+        Follower {
+            stream: call.expect("the log stream never opened").expect("stream logs").into_inner(),
+            lines: Vec::new(),
         }
-        lines
+    }
+}
+
+/// A log follower and the lines it has received so far.
+pub struct Follower {
+    stream: tonic::Streaming<pb::StreamLogsResponse>,
+    /// What arrived so far, in order of arrival.
+    pub lines: Vec<pb::LogLine>,
+}
+
+impl Follower {
+    /// The next response's lines; `None` once the server ended the stream. Panics when
+    /// nothing comes within [`PATIENCE`].
+    async fn next(&mut self) -> Option<Vec<pb::LogLine>> {
+        let message = tokio::time::timeout(PATIENCE, self.stream.message()).await.expect("log stream stalled");
+        message.expect("log stream").map(|batch| batch.lines)
+    }
+
+    /// Reads until line `sequence` (or a later one) has arrived; panics when it does not
+    /// within [`PATIENCE`].
+    pub async fn until(&mut self, sequence: u64) {
+        while self.lines.last().is_none_or(|line| line.sequence < sequence) {
+            let last = self.lines.last().map_or(0, |line| line.sequence);
+            let message = tokio::time::timeout(PATIENCE, self.stream.message()).await.unwrap_or_else(|_| {
+                panic!("line {sequence} never reached the follower; the last that did is line {last}")
+            });
+            let batch = message.expect("log stream").unwrap_or_else(|| panic!("the log ended before line {sequence}"));
+            self.lines.extend(batch.lines);
+        }
+    }
+
+    /// Reads until the server ends the stream; returns every line received.
+    pub async fn end(mut self) -> Vec<pb::LogLine> {
+        while let Some(batch) = self.next().await {
+            self.lines.extend(batch);
+        }
+        self.lines
     }
 }
 

@@ -73,6 +73,7 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("max_message_bytes", "4194304", json!(4194304)),
         ("max_pipeline_bytes", "65536", json!(65536)),
         ("shutdown_grace_ms", "2500", json!(2500)),
+        ("log_follow_poll_ms", "250", json!(250)),
         ("insecure", "true", json!(true)),
         ("auth.api_tokens", r#"["api-one","api-two"]"#, json!([REDACTED, REDACTED])),
         ("auth.registration_tokens", r#"["registration-one","registration-two"]"#, json!([REDACTED, REDACTED])),
@@ -82,6 +83,10 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("tls.key_file", &key, json!(key)),
         ("tls.client_ca_file", &ca, json!(ca)),
         ("tls.require_runner_certificate", "true", json!(true)),
+        ("secrets.key_file", "/etc/rivet/secrets.key", json!("/etc/rivet/secrets.key")),
+        ("secrets.key", "ab5e2d0c1f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c", json!(REDACTED)),
+        ("secrets.previous_key_files", r#"["/etc/rivet/old.key"]"#, json!(["/etc/rivet/old.key"])),
+        ("secrets.previous_keys", r#"["old-key-in-base64"]"#, json!([REDACTED])),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
@@ -127,7 +132,8 @@ fn a_mistyped_variable_stops_the_start_naming_the_one_meant() {
 
 #[test]
 fn print_config_never_prints_a_secret() {
-    let secrets = ["s3cret-api", "s3cret-registration", "s3cret-runner", "pg-pa55", "redis-pa55"];
+    let key = "5ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e75ec12e7a";
+    let secrets = ["s3cret-api", "s3cret-registration", "s3cret-runner", "pg-pa55", "redis-pa55", key];
     let output = orchestrator(
         &["--print-config"],
         &[
@@ -136,6 +142,8 @@ fn print_config_never_prints_a_secret() {
             var("RIVET_AUTH__RUNNER_TOKENS", r#"["s3cret-runner"]"#),
             var("RIVET_DATABASE_URL", "postgres://rivet:pg-pa55@db/rivet"),
             var("RIVET_REDIS_URL", "redis://:redis-pa55@cache:6379"),
+            var("RIVET_SECRETS__KEY", key),
+            var("RIVET_SECRETS__PREVIOUS_KEYS", &format!("[\"{key}\"]")),
         ],
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -149,6 +157,8 @@ fn print_config_never_prints_a_secret() {
     assert_eq!(effective["auth"]["api_tokens"], json!([REDACTED]));
     assert_eq!(effective["auth"]["registration_tokens"], json!([REDACTED]));
     assert_eq!(effective["auth"]["runner_tokens"], json!([REDACTED]));
+    assert_eq!(effective["secrets"]["key"], json!(REDACTED));
+    assert_eq!(effective["secrets"]["previous_keys"], json!([REDACTED]));
 }
 
 #[test]

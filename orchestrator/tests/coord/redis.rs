@@ -84,9 +84,8 @@ async fn unused_channels_are_unsubscribed() {
     let channel = format!("{namespace}:job:{job}:logs");
     let client = redis::Client::open(redis_url()).expect("redis url");
     let mut conn = client.get_multiplexed_async_connection().await.expect("connect to redis");
-    let subscribers = |conn: &mut redis::aio::MultiplexedConnection| {
+    let subscribers = |conn: &mut redis::aio::MultiplexedConnection, channel: String| {
         let mut conn = conn.clone();
-        let channel = channel.clone();
         async move {
             let (_, count): (String, u32) =
                 redis::cmd("PUBSUB").arg("NUMSUB").arg(&channel).query_async(&mut conn).await.expect("PUBSUB NUMSUB");
@@ -96,13 +95,23 @@ async fn unused_channels_are_unsubscribed() {
 
     let first = coord.subscribe(&Topic::JobLogs(job)).await.expect("subscribe");
     let second = coord.subscribe(&Topic::JobLogs(job)).await.expect("subscribe");
-    assert_eq!(subscribers(&mut conn).await, 1, "one connection per coordinator");
+    assert_eq!(subscribers(&mut conn, channel.clone()).await, 1, "one connection per coordinator");
     drop(first);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(subscribers(&mut conn).await, 1, "a subscriber is left");
+    // Releases are handled in order: once a channel released after `first` is unsubscribed,
+    // `first`'s release has been handled too.
+    let other = Uuid::new_v4();
+    drop(coord.subscribe(&Topic::JobLogs(other)).await.expect("subscribe"));
+    let other_channel = format!("{namespace}:job:{other}:logs");
+    within(Duration::from_secs(5), "the unsubscribe of the other channel", async {
+        while subscribers(&mut conn, other_channel.clone()).await != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(subscribers(&mut conn, channel.clone()).await, 1, "a subscriber is left");
     drop(second);
     within(Duration::from_secs(5), "the unsubscribe", async {
-        while subscribers(&mut conn).await != 0 {
+        while subscribers(&mut conn, channel.clone()).await != 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
@@ -162,4 +171,23 @@ async fn pubsub_reconnects_after_connection_loss() {
     let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
     coord.grant_lease(assignment, TTL).await.expect("grant after reconnecting");
     assert!(publisher.lease_held(assignment).await.expect("held"));
+}
+
+/// Every replica sees one data generation, which changes when Redis loses the namespace's
+/// data (here: its generation key is deleted, as a flush or an empty restart would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_lost_its_data_has_a_new_generation() {
+    let namespace = namespace();
+    let (a, b) = (connect(&namespace).await, connect(&namespace).await);
+    let first = a.generation().await.expect("generation");
+    assert_eq!(b.generation().await.expect("generation"), first, "replicas share the generation");
+    assert_eq!(a.generation().await.expect("generation"), first, "the generation is stable");
+
+    let client = redis::Client::open(redis_url()).expect("redis client");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis connection");
+    redis::cmd("DEL").arg(format!("{namespace}:generation")).query_async::<()>(&mut conn).await.expect("DEL");
+
+    let second = b.generation().await.expect("generation");
+    assert_ne!(second, first, "a lost generation is replaced by a new one");
+    assert_eq!(a.generation().await.expect("generation"), second, "and every replica sees the new one");
 }

@@ -118,11 +118,20 @@ fn container_is_an_image_reference() {
     let e = errors(
         "return pipeline.define { name = 'p', stages = { { name = 's', container = 'rust latest', script = function() end } } }",
     );
-    assert_error(&e, &["stages[1].container: `rust latest` is not a valid image reference"]);
-    let ok = valid(
-        "return pipeline.define { name = 'p', stages = { { name = 's', container = 'ghcr.io/org/img:1.2@sha256:abc', script = function() end } } }",
+    assert_error(&e, &["stages[1].container: `rust latest` is not a valid image reference: the repository part"]);
+    let pinned = format!("ghcr.io/org/img:1.2@sha256:{}", "ab".repeat(32));
+    let ok = valid(&format!(
+        "return pipeline.define {{ name = 'p', stages = {{ {{ name = 's', container = '{pinned}', script = function() end }} }} }}",
+    ));
+    assert_eq!(ok.stages[0].container.as_deref(), Some(pinned.as_str()));
+    // A digest must have at least 128 bits of hex, as registries require.
+    let e = errors(
+        "return pipeline.define { name = 'p', stages = { { name = 's', container = 'img@sha256:abc', script = function() end } } }",
     );
-    assert_eq!(ok.stages[0].container.as_deref(), Some("ghcr.io/org/img:1.2@sha256:abc"));
+    assert_error(
+        &e,
+        &["stages[1].container: `img@sha256:abc` is not a valid image reference: the digest `sha256:abc`"],
+    );
 }
 
 #[test]

@@ -77,9 +77,10 @@ pub struct AgentConfig {
     /// bytes). Must stay below `max_message_bytes` (and the orchestrator's) with room to
     /// spare: a batch that does not fit a message would break the stream on every resend.
     pub max_log_batch_bytes: usize,
-    /// The first reconnect delay, in milliseconds; doubles up to `reconnect_max_ms`.
+    /// The ceiling of the first reconnect delay, in milliseconds; it doubles up to
+    /// `reconnect_max_ms`, and each delay is drawn uniformly below its ceiling (full jitter).
     pub reconnect_min_ms: u64,
-    /// The longest reconnect delay, in milliseconds.
+    /// The largest ceiling of a reconnect delay, in milliseconds.
     pub reconnect_max_ms: u64,
     /// The largest gRPC message sent or received, in bytes; at least 4341760 (a job's finish
     /// carries up to 256 outputs of 16 KiB each and its message).
@@ -204,7 +205,7 @@ impl AgentConfig {
         })
     }
 
-    /// Reconnect delays: exponential from the minimum to the maximum.
+    /// The ceilings of the reconnect delays: the first, and the largest it doubles up to.
     pub fn reconnect_bounds(&self) -> (Duration, Duration) {
         (
             Duration::from_millis(self.reconnect_min_ms.max(1)),

@@ -3,6 +3,10 @@
 //! reconnect resends exactly what is missing. Log lines are bounded in memory; past the
 //! bound they spill to a file and are read back as acks free memory. The spill file is
 //! bounded too: a job that would pass it is told so through [`EventSink::try_emit`] and fails.
+//!
+//! The connection sees operations, not state: [`Outbox::next_batch`] hands out the
+//! messages not yet sent on the current stream, [`Outbox::ack`] and [`Outbox::close`]
+//! record the orchestrator's answers, and [`Outbox::rewind`] starts a new stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -10,6 +14,7 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rivet_core::protocol::{FromRunner, JobFinished, LogBatch, RunningJob, StageFinished, StageStarted};
 use rivet_core::{Assignment, LogLine};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -19,34 +24,94 @@ use crate::job::{EventSink, JobEvent, JobOutcome, SinkError};
 
 /// Lines read back from a spill file at a time, at most; memory bounds it in bytes too.
 const REFILL_LINES: usize = 2_000;
+/// Log batches of one job per [`Outbox::next_batch`], at most, so that one chatty job
+/// cannot starve the heartbeats and the other jobs.
+const BATCHES_PER_JOB: usize = 8;
 
 /// One job's unacknowledged output.
 #[derive(Debug)]
-pub struct JobOutbox {
+struct JobOutbox {
     /// The assignment everything is reported under.
-    pub assignment: Assignment,
+    assignment: Assignment,
     /// Stage events in order; resent in full after a reconnect (they are idempotent).
-    pub stage_events: Vec<JobEvent>,
+    stage_events: Vec<JobEvent>,
     /// How many stage events were sent on the current connection.
-    pub stage_events_sent: usize,
+    stage_events_sent: usize,
     /// The highest log sequence produced.
-    pub produced: u64,
+    produced: u64,
     /// The highest log sequence the orchestrator stored.
-    pub acked: u64,
+    acked: u64,
     /// The highest log sequence sent on the current connection.
-    pub sent: u64,
+    sent: u64,
     /// The outcome, once the job ended.
-    pub outcome: Option<JobOutcome>,
+    outcome: Option<JobOutcome>,
     /// Whether the finish was sent on the current connection.
-    pub finish_sent: bool,
+    finish_sent: bool,
     logs: LogBuffer,
 }
 
 impl JobOutbox {
     /// Log lines after `sent`: up to `max` of them and, unless the first alone is larger, up
     /// to `max_bytes` (counted as [`line_cost`]).
-    pub fn unsent_lines(&mut self, max: usize, max_bytes: usize) -> std::io::Result<Vec<LogLine>> {
+    fn unsent_lines(&mut self, max: usize, max_bytes: usize) -> std::io::Result<Vec<LogLine>> {
         self.logs.lines_after(self.sent, max, max_bytes)
+    }
+
+    /// Appends to `messages` what this job owes the current stream, marking it sent: new
+    /// stage events, up to [`BATCHES_PER_JOB`] log batches, and the finish once every line
+    /// is acknowledged.
+    fn next_batch(&mut self, max_lines: usize, max_bytes: usize, messages: &mut Vec<FromRunner>) {
+        let assignment = self.assignment;
+        for event in &self.stage_events[self.stage_events_sent..] {
+            messages.extend(stage_message(assignment, event));
+        }
+        self.stage_events_sent = self.stage_events.len();
+        for _ in 0..BATCHES_PER_JOB {
+            let lines = match self.unsent_lines(max_lines, max_bytes) {
+                Ok(lines) => lines,
+                Err(err) => {
+                    tracing::error!(job = %assignment.job_id, error = %err, "cannot read spilled log lines");
+                    break;
+                }
+            };
+            let Some(last) = lines.last().map(|line| line.sequence) else { break };
+            self.sent = last;
+            messages.push(FromRunner::Logs(LogBatch { assignment, lines }));
+        }
+        if let Some(outcome) = &self.outcome
+            && !self.finish_sent
+            && self.acked >= self.produced
+        {
+            self.finish_sent = true;
+            messages.push(FromRunner::Finished(JobFinished {
+                assignment,
+                state: outcome.state,
+                failure_reason: outcome.failure_reason,
+                message: outcome.message.clone(),
+                last_sequence: outcome.last_sequence,
+                outputs: outcome.outputs.clone(),
+            }));
+        }
+    }
+}
+
+/// A stage event as a runner message; `None` for log lines (they travel in batches).
+fn stage_message(assignment: Assignment, event: &JobEvent) -> Option<FromRunner> {
+    match event {
+        JobEvent::StageStarted { stage, at } => {
+            Some(FromRunner::StageStarted(StageStarted { assignment, stage: stage.clone(), at: *at }))
+        }
+        JobEvent::StageFinished { stage, state, failure_reason, message, at } => {
+            Some(FromRunner::StageFinished(StageFinished {
+                assignment,
+                stage: stage.clone(),
+                state: *state,
+                failure_reason: *failure_reason,
+                message: message.clone(),
+                at: *at,
+            }))
+        }
+        JobEvent::Log(_) => None,
     }
 }
 
@@ -69,8 +134,43 @@ impl Outbox {
     }
 
     /// Locks the jobs. Every update is a whole-field write, so a poisoned lock is usable.
-    pub fn lock(&self) -> MutexGuard<'_, BTreeMap<Uuid, JobOutbox>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Uuid, JobOutbox>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The messages every job owes the current stream and that were not sent on it yet,
+    /// marked sent: log batches of at most `max_lines` lines and (past their first line)
+    /// `max_bytes`.
+    pub fn next_batch(&self, max_lines: usize, max_bytes: usize) -> Vec<FromRunner> {
+        let mut messages = Vec::new();
+        for outbox in self.lock().values_mut() {
+            outbox.next_batch(max_lines, max_bytes, &mut messages);
+        }
+        messages
+    }
+
+    /// Whether nothing is owed: every job's finish is confirmed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Every job the orchestrator must still hear about (running, or finished but not yet
+    /// confirmed), with the highest log sequence produced.
+    pub fn running_jobs(&self) -> Vec<RunningJob> {
+        self.lock()
+            .values()
+            .map(|outbox| RunningJob { assignment: outbox.assignment, last_sequence: outbox.produced })
+            .collect()
+    }
+
+    /// The highest log sequence a job produced, while the outbox tracks it.
+    pub fn produced(&self, job: Uuid) -> Option<u64> {
+        self.lock().get(&job).map(|outbox| outbox.produced)
+    }
+
+    /// The stage events a job reported, while the outbox tracks it.
+    pub fn stage_events(&self, job: Uuid) -> Vec<JobEvent> {
+        self.lock().get(&job).map(|outbox| outbox.stage_events.clone()).unwrap_or_default()
     }
 
     /// Resolves when something was added.
@@ -340,6 +440,17 @@ mod tests {
 
     use super::*;
 
+    /// The sequences of the log lines among `messages`.
+    fn sequences(messages: &[FromRunner]) -> Vec<u64> {
+        messages
+            .iter()
+            .flat_map(|message| match message {
+                FromRunner::Logs(batch) => batch.lines.iter().map(|line| line.sequence).collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
     fn line(sequence: u64) -> LogLine {
         LogLine {
             sequence,
@@ -363,20 +474,9 @@ mod tests {
         assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "expected a spill file");
         let mut seen = Vec::new();
         loop {
-            let batch = {
-                let mut jobs = outbox.lock();
-                let job = jobs.get_mut(&assignment.job_id).unwrap();
-                let batch = job.unsent_lines(700, usize::MAX).unwrap();
-                if let Some(last) = batch.last() {
-                    job.sent = last.sequence;
-                }
-                batch
-            };
-            if batch.is_empty() {
-                break;
-            }
-            let last = batch.last().unwrap().sequence;
-            seen.extend(batch.iter().map(|l| l.sequence));
+            let batch = sequences(&outbox.next_batch(700, usize::MAX));
+            let Some(&last) = batch.last() else { break };
+            seen.extend(batch);
             outbox.ack(assignment.job_id, last);
         }
         assert_eq!(seen, (1..=5_000).collect::<Vec<_>>());
@@ -393,13 +493,11 @@ mod tests {
         for sequence in 11..=20 {
             outbox.try_emit(assignment, JobEvent::Log(line(sequence))).unwrap();
         }
-        outbox.lock().get_mut(&assignment.job_id).unwrap().sent = 20;
+        assert_eq!(sequences(&outbox.next_batch(100, usize::MAX)), (11..=20).collect::<Vec<_>>());
+        assert!(outbox.next_batch(100, usize::MAX).is_empty(), "sent lines went out twice on one stream");
         outbox.ack(assignment.job_id, 14);
         outbox.rewind();
-        let mut jobs = outbox.lock();
-        let unsent = jobs.get_mut(&assignment.job_id).unwrap().unsent_lines(100, usize::MAX).unwrap();
-        assert_eq!(unsent.first().unwrap().sequence, 15);
-        assert_eq!(unsent.len(), 6);
+        assert_eq!(sequences(&outbox.next_batch(100, usize::MAX)), (15..=20).collect::<Vec<_>>());
     }
 
     #[test]
@@ -409,7 +507,7 @@ mod tests {
         let assignment = Assignment { job_id: Uuid::new_v4(), attempt: 1, epoch: 1 };
         outbox.open(assignment, 1);
         outbox.try_emit(Assignment { epoch: 2, ..assignment }, JobEvent::Log(line(1))).unwrap();
-        assert_eq!(outbox.lock()[&assignment.job_id].produced, 0);
+        assert_eq!(outbox.produced(assignment.job_id), Some(0));
     }
 
     fn long_line(sequence: u64, bytes: usize) -> LogLine {
@@ -426,22 +524,26 @@ mod tests {
         for sequence in 1..=40 {
             outbox.try_emit(assignment, JobEvent::Log(long_line(sequence, 10_000))).unwrap();
         }
-        let mut jobs = outbox.lock();
-        let job = jobs.get_mut(&assignment.job_id).unwrap();
         let mut seen = Vec::new();
         loop {
-            let batch = job.unsent_lines(500, 50_000).unwrap();
-            let Some(last) = batch.last() else { break };
-            let bytes: usize = batch.iter().map(line_cost).sum();
-            assert!(bytes <= 50_000, "a batch of {bytes} bytes");
-            assert_eq!(batch.len(), 4, "10 KB lines, 50 KB batches");
-            job.sent = last.sequence;
-            seen.extend(batch.iter().map(|l| l.sequence));
+            let messages = outbox.next_batch(500, 50_000);
+            if messages.is_empty() {
+                break;
+            }
+            for message in &messages {
+                let FromRunner::Logs(batch) = message else { panic!("not a log batch: {message:?}") };
+                let bytes: usize = batch.lines.iter().map(line_cost).sum();
+                assert!(bytes <= 50_000, "a batch of {bytes} bytes");
+                assert_eq!(batch.lines.len(), 4, "10 KB lines, 50 KB batches");
+            }
+            seen.extend(sequences(&messages));
         }
         assert_eq!(seen, (1..=40).collect::<Vec<_>>());
         // A line larger than the batch limit still goes, alone.
-        job.sent = 0;
-        assert_eq!(job.unsent_lines(500, 10).unwrap().len(), 1);
+        outbox.rewind();
+        let messages = outbox.next_batch(500, 10);
+        assert_eq!(messages.len(), BATCHES_PER_JOB, "{messages:?}");
+        assert!(messages.iter().all(|message| matches!(message, FromRunner::Logs(batch) if batch.lines.len() == 1)));
     }
 
     #[test]
@@ -462,7 +564,7 @@ mod tests {
             message.contains("exceeds the 100000 bytes spill limit of this runner (max_log_spill_bytes)"),
             "{message}"
         );
-        assert_eq!(outbox.lock()[&assignment.job_id].produced, sequence - 1, "a refused line is not counted");
+        assert_eq!(outbox.produced(assignment.job_id), Some(sequence - 1), "a refused line is not counted");
         let spilled = std::fs::metadata(dir.path().join(format!("{}-1.jsonl", assignment.job_id))).unwrap().len();
         assert!(spilled <= 100_000, "{spilled} bytes spilled");
         // Stage events are still kept.

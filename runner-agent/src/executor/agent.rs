@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agent::JobRunner;
 use crate::config::ExecutorConfig;
 use crate::executor::service::{self, Service};
+use crate::executor::watcher::Watcher;
 use crate::executor::{self, Error};
 use crate::job::{EventSink, JobOutcome, JobSpec};
 
@@ -20,6 +21,8 @@ pub struct PodmanRunner {
     podman: Podman,
     config: Arc<ExecutorConfig>,
     _service: Option<Arc<Service>>,
+    /// Removes this runner's containers when the process dies, whatever kills it.
+    _watcher: Option<Arc<Watcher>>,
 }
 
 impl std::fmt::Debug for PodmanRunner {
@@ -53,7 +56,15 @@ impl PodmanRunner {
                 "removed what a previous run left behind"
             );
         }
-        Ok(PodmanRunner { podman, config: Arc::new(config), _service: service })
+        let socket = if service.is_some() { None } else { Some(config.podman_socket.as_str()) };
+        let watcher = match Watcher::start(&config.instance, socket) {
+            Ok(watcher) => Some(Arc::new(watcher)),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot start the watcher that stops this runner's containers if it dies");
+                None
+            }
+        };
+        Ok(PodmanRunner { podman, config: Arc::new(config), _service: service, _watcher: watcher })
     }
 
     /// The configuration jobs run with (its socket is the one actually used).

@@ -7,7 +7,6 @@
 //! abandon a job thread that is stuck: it seals the report (later events of the thread are
 //! dropped) and reports the stages the thread did not, so each stage ends exactly once.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::mask::Masker;
 use super::stop::{StageFailure, skip_message};
 use super::supervisor::StageClock;
 use crate::config::{ExecutorConfig, human_bytes};
@@ -63,7 +63,10 @@ pub(crate) struct JobContext {
     /// The running stage's deadline, published by the stage driver for the supervisor.
     pub stage_clock: watch::Sender<Option<StageClock>>,
     sink: Arc<dyn EventSink>,
-    masker: Masker,
+    /// The values of the secrets the pipeline declared, for `secret.get`; dropped with
+    /// the job.
+    secrets: BTreeMap<String, String>,
+    masker: Arc<Masker>,
     /// What was reported; the lock also keeps lines in sequence order.
     reports: Mutex<Reports>,
     stop_why: Mutex<Option<StageFailure>>,
@@ -104,7 +107,7 @@ pub(crate) struct ContextParts {
     pub handle: Handle,
     pub workspace: PathBuf,
     pub inputs: ResolvedInputs,
-    pub secrets: Vec<String>,
+    pub secrets: BTreeMap<String, String>,
     pub first_sequence: u64,
     pub sink: Arc<dyn EventSink>,
 }
@@ -124,7 +127,8 @@ impl JobContext {
             budget,
             stage_clock: watch::Sender::new(None),
             sink: parts.sink,
-            masker: Masker::new(&parts.secrets),
+            masker: Arc::new(Masker::new(parts.secrets.values().map(String::as_str))),
+            secrets: parts.secrets,
             reports: Mutex::new(Reports { next_sequence: parts.first_sequence, ..Reports::default() }),
             stop_why: Mutex::new(None),
             stage: Mutex::new(String::new()),
@@ -247,6 +251,16 @@ impl JobContext {
         current
     }
 
+    /// The value of the declared secret `name`.
+    pub(crate) fn secret(&self, name: &str) -> Option<&str> {
+        self.secrets.get(name).map(String::as_str)
+    }
+
+    /// The job's secret masker, for the readers of process output.
+    pub(crate) fn masker(&self) -> &Arc<Masker> {
+        &self.masker
+    }
+
     /// `text` as users may see it: secrets masked, cut to [`MAX_MESSAGE_BYTES`].
     pub(crate) fn message(&self, text: &str) -> String {
         truncate(&self.masker.mask(text), MAX_MESSAGE_BYTES).into_owned()
@@ -353,40 +367,6 @@ impl JobContext {
     }
 }
 
-/// Replaces every secret value in a text with `***`.
-#[derive(Debug, Default)]
-pub(crate) struct Masker {
-    /// Values to hide, longest first so that a secret containing another is hidden whole.
-    values: Vec<String>,
-}
-
-impl Masker {
-    pub(crate) fn new(secrets: &[String]) -> Self {
-        let mut values: Vec<String> = Vec::new();
-        for secret in secrets {
-            // Output is logged line by line, so each line of a multi-line secret is hidden too.
-            let parts = std::iter::once(secret.as_str()).chain(secret.lines());
-            for part in parts.map(|part| part.trim_end_matches('\r')) {
-                if !part.is_empty() && !values.iter().any(|value| value == part) {
-                    values.push(part.to_owned());
-                }
-            }
-        }
-        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Masker { values }
-    }
-
-    pub(crate) fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut text = Cow::Borrowed(text);
-        for value in &self.values {
-            if text.contains(value.as_str()) {
-                text = Cow::Owned(text.replace(value.as_str(), "***"));
-            }
-        }
-        text
-    }
-}
-
 /// The job's outputs, with limits so a script cannot grow them without bound: they travel
 /// in the job's finish message, which must fit the gRPC message limit.
 #[derive(Debug, Default)]
@@ -434,20 +414,6 @@ impl Outputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check(secrets: &[&str], text: &str, expect: &str) {
-        let masker = Masker::new(&secrets.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(masker.mask(text), expect);
-    }
-
-    #[test]
-    fn masks_secrets() {
-        check(&["hunter2"], "password: hunter2, again hunter2", "password: ***, again ***");
-        check(&["abc", "abcdef"], "x abcdef y abc", "x *** y ***");
-        check(&["line one\nline two"], "got line two here", "got *** here");
-        check(&[""], "nothing to hide", "nothing to hide");
-        check(&[], "nothing to hide", "nothing to hide");
-    }
 
     #[test]
     fn outputs_have_limits() {

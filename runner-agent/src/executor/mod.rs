@@ -61,12 +61,14 @@
 mod agent;
 pub(crate) mod context;
 mod error;
+pub(crate) mod mask;
 mod output;
 pub(crate) mod podman;
 pub mod service;
 mod stages;
 mod stop;
 mod supervisor;
+mod watcher;
 pub(crate) mod workspace;
 
 use std::sync::Arc;
@@ -118,7 +120,7 @@ pub async fn run_job(
         handle: tokio::runtime::Handle::current(),
         workspace: dir.clone(),
         inputs: spec.inputs,
-        secrets: spec.secrets.into_values().collect(),
+        secrets: spec.secrets,
         first_sequence: spec.first_sequence,
         sink,
     }));

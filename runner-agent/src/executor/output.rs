@@ -5,8 +5,16 @@
 //! A line longer than the limit keeps its head and counts the rest, so a process that
 //! prints 50 MB without a newline costs the runner the limit in memory, not 50 MB. The cut
 //! line reads exactly as `rivet_core::text::truncate` would have cut the whole line.
+//!
+//! With secrets, the head is kept [`Masker::overlap`] bytes past the limit and masked before
+//! it is cut, so a secret that straddles the limit is masked whole rather than cut into a
+//! visible beginning.
+
+use std::sync::Arc;
 
 use rivet_core::text::truncate_head;
+
+use super::mask::Masker;
 
 /// Splits a byte stream into lines and keeps the first bytes of it.
 #[derive(Debug)]
@@ -16,6 +24,9 @@ pub(crate) struct StreamLines {
     /// The bytes of the current line past its head, counted and dropped.
     dropped: usize,
     max_line: usize,
+    /// How much of a line is kept: `max_line` plus the masker's overlap.
+    keep: usize,
+    masker: Arc<Masker>,
     capture: Option<Capture>,
 }
 
@@ -33,8 +44,17 @@ impl StreamLines {
             partial: Vec::new(),
             dropped: 0,
             max_line: max_line.max(1),
+            keep: max_line.max(1),
+            masker: Arc::default(),
             capture: capture_limit.map(|limit| Capture { bytes: Vec::new(), limit, truncated: false }),
         }
+    }
+
+    /// Masks secrets in lines cut at the limit (see the module documentation).
+    pub(crate) fn with_masker(mut self, masker: Arc<Masker>) -> Self {
+        self.keep = self.max_line + masker.overlap();
+        self.masker = masker;
+        self
     }
 
     /// Takes the next chunk and calls `line` for each line it completes, without the newline.
@@ -76,17 +96,18 @@ impl StreamLines {
 
     /// Adds bytes of the current line: to its head while there is room, else to the count.
     fn take(&mut self, bytes: &[u8]) {
-        let keep = self.max_line.saturating_sub(self.partial.len()).min(bytes.len());
+        let keep = self.keep.saturating_sub(self.partial.len()).min(bytes.len());
         self.partial.extend_from_slice(&bytes[..keep]);
         self.dropped += bytes.len() - keep;
     }
 
     fn flush(&mut self, line: &mut impl FnMut(&str)) {
-        if self.dropped == 0 {
+        if self.dropped == 0 && self.partial.len() <= self.max_line {
             let bytes = self.partial.strip_suffix(b"\r").unwrap_or(&self.partial);
             line(&String::from_utf8_lossy(bytes));
         } else {
             let head = String::from_utf8_lossy(&self.partial);
+            let head = self.masker.mask(&head);
             line(&truncate_head(&head, self.partial.len() + self.dropped, self.max_line));
         }
         self.partial.clear();
@@ -137,6 +158,26 @@ mod tests {
                 assert!(got[0].len() <= 100);
                 // Only the head is ever held.
                 assert!(stream.partial.capacity() <= 200);
+            }
+        }
+    }
+
+    #[test]
+    fn a_secret_that_straddles_the_cut_is_masked_before_the_cut() {
+        let secret = "straddling-secret-value";
+        let masker = Arc::new(Masker::new([secret]));
+        for before in [60, 70, 74, 76, 80, 99, 100] {
+            let whole = format!("{}{secret}{}", "x".repeat(before), "y".repeat(500));
+            for chunk in [1, 7, 64, 10_000] {
+                let mut stream = StreamLines::new(100, None).with_masker(masker.clone());
+                let mut got = Vec::new();
+                for piece in whole.as_bytes().chunks(chunk) {
+                    stream.push(piece, |line| got.push(line.to_owned()));
+                }
+                stream.finish(|line| got.push(line.to_owned()));
+                assert_eq!(got.len(), 1);
+                assert!(got[0].len() <= 100, "{}", got[0]);
+                assert!(!got[0].contains("strad"), "{before}/{chunk}: {}", got[0]);
             }
         }
     }

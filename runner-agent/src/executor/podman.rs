@@ -18,11 +18,13 @@ use podman_api::opts::{
     ContainerAttachOpts, ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts,
     ContainerStopOpts, ImageVolumeMode, PullOpts, PullPolicy,
 };
+use rivet_core::image::ImageReference;
 use rivet_core::model::StageNetwork;
 use rivet_core::{FailureReason, LogLevel};
 
 use super::context::JobContext;
 use super::error::{Error, podman_message};
+use super::mask::{HOLD_QUIET, LineHold};
 use super::output::StreamLines;
 use super::workspace::{self, CONTAINER_WORKSPACE};
 use crate::config::{CONTAINER_ID_COUNT, ExecutorConfig};
@@ -90,13 +92,12 @@ fn pull_error(image: &str, message: String) -> Error {
     Error::ImagePull { image: image.to_owned(), message }
 }
 
-/// Refuses references that are not image names; they end up in API paths.
+/// Refuses references that are not image references (by the grammar validation uses
+/// too, `rivet_core::image`): they end up in API paths.
 fn check_reference(image: &str) -> Result<(), Error> {
-    let valid = !image.is_empty()
-        && image.len() <= 512
-        && !image.starts_with(['-', '/', '.'])
-        && image.chars().all(|c| c.is_ascii_alphanumeric() || "._-/:@+".contains(c));
-    if valid { Ok(()) } else { Err(pull_error(image, "not a valid image reference".to_owned())) }
+    ImageReference::parse(image)
+        .map(|_| ())
+        .map_err(|err| pull_error(image, format!("not a valid image reference: {err}")))
 }
 
 fn stopped(ctx: &JobContext) -> Error {
@@ -192,21 +193,36 @@ async fn stream_output(
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let limit = ctx.config.max_captured_output_bytes;
     let max_line = ctx.config.max_log_line_bytes;
-    let mut stdout = StreamLines::new(max_line, request.capture_stdout.then_some(limit));
-    let mut stderr = StreamLines::new(max_line, request.capture_stderr.then_some(limit));
+    let masker = ctx.masker();
+    let mut stdout = StreamLines::new(max_line, request.capture_stdout.then_some(limit)).with_masker(masker.clone());
+    let mut stderr = StreamLines::new(max_line, request.capture_stderr.then_some(limit)).with_masker(masker.clone());
     let out = |line: &str| ctx.log_to(&request.stage, request.stdout_level, line);
     let err = |line: &str| ctx.log_to(&request.stage, request.stderr_level, line);
+    // A secret printed across lines is masked over each stream's lines (see `mask`).
+    let (mut out_held, mut err_held) = (LineHold::new(masker), LineHold::new(masker));
 
     let mut reader = std::pin::pin!(reader);
-    while let Some(chunk) = reader.next().await {
+    loop {
+        let holding = out_held.holding() || err_held.holding();
+        let chunk = tokio::select! {
+            chunk = reader.next() => chunk,
+            () = tokio::time::sleep(HOLD_QUIET), if holding => {
+                out_held.flush(out);
+                err_held.flush(err);
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else { break };
         match chunk.map_err(|err| Error::Podman { action: "read process output", source: err.into() })? {
-            TtyChunk::StdOut(bytes) => stdout.push(&bytes, out),
-            TtyChunk::StdErr(bytes) => stderr.push(&bytes, err),
+            TtyChunk::StdOut(bytes) => stdout.push(&bytes, |line| out_held.push(line, out)),
+            TtyChunk::StdErr(bytes) => stderr.push(&bytes, |line| err_held.push(line, err)),
             TtyChunk::StdIn(_) => {}
         }
     }
-    stdout.finish(out);
-    stderr.finish(err);
+    stdout.finish(|line| out_held.push(line, out));
+    stderr.finish(|line| err_held.push(line, err));
+    out_held.flush(out);
+    err_held.flush(err);
 
     let mut captured = Vec::with_capacity(2);
     for (name, stream) in [("stdout", stdout), ("stderr", stderr)] {

@@ -1,6 +1,6 @@
 //! The modules a pipeline script uses while a job runs: `log`, `input`, `output`,
-//! `container`, `process`, `fs`, `http` and `json` (documented for script authors in
-//! `lua-stubs/`).
+//! `container`, `process`, `secret`, `fs`, `http` and `json` (documented for script authors
+//! in `lua-stubs/`).
 //!
 //! They are Rust functions installed as globals in the job's Lua state. The ones that wait
 //! on the host (`container.with` pulling an image, `process.run`) are async: they suspend
@@ -18,6 +18,7 @@ mod json;
 mod log;
 mod output;
 mod process;
+mod secret;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>, definition: &PipelineDef
     fs::install(lua, ctx)?;
     http::install(lua, ctx, definition.http.clone())?;
     json::install(lua)?;
+    secret::install(lua, ctx)?;
     #[cfg(feature = "fault-injection")]
     fault::install(lua)?;
     Ok(())

@@ -5,15 +5,16 @@
 
 mod config;
 mod plugins;
+mod secrets;
 #[path = "../executor/support.rs"]
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command};
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rivet_orchestrator::config::{Config, EvaluationConfig};
+use rivet_orchestrator::config::{Config, EvaluationConfig, SecretsConfig};
 use rivet_orchestrator::coord::MemoryCoordinator;
 use rivet_orchestrator::server::{self, RunningServer};
 use rivet_orchestrator::storage::SeaStore;
@@ -23,8 +24,12 @@ use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
 use rivet_proto::v1::{self as pb};
 use rivet_runner::agent::{Agent, AgentConfig, Stop};
 use rivet_runner::executor::PodmanRunner;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
+/// How long a test waits for any one event before it fails.
 const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Stack {
@@ -51,6 +56,10 @@ impl Stack {
             evaluation: EvaluationConfig {
                 worker_program: Some(env!("CARGO_BIN_EXE_rivet-runner").into()),
                 ..EvaluationConfig::default()
+            },
+            secrets: SecretsConfig {
+                key: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned()),
+                ..SecretsConfig::default()
             },
             ..Config::default()
         };
@@ -95,9 +104,9 @@ impl Stack {
     }
 
     /// Starts the `rivet-runner` binary, configured through its environment.
-    fn runner_process(&self) -> Child {
+    fn runner_process(&self) -> RunnerProcess {
         let config = &self.env.config;
-        Command::new(env!("CARGO_BIN_EXE_rivet-runner"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rivet-runner"))
             .env("RIVET_RUNNER_ORCHESTRATOR_URL", format!("http://{}", self.addr))
             .env("RIVET_RUNNER_STATE_DIR", self.state.path())
             .env("RIVET_RUNNER_RECONNECT_MIN_MS", "50")
@@ -105,9 +114,24 @@ impl Stack {
             .env("RIVET_RUNNER_EXECUTOR__WORKSPACE_ROOT", &config.workspace_root)
             .env("RIVET_RUNNER_EXECUTOR__INSTANCE", format!("\"{}\"", config.instance))
             .env("RIVET_RUNNER_EXECUTOR__CANCEL_GRACE_SECS", "1")
-            .env("RUST_LOG", "warn")
+            // Its own messages (such as "draining") are events the tests wait for.
+            .env("RUST_LOG", "warn,rivet_runner=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
-            .expect("start rivet-runner")
+            .expect("start rivet-runner");
+        // Read all along, so that the runner never blocks on a full pipe.
+        let stdout = child.stdout.take().expect("the runner's piped stdout");
+        let (sender, log) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("rivet-runner: {line}");
+                let _ = sender.send(line);
+            }
+        });
+        RunnerProcess { child, log }
     }
 
     async fn create(&mut self, source: &str, file: &str) {
@@ -121,19 +145,27 @@ impl Stack {
         self.jobs.launch_job(request).await.unwrap().into_inner().job.unwrap().id
     }
 
-    async fn job(&mut self, id: &str) -> pb::Job {
-        self.jobs.get_job(pb::GetJobRequest { job_id: id.to_owned() }).await.unwrap().into_inner().job.unwrap()
-    }
-
+    /// Watches the job (`WatchJob`) until `done` holds for one of its states, and returns
+    /// that state.
     async fn wait(&mut self, id: &str, what: &str, done: impl Fn(&pb::Job) -> bool) -> pb::Job {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let job = self.job(id).await;
-            if done(&job) {
-                return job;
+        let request = pb::WatchJobRequest { job_id: id.to_owned() };
+        let mut changes = self.jobs.watch_job(request).await.unwrap().into_inner();
+        let mut last = None;
+        let watching = async {
+            while let Some(change) = changes.message().await.unwrap() {
+                let job = change.job.unwrap();
+                if done(&job) {
+                    return Some(job);
+                }
+                last = Some(job);
             }
-            assert!(tokio::time::Instant::now() < deadline, "job {id} never {what}: {job:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            None
+        };
+        let outcome = tokio::time::timeout(PATIENCE, watching).await;
+        match outcome {
+            Ok(Some(job)) => job,
+            Ok(None) => panic!("job {id} ended, never {what}: {last:?}"),
+            Err(_) => panic!("job {id} never {what} within {PATIENCE:?}: {last:?}"),
         }
     }
 
@@ -143,14 +175,82 @@ impl Stack {
 
     /// Follows the log until the job ends; each line with when it arrived.
     async fn follow(&mut self, id: &str) -> Vec<(pb::LogLine, std::time::SystemTime)> {
+        follow_with(self.logs.clone(), id.to_owned()).await
+    }
+
+    /// Follows the log until a line reads `text`: the job got that far, and its log streams.
+    async fn logged(&mut self, id: &str, text: &str) {
         let request = pb::StreamLogsRequest { job_id: id.to_owned(), from_sequence: 1, follow: true };
         let mut stream = self.logs.stream_logs(request).await.unwrap().into_inner();
-        let mut lines = Vec::new();
-        while let Some(batch) = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap() {
-            let now = std::time::SystemTime::now();
-            lines.extend(batch.lines.into_iter().map(|line| (line, now)));
+        let seen = async {
+            while let Some(batch) = stream.message().await.unwrap() {
+                if batch.lines.iter().any(|line| line.text == text) {
+                    return true;
+                }
+            }
+            false
+        };
+        seen_within(&format!("job {id} logging `{text}`"), seen).await;
+    }
+
+    /// Waits until the job has no container left.
+    async fn no_container_left(&self, job: uuid::Uuid) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.env.containers_of(job).await > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "a container of job {job} is still there");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        lines
+    }
+}
+
+/// Waits for `seen`, which reads a stream until it finds `what` (`true`) or the stream ends
+/// (`false`); fails the test on the end, or when it takes longer than [`PATIENCE`].
+async fn seen_within(what: &str, seen: impl Future<Output = bool>) {
+    match tokio::time::timeout(PATIENCE, seen).await {
+        Ok(true) => {}
+        Ok(false) => panic!("never saw {what}: the stream ended first"),
+        Err(_) => panic!("never saw {what} within {PATIENCE:?}"),
+    }
+}
+
+/// The `rivet-runner` binary, started by a test: what it logs is echoed to the test's output
+/// and can be waited for. It is killed if the test ends first.
+struct RunnerProcess {
+    child: Child,
+    log: mpsc::UnboundedReceiver<String>,
+}
+
+impl RunnerProcess {
+    /// Sends it `signal` (a name such as `TERM`).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("rivet-runner is still running");
+        let status = std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits until it logs a line that contains `text`.
+    async fn logged(&mut self, text: &str) {
+        let seen = async {
+            while let Some(line) = self.log.recv().await {
+                if line.contains(text) {
+                    return true;
+                }
+            }
+            false
+        };
+        seen_within(&format!("rivet-runner logging `{text}`"), seen).await;
+    }
+
+    /// Waits for it to exit; kills it and fails the test when that takes longer than
+    /// [`PATIENCE`].
+    async fn exit(&mut self) -> ExitStatus {
+        match tokio::time::timeout(PATIENCE, self.child.wait()).await {
+            Ok(status) => status.expect("wait for rivet-runner"),
+            Err(_) => {
+                let _ = self.child.start_kill();
+                panic!("rivet-runner did not exit within {PATIENCE:?}, so the test killed it");
+            }
+        }
     }
 }
 
@@ -166,21 +266,65 @@ fn texts(lines: &[(pb::LogLine, std::time::SystemTime)]) -> Vec<String> {
     lines.iter().map(|(line, _)| line.text.clone()).collect()
 }
 
-/// The seed README's images do not exist here (no registry): tag the test image as them.
-fn tag_seed_images() {
-    for image in ["docker.io/library/rust:latest", "docker.io/library/docker:latest"] {
-        let status = Command::new("podman").args(["tag", support::TEST_IMAGE, image]).status().unwrap();
-        assert!(status.success(), "podman tag {image}");
+/// The seed pipelines' images (`rust:latest`, `docker:latest`) cannot be pulled here (no
+/// registry), and the host's own images of those names are not the test's to change. So
+/// each gets a name of this test's own, a tag of the local test image, which the pipelines
+/// are pointed at and which is removed again when this is dropped.
+struct SeedImages {
+    /// Each seed image with the private name that stands in for it.
+    names: Vec<(&'static str, String)>,
+}
+
+impl SeedImages {
+    fn tag() -> SeedImages {
+        let test = uuid::Uuid::new_v4().simple();
+        let mut images = SeedImages { names: Vec::new() };
+        for (seed, short) in [("rust:latest", "rust"), ("docker:latest", "docker")] {
+            let private = format!("localhost/rivet-e2e-{test}-{short}:latest");
+            let status = std::process::Command::new("podman").args(["tag", support::TEST_IMAGE, &private]).status();
+            assert!(status.is_ok_and(|status| status.success()), "podman tag {} {private}", support::TEST_IMAGE);
+            images.names.push((seed, private));
+        }
+        images
     }
+
+    /// `source` with each seed image replaced by its private name.
+    fn adapt(&self, source: &str) -> String {
+        self.names.iter().fold(source.to_owned(), |source, (seed, private)| {
+            source.replace(&format!("\"{seed}\""), &format!("\"{private}\""))
+        })
+    }
+}
+
+impl Drop for SeedImages {
+    fn drop(&mut self) {
+        for (_, private) in &self.names {
+            let status = std::process::Command::new("podman").args(["untag", support::TEST_IMAGE, private]).status();
+            if !status.as_ref().is_ok_and(|status| status.success()) {
+                eprintln!("could not remove the test's image name {private}: {status:?}");
+            }
+        }
+    }
+}
+
+/// Whether podman knows an image of that name.
+fn image_exists(name: &str) -> bool {
+    let status = std::process::Command::new("podman").args(["image", "exists", name]).status();
+    status.is_ok_and(|status| status.success())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_pipelines_run_end_to_end() {
-    tag_seed_images();
     let mut stack = Stack::start().await;
+    let images = SeedImages::tag();
     let (stop, agent) = stack.agent().await;
-    stack.create(&support::example("build-and-test.lua"), "build-and-test.lua").await;
-    stack.create(&support::example("docker-build.lua"), "docker-build.lua").await;
+    for file in ["build-and-test.lua", "docker-build.lua"] {
+        let source = images.adapt(&support::example(file));
+        for (seed, _) in &images.names {
+            assert!(!source.contains(&format!("\"{seed}\"")), "{file} still names {seed}");
+        }
+        stack.create(&source, file).await;
+    }
 
     let build = stack.launch("Build and Test", &[("branch", "release"), ("parallel_jobs", "8")]).await;
     let lines = stack.follow(&build).await;
@@ -203,6 +347,13 @@ async fn the_seed_pipelines_run_end_to_end() {
     assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
     stop.drain.cancel();
     agent.await.unwrap();
+
+    let names: Vec<String> = images.names.iter().map(|(_, private)| private.clone()).collect();
+    drop(images);
+    for name in names {
+        assert!(!image_exists(&name), "the test's image name {name} was left behind");
+    }
+    assert!(image_exists(support::TEST_IMAGE), "removing the test's names removed the test image");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,31 +385,70 @@ async fn the_examples_run_end_to_end() {
     agent.await.unwrap();
 }
 
+/// The process prints 200,000 lines, then waits until the test has received the first of
+/// them (the test writes a file into the job's workspace when it has), then prints again.
+/// So it can only finish if its first line reached the follower while it ran; were lines
+/// delivered only at its end, it would give up waiting and fail the job. All its lines
+/// arrive once each, in order, without gaps in their sequence numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_output_streams_to_a_follower_while_the_process_runs() {
     let mut stack = Stack::start().await;
     let (stop, agent) = stack.agent().await;
+    // The wait is bounded (600 × 0.1 s) so that a log that does not stream fails the job
+    // rather than hanging the test.
     let source = r#"return pipeline.define {
   name = "chatty",
   stages = { { name = "count", script = function()
-    process.run { cmd = "seq", args = { "1", "200000" } }
-    process.run { cmd = "sleep", args = { "1" } }
+    process.run { cmd = "sh", args = { "-c", [[
+seq 1 200000
+i=0
+until [ -e /workspace/first-line-arrived ]; do
+  i=$((i + 1))
+  if [ "$i" -gt 600 ]; then echo "the first line never reached the follower"; exit 1; fi
+  sleep 0.1
+done
+echo "the first line reached the follower while the process ran"
+]] } }
   end } },
 }"#;
     stack.create(source, "chatty.lua").await;
     let id = stack.launch("chatty", &[]).await;
-    let lines = stack.follow(&id).await;
+    let release = stack.env.workspace_root().join(format!("{}-1", uuid::Uuid::parse_str(&id).unwrap()));
+    let release = release.join("first-line-arrived");
+
+    let request = pb::StreamLogsRequest { job_id: id.clone(), from_sequence: 1, follow: true };
+    let mut stream = stack.logs.stream_logs(request).await.unwrap().into_inner();
+    let mut lines: Vec<pb::LogLine> = Vec::new();
+    loop {
+        let Ok(batch) = tokio::time::timeout(PATIENCE, stream.message()).await else {
+            let job = stack.jobs.get_job(pb::GetJobRequest { job_id: id.clone() }).await.unwrap().into_inner().job;
+            panic!(
+                "no log for {PATIENCE:?} after {} lines (the last {:?}); the job: {job:?}",
+                lines.len(),
+                lines.last()
+            );
+        };
+        let Some(batch) = batch.unwrap() else { break };
+        if lines.is_empty() && !batch.lines.is_empty() {
+            std::fs::write(&release, "").unwrap_or_else(|err| panic!("{}: {err}", release.display()));
+        }
+        lines.extend(batch.lines);
+    }
     let job = stack.wait_ended(&id).await;
-    assert_eq!(job.state(), pb::JobState::Succeeded);
-    let numbers: Vec<&str> = lines.iter().map(|(l, _)| l.text.as_str()).filter(|t| t.parse::<u64>().is_ok()).collect();
-    let expected: Vec<String> = (1..=200_000).map(|n| n.to_string()).collect();
-    assert_eq!(numbers, expected, "every line, once, in order");
-    let sequences: Vec<u64> = lines.iter().map(|(l, _)| l.sequence).collect();
+    let texts: Vec<&str> = lines.iter().map(|line| line.text.as_str()).collect();
+    assert_eq!(
+        job.state(),
+        pb::JobState::Succeeded,
+        "{job:?}\nlast lines: {:?}",
+        &texts[texts.len().saturating_sub(3)..]
+    );
+    let expected: Vec<String> = (1..=200_000)
+        .map(|n| n.to_string())
+        .chain(["the first line reached the follower while the process ran".to_owned()])
+        .collect();
+    assert!(texts == expected, "every line, once, in order; {} lines, last {:?}", texts.len(), texts.last());
+    let sequences: Vec<u64> = lines.iter().map(|line| line.sequence).collect();
     assert!(sequences.windows(2).all(|w| w[1] == w[0] + 1), "sequences without gaps");
-    // The first line reached the follower before the process after it had even finished.
-    let end = job.end_time.unwrap();
-    let end = std::time::UNIX_EPOCH + Duration::new(end.seconds as u64, end.nanos as u32);
-    assert!(lines[0].1 < end, "the first line arrived only after the job ended");
     stop.drain.cancel();
     agent.await.unwrap();
 }
@@ -270,35 +460,21 @@ async fn cancel_stops_the_process_and_its_container() {
     let source = r#"return pipeline.define {
   name = "sleepy",
   stages = { { name = "wait", script = function()
-    log.info("going to sleep")
-    process.run { cmd = "sleep", args = { "120" } }
+    process.run { cmd = "sh", args = { "-c", "echo going to sleep; exec sleep 120" } }
   end } },
 }"#;
     stack.create(source, "sleepy.lua").await;
     let id = stack.launch("sleepy", &[]).await;
-    stack.wait(&id, "started its stage", |job| job.stages.iter().any(|s| s.state() == pb::StageState::Running)).await;
+    // The process itself says it runs.
+    stack.logged(&id, "going to sleep").await;
     let job_id = uuid::Uuid::parse_str(&id).unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while stack.env.containers_of(job_id).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the process never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(stack.env.containers_of(job_id).await, 1, "the running process has its container");
     stack.jobs.cancel_job(pb::CancelJobRequest { job_id: id.clone() }).await.unwrap();
     let job = stack.wait_ended(&id).await;
     assert_eq!(job.state(), pb::JobState::Cancelled, "{job:?}");
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while stack.env.containers_of(job_id).await > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "a container of the cancelled job is still there");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.no_container_left(job_id).await;
     stop.drain.cancel();
     agent.await.unwrap();
-}
-
-/// Sends `signal` to a child process.
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +483,7 @@ async fn a_killed_runner_loses_its_job_to_the_next_and_leaves_no_container() {
     let source = r#"return pipeline.define {
   name = "survive",
   stages = { { name = "work", script = function()
-    process.run { cmd = "sleep", args = { "4" } }
+    process.run { cmd = "sh", args = { "-c", "echo working; sleep 4" } }
     log.info("done")
   end } },
 }"#;
@@ -315,13 +491,11 @@ async fn a_killed_runner_loses_its_job_to_the_next_and_leaves_no_container() {
     let mut runner = stack.runner_process();
     let id = stack.launch("survive", &[]).await;
     let job_id = uuid::Uuid::parse_str(&id).unwrap();
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while stack.env.containers_of(job_id).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the process never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    signal(&runner, "KILL");
-    runner.wait().unwrap();
+    // Killed while its process runs, in a container of the job.
+    stack.logged(&id, "working").await;
+    assert_eq!(stack.env.containers_of(job_id).await, 1, "the running process has its container");
+    runner.signal("KILL");
+    assert!(!runner.exit().await.success(), "SIGKILL ends the runner");
     // The orchestrator requeues the job once its lease expires.
     stack.wait(&id, "was requeued", |job| job.attempt == 2).await;
     // The runner comes back: it removes what the killed one left, and runs attempt 2.
@@ -330,38 +504,52 @@ async fn a_killed_runner_loses_its_job_to_the_next_and_leaves_no_container() {
     assert_eq!(job.state(), pb::JobState::Succeeded, "{job:?}");
     assert_eq!(job.attempt, 2);
     assert_eq!(stack.env.containers_of(job_id).await, 0, "no container of the job may be left");
-    signal(&runner, "TERM");
-    assert!(runner.wait().unwrap().success());
+    runner.signal("TERM");
+    assert!(runner.exit().await.success());
 }
+
+/// What the runner says when a first signal makes it drain (runner-agent/src/main.rs).
+const DRAINING: &str = "draining: finishing running jobs";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_and_a_second_signal_stops_now() {
     let mut stack = Stack::start().await;
-    let source = r#"return pipeline.define {
+    let drainable = r#"return pipeline.define {
   name = "drainable",
   stages = { { name = "work", script = function()
-    process.run { cmd = "sleep", args = { "3" } }
+    process.run { cmd = "sh", args = { "-c", "echo working; sleep 3" } }
   end } },
 }"#;
-    stack.create(source, "drainable.lua").await;
+    // Long enough that only the second signal can end it.
+    let stoppable = r#"return pipeline.define {
+  name = "stoppable",
+  stages = { { name = "work", script = function()
+    process.run { cmd = "sh", args = { "-c", "echo working; exec sleep 120" } }
+  end } },
+}"#;
+    stack.create(drainable, "drainable.lua").await;
+    stack.create(stoppable, "stoppable.lua").await;
     let mut runner = stack.runner_process();
     let first = stack.launch("drainable", &[]).await;
-    stack.wait(&first, "started", |job| job.state() == pb::JobState::Running).await;
-    signal(&runner, "TERM");
+    stack.logged(&first, "working").await;
+    runner.signal("TERM");
+    runner.logged(DRAINING).await;
     let job = stack.wait_ended(&first).await;
-    assert_eq!(job.state(), pb::JobState::Succeeded, "a draining runner finishes its job");
-    assert!(runner.wait().unwrap().success());
+    assert_eq!(job.state(), pb::JobState::Succeeded, "a draining runner finishes its job: {job:?}");
+    assert!(runner.exit().await.success());
 
     let mut runner = stack.runner_process();
-    let second = stack.launch("drainable", &[]).await;
-    stack.wait(&second, "started", |job| job.state() == pb::JobState::Running).await;
-    signal(&runner, "TERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    signal(&runner, "TERM");
+    let second = stack.launch("stoppable", &[]).await;
+    stack.logged(&second, "working").await;
+    runner.signal("TERM");
+    // The second signal must come after the first was handled, not be merged with it.
+    runner.logged(DRAINING).await;
+    runner.signal("TERM");
+    runner.logged("stopping now").await;
     let job = stack.wait_ended(&second).await;
     assert_eq!(job.state(), pb::JobState::Failed, "a runner stopped now reports its job failed: {job:?}");
     assert!(job.message.contains("runner was stopped"), "{}", job.message);
-    assert!(runner.wait().unwrap().success());
+    assert!(runner.exit().await.success());
 }
 
 /// Follows a job's log until it ends; each line with when it arrived.

@@ -12,8 +12,7 @@
 //! `control` is locked, around the SUBSCRIBE or UNSUBSCRIBE that matches.
 
 use std::collections::HashMap;
-use std::collections::hash_map::{Entry, RandomState};
-use std::hash::{BuildHasher, Hasher};
+use std::collections::hash_map::Entry;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -23,6 +22,7 @@ use deadpool_redis::redis::aio::{PubSubSink, PubSubStream};
 use deadpool_redis::redis::{self, Client, Msg};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use rivet_core::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -40,9 +40,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle connection is checked, so that a silently dead one (a half-open TCP
 /// connection) is replaced within seconds rather than when the kernel gives up.
 const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// The first reconnection delay; it doubles on every failure.
+/// The ceiling of the first reconnection delay; it doubles on every failure (full jitter:
+/// replicas that lost Redis together don't all come back in the same millisecond).
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The longest reconnection delay.
+/// The ceiling of the reconnection delays.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A coordinator's pub/sub connection and its router. Dropping it stops the router, closes
@@ -193,7 +194,7 @@ struct Router {
 impl Router {
     async fn run(mut self, first: Live) {
         let mut live = Some(first);
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             let connection = match live.take() {
                 Some(connection) => connection,
@@ -205,7 +206,7 @@ impl Router {
                     match reconnected {
                         Ok(connection) => {
                             tracing::info!("redis pub/sub connection restored");
-                            backoff = Backoff::default();
+                            backoff.reset();
                             connection
                         }
                         Err(error) => {
@@ -306,42 +307,7 @@ fn unavailable(what: &str, error: impl std::fmt::Display) -> CoordError {
     CoordError::Unavailable(format!("failed to {what}: {error}"))
 }
 
-/// Exponential reconnection delays with jitter, so that replicas that lost Redis together
-/// don't all come back in the same millisecond.
-#[derive(Default)]
-struct Backoff {
-    failures: u32,
-}
-
-impl Backoff {
-    fn next_delay(&mut self) -> Duration {
-        let ceiling = BACKOFF_MIN.saturating_mul(1 << self.failures.min(16)).min(BACKOFF_MAX);
-        self.failures = self.failures.saturating_add(1);
-        // Between half the ceiling and the ceiling. `RandomState` is seeded randomly per
-        // instance, which is all the randomness jitter needs.
-        let random = RandomState::new().build_hasher().finish();
-        let half = ceiling / 2;
-        half + half.mul_f64((random % 1000) as f64 / 1000.0)
-    }
-}
-
 /// Locks `mutex`, ignoring poisoning: every critical section leaves the map consistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_its_ceiling_with_jitter() {
-        let mut backoff = Backoff::default();
-        let delays: Vec<Duration> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert!(delays[0] >= BACKOFF_MIN / 2 && delays[0] <= BACKOFF_MIN);
-        assert!(delays[3] >= BACKOFF_MIN * 4 && delays[3] <= BACKOFF_MIN * 8);
-        for delay in &delays[8..] {
-            assert!(*delay >= BACKOFF_MAX / 2 && *delay <= BACKOFF_MAX);
-        }
-    }
 }

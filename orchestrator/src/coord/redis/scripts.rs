@@ -35,6 +35,17 @@ end
 return 0
 ";
 
+/// Reads the data generation, writing ARGV[1] as the new one when there is none. KEYS[1]
+/// is the generation key; returns its value.
+const GENERATION: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  return current
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+";
+
 /// The scripts, with their hashes computed once. They run with `EVALSHA` and are loaded
 /// again by the client when Redis has forgotten them (after a restart, for instance).
 pub(super) struct Scripts {
@@ -45,10 +56,17 @@ pub(super) struct Scripts {
     /// Releases a lease held under an epoch, or marks a runner offline if a replica still
     /// holds it (see [`DELETE_IF_EQUAL`]).
     pub(super) delete_if_equal: Script,
+    /// Reads the data generation, starting a new one when it is gone (see [`GENERATION`]).
+    pub(super) generation: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Self {
-        Self { grant: Script::new(GRANT), renew: Script::new(RENEW), delete_if_equal: Script::new(DELETE_IF_EQUAL) }
+        Self {
+            grant: Script::new(GRANT),
+            renew: Script::new(RENEW),
+            delete_if_equal: Script::new(DELETE_IF_EQUAL),
+            generation: Script::new(GENERATION),
+        }
     }
 }

@@ -11,3 +11,4 @@ pub mod plugin;
 pub mod registration_token;
 pub mod runner;
 pub mod runner_credential;
+pub mod secret;

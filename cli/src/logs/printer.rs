@@ -1,53 +1,14 @@
-//! Showing a job's log: lines coloured by level, a header when the stage changes, the
-//! stage's outcome and duration when it ends, a spinner while the job waits for a runner,
-//! and an exit code that reflects the job's result.
-//!
-//! Lines come from `LogService.StreamLogs`; stage outcomes and the job's state from
-//! `JobService.WatchJob` (or `GetJob`). The two streams are not ordered with each other,
-//! so headers follow the lines (a stage's header comes with its first line) and a stage's
-//! footer is printed when the next stage's lines start or the job ends.
+//! Writing log lines for people or machines: a header when the stage changes, the stage's
+//! outcome and duration when it ends, levels as colours, and the one summary line.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::io::Write;
 
-use dialoguer::console::{Style, Term};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
-use rivet_proto::v1::{self as pb, GetJobRequest, StreamLogsRequest, WatchJobRequest};
+use dialoguer::console::Style;
+use rivet_proto::v1 as pb;
 
-use crate::client::Client;
-use crate::error::{Error, Subject};
-use crate::exit;
+use super::Format;
 use crate::view;
-
-/// How the lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// For people: headers, footers, colours when stdout is a terminal.
-    Text {
-        /// Prefix each line with its time.
-        timestamps: bool,
-    },
-    /// One JSON object per line, nothing else on stdout.
-    JsonLines,
-}
-
-/// Whether to colour what goes to stdout: only on a terminal, and never with `NO_COLOR`.
-pub fn stdout_colors() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty()) && std::io::stdout().is_terminal()
-}
-
-/// The exit code for a job in `state`.
-pub fn exit_code(state: i32) -> u8 {
-    match pb::JobState::try_from(state) {
-        Ok(pb::JobState::Succeeded) => exit::OK,
-        Ok(pb::JobState::Cancelled) => exit::JOB_CANCELLED,
-        Ok(pb::JobState::TimedOut) => exit::JOB_TIMED_OUT,
-        Ok(pb::JobState::Failed | pb::JobState::Lost) => exit::JOB_FAILED,
-        // Still running (a log read without --follow): nothing failed.
-        _ => exit::OK,
-    }
-}
 
 /// Writes log lines and stage headers to stdout.
 pub struct Printer {
@@ -102,6 +63,11 @@ impl Printer {
     /// Takes the latest state of the job, for stage outcomes.
     pub fn update(&mut self, job: pb::Job) {
         self.job = Some(job);
+    }
+
+    /// How it writes.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// The latest known state of the job.
@@ -163,20 +129,7 @@ impl Printer {
     /// ended without a line (skipped ones, say).
     fn enter(&mut self, stage: &str, out: &mut impl Write) -> std::io::Result<()> {
         self.close_current(out)?;
-        let silent: Vec<String> = match &self.job {
-            Some(job) => job
-                .stages
-                .iter()
-                .take_while(|run| run.name != stage)
-                .filter(|run| !self.shown.contains(&run.name) && run.end_time.is_some())
-                .map(|run| run.name.clone())
-                .collect(),
-            None => Vec::new(),
-        };
-        for name in silent {
-            self.header(&name, out)?;
-            self.footer(&name, out)?;
-        }
+        self.show_silent(Some(stage), out)?;
         self.header(stage, out)?;
         self.current = Some(stage.to_owned());
         Ok(())
@@ -231,10 +184,17 @@ impl Printer {
             return Ok(());
         }
         self.close_current(out)?;
+        self.show_silent(None, out)
+    }
+
+    /// Shows, header and footer, the stages that ended without a line and were not shown
+    /// yet: those before `until`, or all of them.
+    fn show_silent(&mut self, until: Option<&str>, out: &mut impl Write) -> std::io::Result<()> {
         let silent: Vec<String> = match &self.job {
             Some(job) => job
                 .stages
                 .iter()
+                .take_while(|run| until.is_none_or(|until| run.name != until))
                 .filter(|run| !self.shown.contains(&run.name) && run.end_time.is_some())
                 .map(|run| run.name.clone())
                 .collect(),
@@ -272,214 +232,6 @@ pub fn summary(job: &pb::Job) -> String {
         text.push_str(&format!(": {}", job.message));
     }
     text
-}
-
-/// A spinner on stderr while the job waits for a runner; nothing when stderr is not a
-/// terminal.
-struct Waiting {
-    bar: Option<ProgressBar>,
-}
-
-impl Waiting {
-    fn new() -> Waiting {
-        Waiting { bar: None }
-    }
-
-    /// Shows, updates or hides the spinner for the job's state.
-    fn show(&mut self, job: &pb::Job) {
-        let message = match pb::JobState::try_from(job.state) {
-            Ok(pb::JobState::Queued) => "waiting for a runner",
-            Ok(pb::JobState::Assigned) => "starting on a runner",
-            _ => return self.hide(),
-        };
-        if self.bar.is_none() && std::io::stderr().is_terminal() {
-            let target = ProgressDrawTarget::term_like_with_hz(Box::new(Narrow(Term::stderr())), 10);
-            let bar = ProgressBar::with_draw_target(None, target);
-            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(100));
-            self.bar = Some(bar);
-        }
-        if let Some(bar) = &self.bar {
-            bar.set_message(message);
-        }
-    }
-
-    fn hide(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// stderr, two columns narrower than it is. indicatif pads its line to the terminal's
-/// width, which leaves the cursor waiting to wrap: the `^C` a terminal echoes would then
-/// land on the next line, and clearing the spinner would clear that one instead.
-#[derive(Debug)]
-struct Narrow(Term);
-
-impl TermLike for Narrow {
-    fn width(&self) -> u16 {
-        self.0.size().1.saturating_sub(2).max(1)
-    }
-
-    fn height(&self) -> u16 {
-        self.0.size().0
-    }
-
-    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_up(n)
-    }
-
-    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_down(n)
-    }
-
-    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_right(n)
-    }
-
-    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
-        self.0.move_cursor_left(n)
-    }
-
-    fn write_line(&self, line: &str) -> std::io::Result<()> {
-        self.0.write_line(line)
-    }
-
-    fn write_str(&self, text: &str) -> std::io::Result<()> {
-        self.0.write_str(text)
-    }
-
-    fn clear_line(&self) -> std::io::Result<()> {
-        self.0.clear_line()
-    }
-
-    fn flush(&self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
-/// What Ctrl-C means while following.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
-    /// Stop following and say the job goes on on the server.
-    Detach,
-    /// Return [`exit::INTERRUPTED`] quietly; the caller deals with the job.
-    Return,
-}
-
-/// Prints the log of job `job_id` to stdout: with `follow`, live until the job ends;
-/// otherwise what is stored now. Returns the exit code for the job's result.
-pub async fn show(
-    client: &Client,
-    job_id: &str,
-    follow: bool,
-    format: Format,
-    interrupt: Interrupt,
-) -> Result<u8, Error> {
-    let mut printer = Printer::new(format, stdout_colors());
-    let job = get_job(client, job_id).await?;
-    printer.update(job);
-    if !follow {
-        let request = StreamLogsRequest { job_id: job_id.to_owned(), from_sequence: 1, follow: false };
-        let mut lines = client
-            .logs
-            .clone()
-            .stream_logs(request)
-            .await
-            .map_err(|status| client.error(status, Subject::Job))?
-            .into_inner();
-        let mut out = std::io::stdout().lock();
-        while let Some(batch) = lines.message().await.map_err(|status| client.error(status, Subject::Job))? {
-            for line in &batch.lines {
-                printer.line(line, &mut out).map_err(write_error)?;
-            }
-        }
-        return end(&mut printer, &mut out);
-    }
-    follow_live(client, job_id, printer, interrupt).await
-}
-
-async fn get_job(client: &Client, job_id: &str) -> Result<pb::Job, Error> {
-    let request = GetJobRequest { job_id: job_id.to_owned() };
-    let response = client.jobs.clone().get_job(request).await.map_err(|status| client.error(status, Subject::Job))?;
-    response.into_inner().job.ok_or_else(|| Error::new(exit::FAILURE, "the server sent no job"))
-}
-
-/// Follows the log and the job's state together until both streams end.
-async fn follow_live(client: &Client, job_id: &str, mut printer: Printer, interrupt: Interrupt) -> Result<u8, Error> {
-    let to_error = |status: tonic::Status| client.error(status, Subject::Job);
-    let request = StreamLogsRequest { job_id: job_id.to_owned(), from_sequence: 1, follow: true };
-    let mut lines = client.logs.clone().stream_logs(request).await.map_err(to_error)?.into_inner();
-    let request = WatchJobRequest { job_id: job_id.to_owned() };
-    let mut states = client.jobs.clone().watch_job(request).await.map_err(to_error)?.into_inner();
-    let mut waiting = Waiting::new();
-    if let Some(job) = printer.job() {
-        waiting.show(job);
-    }
-    let (mut lines_done, mut states_done) = (false, false);
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    while !(lines_done && states_done) {
-        tokio::select! {
-            batch = lines.message(), if !lines_done => match batch.map_err(to_error)? {
-                Some(batch) => {
-                    waiting.hide();
-                    for line in &batch.lines {
-                        // The footer of the stage that ends needs its end time: when the
-                        // watch stream has not told it yet, ask.
-                        if printer.switches_stage(line) && !printer.current_stage_ended() {
-                            printer.update(get_job(client, job_id).await?);
-                        }
-                        let mut out = std::io::stdout().lock();
-                        printer.line(line, &mut out).map_err(write_error)?;
-                    }
-                }
-                None => lines_done = true,
-            },
-            state = states.message(), if !states_done => match state.map_err(to_error)? {
-                Some(response) => {
-                    if let Some(job) = response.job {
-                        waiting.show(&job);
-                        printer.update(job);
-                    }
-                }
-                None => states_done = true,
-            },
-            _ = &mut interrupted => {
-                waiting.hide();
-                if interrupt == Interrupt::Detach {
-                    eprintln!("stopped following; job {job_id} goes on (`rivet job cancel {job_id}` stops it)");
-                }
-                return Ok(exit::INTERRUPTED);
-            }
-        }
-    }
-    waiting.hide();
-    printer.update(get_job(client, job_id).await?);
-    let mut out = std::io::stdout().lock();
-    end(&mut printer, &mut out)
-}
-
-/// Closes the output and returns the exit code of the job's final state.
-fn end(printer: &mut Printer, out: &mut impl Write) -> Result<u8, Error> {
-    let Some(job) = printer.job().cloned() else { return Ok(exit::OK) };
-    if !view::is_terminal(job.state) {
-        out.flush().map_err(write_error)?;
-        return Ok(exit::OK);
-    }
-    printer.finish(out).map_err(write_error)?;
-    out.flush().map_err(write_error)?;
-    if printer.format != Format::JsonLines {
-        eprintln!("{}", summary(&job));
-    }
-    Ok(exit_code(job.state))
-}
-
-fn write_error(err: std::io::Error) -> Error {
-    Error::new(exit::FAILURE, format!("cannot write the log: {err}"))
 }
 
 #[cfg(test)]
@@ -547,14 +299,5 @@ mod tests {
         assert_eq!(value["sequence"], 7);
         assert_eq!(value["level"], "warning");
         assert_eq!(value["stage"], "build");
-    }
-
-    #[test]
-    fn exit_codes_follow_the_job() {
-        assert_eq!(exit_code(pb::JobState::Succeeded as i32), exit::OK);
-        assert_eq!(exit_code(pb::JobState::Failed as i32), exit::JOB_FAILED);
-        assert_eq!(exit_code(pb::JobState::Lost as i32), exit::JOB_FAILED);
-        assert_eq!(exit_code(pb::JobState::Cancelled as i32), exit::JOB_CANCELLED);
-        assert_eq!(exit_code(pb::JobState::TimedOut as i32), exit::JOB_TIMED_OUT);
     }
 }
