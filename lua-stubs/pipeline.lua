@@ -43,9 +43,15 @@
 ---@field description? string What the pipeline does.
 ---@field inputs? table<string, rivet.InputSpec> Typed inputs, by name.
 ---@field runner? rivet.Tag[] Tags a runner must carry to run the pipeline's jobs.
----@field plugins? string[] Lua plugins the pipeline may `require`, such as `"git"`.
+---@field plugins? string[] Lua plugins the pipeline may `require` inside a stage: `"git"` (its latest version when the pipeline is created), `"git@1.2.0"`, or `"git@sha256:<hex>"`. Creation pins each to its content, so later publishes do not change what this version runs.
 ---@field secrets? string[] Names of the secrets the pipeline's jobs receive; no other secret is delivered to them.
+---@field http? rivet.HttpScope Narrows the runner's `http` policy for this pipeline.
 ---@field stages rivet.StageSpec[] The stages, in the order they run; at least one.
+
+---What a pipeline's `http` calls may reach, within the runner's policy (both must allow a request).
+---@class (exact) rivet.HttpScope
+---@field hosts? string[] Host patterns: `"*"`, `"*.example.com"` or a host name.
+---@field methods? ("GET"|"HEAD"|"POST"|"PUT"|"PATCH"|"DELETE"|"OPTIONS")[] The methods allowed.
 
 ---A validated pipeline definition. It is opaque: a pipeline file only returns it.
 ---@class rivet.Pipeline

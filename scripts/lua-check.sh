@@ -14,7 +14,8 @@
 #     what `pipeline.stage` returned, `b.extra = 1` on a builder): the classes are `(exact)`.
 #     Adding to a module table itself (`log.custom = f`) is not flagged;
 #   * a possibly-nil value used as a string (`log.info(input.get("x"))` without a default);
-#   * modules that do not exist (`fs.read` before the fs module lands).
+#   * modules that do not exist (`cache.save`), and misspelled functions of the plugins
+#     stubbed in lua-stubs (`require("git").clon`).
 # What it does not catch:
 #   * unknown keys in a table literal, such as `{ name = "a", contianer = "x", ... }`:
 #     `(exact)` only forbids adding fields later, and emmylua_check ignores extra keys in a
@@ -69,7 +70,7 @@ codes_for() {
 }
 
 # 1. Every example is free of diagnostics.
-examples=(examples/*.lua)
+examples=(examples/*.lua examples/plugins/*.lua)
 report=$(emmylua examples)
 for example in "${examples[@]}"; do
   codes=$(codes_for "$report" "$root/$example")
@@ -133,7 +134,17 @@ local stage = pipeline.stage({ name = "a", script = function() end })
 stage.contianer = "x"
 return pipeline.define({ name = "x", stages = { stage } })
 == module-that-does-not-exist undefined-global
-fs.read("x")
+cache.save("x")
+== fs-path-not-a-string param-type-mismatch
+fs.read({})
+== http-method-unknown assign-type-mismatch
+http.request({ url = "https://example.com", method = "FETCH" })
+== http-response-field-misspelled undefined-field
+local r = http.get("https://example.com")
+log.info(r.bdy)
+== plugin-function-misspelled undefined-field
+local git = require("git")
+git.clon({ url = "https://example.com/x.git", dir = "x" })
 LUA
 
 report=$(emmylua "$cases")

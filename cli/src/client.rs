@@ -7,6 +7,7 @@ use rivet_proto::endpoint::{ClientTls, endpoint};
 use rivet_proto::v1::job_service_client::JobServiceClient;
 use rivet_proto::v1::log_service_client::LogServiceClient;
 use rivet_proto::v1::pipeline_service_client::PipelineServiceClient;
+use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
@@ -51,6 +52,8 @@ pub struct Client {
     pub runners: RunnerServiceClient<Service>,
     /// API tokens.
     pub tokens: TokenServiceClient<Service>,
+    /// Plugins.
+    pub plugins: PluginServiceClient<Service>,
     /// Secrets.
     pub secrets: SecretServiceClient<Service>,
 }
@@ -93,6 +96,9 @@ impl Client {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             tokens: TokenServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             secrets: SecretServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })

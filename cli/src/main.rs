@@ -117,6 +117,9 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
         Command::Secret(command) => {
             remote(overrides, async |client| commands::secret::run(client, command, format).await)
         }
+        Command::Plugin(command) => {
+            remote(overrides, async |client| commands::plugin::run(client, command, format).await)
+        }
         Command::Token(command) => match command {
             TokenCommand::Create { role, name, expires } => {
                 remote(overrides, async |client| commands::token::create(client, role, name, expires, format).await)

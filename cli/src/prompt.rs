@@ -173,6 +173,7 @@ mod tests {
             plugins: Vec::new(),
             secrets: Vec::new(),
             stages: Vec::new(),
+            http: None,
         };
         let wire = rivet_proto::convert::definition_to_proto(&definition);
         assert_eq!(input_spec(&wire.inputs[0]), Some(core));

@@ -12,6 +12,7 @@ use rivet_core::protocol::ToRunner;
 use rivet_proto::v1::job_service_server::JobServiceServer;
 use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
+use rivet_proto::v1::plugin_service_server::PluginServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
@@ -23,7 +24,9 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
-use crate::api::{jobs::Jobs, logs::Logs, pipelines::Pipelines, runners::Runners, secrets::Secrets, tokens::Tokens};
+use crate::api::{
+    jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, secrets::Secrets, tokens::Tokens,
+};
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
 use crate::domain::access::Access;
@@ -112,6 +115,7 @@ pub async fn start(
     health.set_serving::<LogServiceServer<Logs>>().await;
     health.set_serving::<RunnerServiceServer<Runners>>().await;
     health.set_serving::<TokenServiceServer<Tokens>>().await;
+    health.set_serving::<PluginServiceServer<Plugins>>().await;
     health.set_serving::<SecretServiceServer<Secrets>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
@@ -137,6 +141,9 @@ pub async fn start(
     let tokens = TokenServiceServer::new(Tokens::new(access.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let plugins = PluginServiceServer::new(Plugins::new(orchestrator.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let secrets = SecretServiceServer::new(Secrets::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -160,6 +167,7 @@ pub async fn start(
         .add_service(logs)
         .add_service(runners)
         .add_service(tokens)
+        .add_service(plugins)
         .add_service(secrets);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.

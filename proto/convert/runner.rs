@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use rivet_core::plugin::{PinnedPlugin, PluginPin};
 use rivet_core::protocol::{
     AssignJob, FromRunner, Heartbeat, Hello, JobFinished, LogAck, LogBatch, RunningJob, StageFinished, StageStarted,
     ToRunner, Welcome,
@@ -184,6 +185,7 @@ impl From<ToRunner> for pb::ConnectResponse {
                 secrets: assign.secrets.into_iter().collect(),
                 first_sequence: assign.first_sequence,
                 timeout_seconds: assign.timeout.map_or(0, |timeout| timeout.as_secs()),
+                plugins: assign.plugins.iter().map(pinned_plugin_to_proto).collect(),
             }),
             ToRunner::Cancel { assignment, reason } => Body::CancelJob(pb::CancelJob {
                 assignment: Some(assignment_to_proto(assignment)),
@@ -257,7 +259,25 @@ fn assign_job_from_proto(assign: pb::AssignJob) -> ConvertResult<AssignJob> {
         // Sequences start at 1; an unset field means the job's first attempt.
         first_sequence: assign.first_sequence.max(1),
         timeout: (assign.timeout_seconds > 0).then(|| Duration::from_secs(assign.timeout_seconds)),
+        plugins: assign.plugins.into_iter().map(pinned_plugin_from_proto).collect(),
     })
+}
+
+/// A pinned plugin with its source on the wire.
+fn pinned_plugin_to_proto(plugin: &PinnedPlugin) -> pb::PinnedPlugin {
+    pb::PinnedPlugin {
+        name: plugin.pin.name.clone(),
+        version: plugin.pin.version.clone(),
+        sha256: plugin.pin.sha256.clone(),
+        source: plugin.source.clone(),
+    }
+}
+
+/// A pinned plugin from the wire; the runner checks the source against the hash when it
+/// loads it.
+fn pinned_plugin_from_proto(plugin: pb::PinnedPlugin) -> PinnedPlugin {
+    let pin = PluginPin { name: plugin.name, version: plugin.version, sha256: plugin.sha256 };
+    PinnedPlugin { pin, source: plugin.source }
 }
 
 fn log_ack_from_proto(ack: pb::LogAck, field: &str) -> ConvertResult<LogAck> {
@@ -368,6 +388,10 @@ mod tests {
                 secrets: BTreeMap::from([("token".into(), "s3cret".into())]),
                 first_sequence: 11,
                 timeout: Some(Duration::from_secs(60)),
+                plugins: vec![PinnedPlugin {
+                    pin: PluginPin { name: "git".into(), version: "1.2.0".into(), sha256: "ab".repeat(32) },
+                    source: "return {}".into(),
+                }],
             }),
             ToRunner::Cancel { assignment: assignment(), reason: Some(FailureReason::Timeout) },
             ToRunner::LogAck(LogAck { job_id: Uuid::from_u128(8), sequence: 4 }),

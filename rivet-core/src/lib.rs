@@ -21,6 +21,7 @@ pub mod job;
 pub mod limits;
 mod loader;
 pub mod model;
+pub mod plugin;
 pub mod protocol;
 pub mod sandbox;
 pub mod settings;

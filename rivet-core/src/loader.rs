@@ -48,6 +48,7 @@ impl LoadedPipeline {
 pub fn load(source: &str, file: &str, limits: Limits) -> Result<LoadedPipeline, LoadError> {
     let lua = sandbox::new_state(limits).map_err(|err| LoadError::Sandbox(err.to_string()))?;
     dsl::install(&lua).map_err(|err| LoadError::Sandbox(err.to_string()))?;
+    crate::plugin::install_definition_require(&lua).map_err(|err| LoadError::Sandbox(err.to_string()))?;
     sandbox::arm(&lua).map_err(|err| LoadError::Sandbox(err.to_string()))?;
 
     let returned = lua

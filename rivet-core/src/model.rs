@@ -28,6 +28,46 @@ pub struct PipelineDefinition {
     pub secrets: Vec<String>,
     /// Stages, in the order they run.
     pub stages: Vec<StageSpec>,
+    /// How the pipeline narrows the runner's `http` policy; absent, the runner's holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpScope>,
+}
+
+/// What a pipeline lets its `http` calls reach, within the runner's policy: a request must
+/// pass both. Narrowing can only restrict.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpScope {
+    /// Host patterns (see [`host_matches`]); empty: every host the runner allows.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Methods, upper case; empty: every method the runner allows.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// The methods an `http` policy may name.
+pub const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+/// Whether `pattern` is a host pattern: `*` (any host), `*.example.com` (any name under
+/// `example.com`, not the name itself), or one host name or IP address.
+pub fn is_host_pattern(pattern: &str) -> bool {
+    let name = pattern.strip_prefix("*.").unwrap_or(pattern);
+    pattern == "*"
+        || (!name.is_empty()
+            && name.len() <= 253
+            && !name.starts_with(['.', '-'])
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')))
+}
+
+/// Whether `host` (a URL's host, IPv6 addresses in brackets) matches `pattern`,
+/// ignoring case.
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    let (pattern, host) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match pattern.strip_prefix("*.") {
+        _ if pattern == "*" => true,
+        Some(domain) => host.strip_suffix(domain).is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        None => pattern == host.trim_end_matches('.'),
+    }
 }
 
 impl PipelineDefinition {

@@ -16,10 +16,15 @@ use crate::limits::{
     MAX_QUOTED_BYTES, MAX_SECRETS, MAX_STAGE_NAME_BYTES, MAX_STAGE_TIMEOUT, MAX_STAGES, MAX_SUGGESTED_KEY_BYTES,
     MAX_TABLE_FIELDS, MAX_TAG_BYTES, MAX_TAGS, MAX_VALUE_BYTES, MIN_STAGE_TIMEOUT,
 };
-use crate::model::{InputSpec, InputType, InputValue, PipelineDefinition, StageNetwork, StageSpec, Tag};
+use crate::model::{
+    HTTP_METHODS, HttpScope, InputSpec, InputType, InputValue, PipelineDefinition, StageNetwork, StageSpec, Tag,
+    is_host_pattern,
+};
+use crate::plugin::PluginRef;
 use crate::text;
 
-const PIPELINE_FIELDS: &[&str] = &["name", "description", "inputs", "runner", "plugins", "secrets", "stages"];
+const PIPELINE_FIELDS: &[&str] = &["name", "description", "inputs", "runner", "plugins", "secrets", "http", "stages"];
+const HTTP_FIELDS: &[&str] = &["hosts", "methods"];
 const STAGE_FIELDS: &[&str] = &["name", "container", "condition", "script", "timeout", "network"];
 const INPUT_FIELDS: &[&str] = &["name", "type", "description", "default", "options", "required"];
 const TAG_FIELDS: &[&str] = &["key", "value"];
@@ -117,8 +122,7 @@ impl Validator<'_> {
         let description = self.description(&mut fields);
         let inputs = self.inputs(&mut fields);
         let runner = self.tags(&mut fields);
-        let plugins =
-            self.names(&mut fields, "plugins", MAX_PLUGINS, is_plugin_name, "letters, digits, `_`, `-` and `.`");
+        let plugins = self.plugins(&mut fields);
         let secrets = self.names(
             &mut fields,
             "secrets",
@@ -126,11 +130,58 @@ impl Validator<'_> {
             is_identifier,
             "letters, digits and `_`, not starting with a digit",
         );
+        let http = self.http(&mut fields);
         let stages = self.stages(&mut fields, line);
 
         let name = name?;
         let (stages, functions) = stages.into_iter().unzip();
-        Some((PipelineDefinition { name, description, inputs, runner, plugins, secrets, stages }, functions))
+        Some((PipelineDefinition { name, description, inputs, runner, plugins, secrets, stages, http }, functions))
+    }
+
+    /// `plugins = { "git", "git@1.2.0", "git@sha256:..." }`: each names a plugin once.
+    fn plugins(&mut self, parent: &mut Fields) -> Vec<String> {
+        let line = self.field_line(parent.line, "plugins");
+        let refs = self.names(
+            parent,
+            "plugins",
+            MAX_PLUGINS,
+            |text| PluginRef::parse(text).is_ok(),
+            "letters, digits, `_`, `-` and `.`, then optionally `@version` or `@sha256:<hex>`",
+        );
+        let mut seen = HashSet::new();
+        for (index, text) in refs.iter().enumerate() {
+            if let Ok(plugin) = PluginRef::parse(text)
+                && !seen.insert(plugin.name.clone())
+            {
+                self.diagnostics.push(
+                    line,
+                    format!("plugins[{}]", index + 1),
+                    format!("the plugin `{}` is listed twice", quote(&plugin.name)),
+                );
+            }
+        }
+        refs
+    }
+
+    /// `http = { hosts = { ... }, methods = { ... } }`: how the pipeline narrows the
+    /// runner's `http` policy.
+    fn http(&mut self, parent: &mut Fields) -> Option<HttpScope> {
+        let value = parent.take("http")?;
+        let line = self.field_line(parent.line, "http");
+        let Value::Table(table) = value else {
+            self.diagnostics.push(line, "http", format!("must be a table, got {}", lua_type_name(&value)));
+            return None;
+        };
+        let mut fields = self.fields(&table, "http", line, HTTP_FIELDS);
+        let hosts = self.names(&mut fields, "hosts", MAX_PLUGINS, is_host_pattern, "`*`, `*.domain` or a host name");
+        let methods = self.names(
+            &mut fields,
+            "methods",
+            HTTP_METHODS.len(),
+            |m| HTTP_METHODS.contains(&m),
+            "of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+        );
+        Some(HttpScope { hosts, methods })
     }
 
     fn stages(&mut self, parent: &mut Fields, parent_line: u32) -> Vec<(StageSpec, StageFunctions)> {
@@ -516,7 +567,7 @@ impl Validator<'_> {
         for (index, item) in
             self.list(value, field, line, limit, "the pipeline", field).unwrap_or_default().into_iter().enumerate()
         {
-            let path = format!("{field}[{}]", index + 1);
+            let path = format!("{}[{}]", parent.path(field), index + 1);
             match item {
                 Value::String(name) => {
                     let name = name.to_string_lossy();
@@ -819,12 +870,6 @@ fn is_identifier(name: &str) -> bool {
 
 fn is_identifier_dash(name: &str) -> bool {
     name.len() <= MAX_NAME_BYTES && is_identifier(&name.replace('-', "_")) && !name.starts_with('-')
-}
-
-fn is_plugin_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_BYTES
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// Parses `90`, `90s`, `10m`, `1h30m`, `2h`.

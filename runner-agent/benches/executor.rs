@@ -118,6 +118,7 @@ async fn time_jobs(env: &Env, source: &str, runs: usize) -> Vec<Duration> {
             secrets: BTreeMap::new(),
             first_sequence: 1,
             timeout: None,
+            plugins: Vec::new(),
         };
         let start = Instant::now();
         let outcome = run_job(spec, &env.config, &env.podman, Arc::new(Discard), CancellationToken::new()).await;

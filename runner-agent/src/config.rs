@@ -9,6 +9,8 @@ use rivet_core::model::StageNetwork;
 use rivet_core::text::MAX_LOG_LINE_BYTES;
 use serde::{Deserialize, Serialize};
 
+pub use crate::runtime::http::HttpPolicy;
+
 /// The default first host id of the containers' user namespace: far above the ids of
 /// users and of the usual `/etc/subuid` ranges (100000 and up).
 pub const CONTAINER_UID_BASE: u32 = 1_000_000;
@@ -79,6 +81,12 @@ pub struct ExecutorConfig {
     /// runs as root (rootless Podman maps ids itself); unset to share the host's ids,
     /// which makes a container escape a host-root escape.
     pub container_uid_base: Option<u32>,
+    /// The largest file `fs.read` reads, in bytes.
+    pub fs_max_read_bytes: u64,
+    /// The most bytes one `fs.write` or `fs.append` writes.
+    pub fs_max_write_bytes: u64,
+    /// What the `http` module may reach, before a pipeline narrows it.
+    pub http: HttpPolicy,
 }
 
 impl Default for ExecutorConfig {
@@ -105,6 +113,9 @@ impl Default for ExecutorConfig {
             cancel_grace_secs: 5,
             default_network: StageNetwork::Default,
             container_uid_base: Some(CONTAINER_UID_BASE),
+            fs_max_read_bytes: 16 * 1024 * 1024,
+            fs_max_write_bytes: 16 * 1024 * 1024,
+            http: HttpPolicy::default(),
         }
     }
 }

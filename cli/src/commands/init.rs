@@ -26,8 +26,13 @@ const LUARC: &str = ".luarc.json";
 /// is added to `lua-stubs/` but not here.
 const STUBS: &[(&str, &str)] = &[
     ("container.lua", include_str!("../../../lua-stubs/container.lua")),
+    ("fs.lua", include_str!("../../../lua-stubs/fs.lua")),
+    ("git.lua", include_str!("../../../lua-stubs/git.lua")),
+    ("http.lua", include_str!("../../../lua-stubs/http.lua")),
     ("input.lua", include_str!("../../../lua-stubs/input.lua")),
+    ("json.lua", include_str!("../../../lua-stubs/json.lua")),
     ("log.lua", include_str!("../../../lua-stubs/log.lua")),
+    ("notify.lua", include_str!("../../../lua-stubs/notify.lua")),
     ("output.lua", include_str!("../../../lua-stubs/output.lua")),
     ("pipeline.lua", include_str!("../../../lua-stubs/pipeline.lua")),
     ("process.lua", include_str!("../../../lua-stubs/process.lua")),

@@ -5,6 +5,7 @@ pub mod dev;
 pub mod init;
 pub mod job;
 pub mod pipeline;
+pub mod plugin;
 pub mod run;
 pub mod runner;
 pub mod secret;

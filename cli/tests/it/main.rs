@@ -7,6 +7,7 @@
 mod check;
 mod client;
 mod init;
+mod plugins;
 mod prompt;
 mod run;
 mod secrets;

@@ -6,6 +6,7 @@ pub mod guard;
 pub mod jobs;
 pub mod logs;
 pub mod pipelines;
+pub mod plugins;
 pub mod roles;
 pub mod runners;
 pub mod secrets;

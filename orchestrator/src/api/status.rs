@@ -15,6 +15,7 @@ impl From<Error> for Status {
     fn from(err: Error) -> Status {
         match err {
             Error::NotFound { .. } => Status::not_found(err.to_string()),
+            Error::AlreadyExists(_) => Status::already_exists(err.to_string()),
             Error::InvalidPipeline(diagnostics) => {
                 let violations: Vec<FieldViolation> = diagnostics
                     .iter()

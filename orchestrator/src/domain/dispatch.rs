@@ -88,8 +88,16 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     }
     orchestrator.registry().add_job(runner.id, job.id);
     let pipeline = orchestrator.pipeline_version(job.pipeline_id).await?;
-    let sent = match pipeline {
-        Some(pipeline) => {
+    let plugins = match &pipeline {
+        Some(pipeline) => orchestrator.pinned_sources(&pipeline.plugins).await,
+        None => Ok(Vec::new()),
+    };
+    let sent = match (pipeline, plugins) {
+        (_, Err(err)) => {
+            tracing::error!(job = %job.id, error = %err, "the plugins of a claimed job cannot be read");
+            false
+        }
+        (Some(pipeline), Ok(plugins)) => {
             // Only the secrets the pipeline declares, for this runner alone; `None` when
             // they cannot be delivered, and the job has been failed.
             let Some(secrets) = secrets::for_assignment(orchestrator, runner.id, &job, &pipeline).await? else {
@@ -97,9 +105,10 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
             };
             let mut message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
             message.secrets = secrets;
+            message.plugins = plugins;
             orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
-        None => {
+        (None, Ok(_)) => {
             tracing::error!(job = %job.id, "the pipeline of a claimed job is gone");
             false
         }
@@ -132,5 +141,7 @@ fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, t
         secrets: Default::default(),
         first_sequence,
         timeout,
+        // Filled in by `assign_one` with the pinned sources (`Orchestrator::pinned_sources`).
+        plugins: Vec::new(),
     }
 }

@@ -19,6 +19,10 @@ pub enum Error {
         /// The id or name given.
         id: String,
     },
+    /// Something that exists already and may not be replaced, e.g. a plugin version
+    /// published again with other content.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A pipeline script that does not validate.
     #[error("invalid pipeline: {} problem(s)", .0.len())]
     InvalidPipeline(Vec<Diagnostic>),

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod keyring;
 pub mod leases;
 pub mod orchestrator;
+pub mod plugins;
 pub mod registry;
 pub mod secrets;
 pub mod session;

@@ -58,6 +58,8 @@ struct Inner {
     keyring: Keyring,
     /// Pipeline versions never change: dispatch reads each from the store once.
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
+    /// Plugin sources by hash, for dispatch (see `domain::plugins`).
+    plugin_sources: crate::domain::plugins::SourceCache,
 }
 
 /// How many pipeline versions the dispatch cache holds before it starts over.
@@ -91,6 +93,7 @@ impl Orchestrator {
                 evaluator,
                 keyring,
                 pipelines: Default::default(),
+                plugin_sources: Default::default(),
             }),
         }
     }
@@ -113,6 +116,11 @@ impl Orchestrator {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The plugin sources dispatch has read.
+    pub(crate) fn plugin_sources(&self) -> &crate::domain::plugins::SourceCache {
+        &self.inner.plugin_sources
     }
 
     /// The runners connected to this replica.
@@ -171,7 +179,8 @@ impl Orchestrator {
         let file_name = if file_name.is_empty() { "pipeline.lua".to_owned() } else { file_name };
         let definition = self.validate(source.clone(), file_name.clone()).await?;
         crate::domain::secrets::check_declared(self.store(), &definition, &source, &file_name).await?;
-        let new = NewPipeline { name: definition.name.clone(), source, file_name, definition };
+        let plugins = self.pin_plugins(&definition).await?;
+        let new = NewPipeline { name: definition.name.clone(), source, file_name, definition, plugins };
         Ok(self.inner.store.create_pipeline(new).await?)
     }
 

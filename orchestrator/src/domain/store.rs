@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rivet_core::plugin::PluginPin;
 use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
 use uuid::Uuid;
 
@@ -40,6 +41,34 @@ pub struct NewPipeline {
     pub file_name: String,
     /// The validated definition.
     pub definition: PipelineDefinition,
+    /// The plugins the definition names, pinned to their content.
+    pub plugins: Vec<PluginPin>,
+}
+
+/// A plugin version to store.
+#[derive(Debug, Clone)]
+pub struct NewPlugin {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The Lua source.
+    pub source: String,
+}
+
+/// A stored plugin version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginRecord {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The SHA-256 of `source`, lowercase hex.
+    pub sha256: String,
+    /// The Lua source.
+    pub source: String,
+    /// When it was published.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A stored pipeline version.
@@ -59,6 +88,8 @@ pub struct PipelineRecord {
     pub definition: PipelineDefinition,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
+    /// The plugins the definition names, pinned to their content at creation.
+    pub plugins: Vec<PluginPin>,
 }
 
 /// A job to create, in state `queued`.
@@ -318,6 +349,19 @@ pub trait Store: SecretStore + Send + Sync + 'static {
     async fn list_pipelines(&self, after_name: Option<&str>, limit: u64) -> StoreResult<Vec<PipelineRecord>>;
     /// Deletes every version of a pipeline; returns how many there were. Jobs stay.
     async fn delete_pipeline(&self, name: &str) -> StoreResult<u32>;
+
+    /// Stores a version of a plugin; with the version already stored, returns the stored
+    /// one and `false` (whatever its content: the caller compares).
+    async fn publish_plugin(&self, new: NewPlugin) -> StoreResult<(PluginRecord, bool)>;
+    /// A plugin by name and version, content hash, or (both `None`) its latest version.
+    async fn plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        sha256: Option<&str>,
+    ) -> StoreResult<Option<PluginRecord>>;
+    /// Plugin versions (of `name`, or all), by name then publication, at most `limit`.
+    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginRecord>>;
 
     /// Creates a queued job and records the `queued` transition. With an idempotency key
     /// already used, returns the existing job and `false`.

@@ -17,6 +17,7 @@ mod m20261129_030000_create_api_tokens;
 mod m20261129_030100_create_registration_tokens;
 mod m20261129_030101_create_runner_credentials;
 mod m20261204_010000_create_secrets;
+mod m20261204_020000_create_plugins;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_030100_create_registration_tokens::Migration),
             Box::new(m20261129_030101_create_runner_credentials::Migration),
             Box::new(m20261204_010000_create_secrets::Migration),
+            Box::new(m20261204_020000_create_plugins::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! Storage on sea-orm: PostgreSQL for distributed mode, SQLite for embedded mode.
 //!
 //! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
-//! implementation is split by concern: `pipelines`, `jobs` (creation, reads, cancel),
+//! implementation is split by concern: `pipelines`, `plugins`, `jobs` (creation, reads, cancel),
 //! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners`, `identity`
 //! (registration tokens and runner credentials), `tokens` (API tokens, by hash) and
 //! `secrets` (sealed values only);
@@ -19,6 +19,7 @@ mod jobs;
 mod lifecycle;
 mod logs;
 mod pipelines;
+mod plugins;
 mod runners;
 mod secrets;
 mod store;

@@ -19,6 +19,7 @@ const CREATE_ATTEMPTS: usize = 32;
 /// index refuses the second insert, which then retries with a fresh read.
 pub(super) async fn create(store: &SeaStore, new: NewPipeline) -> StoreResult<PipelineRecord> {
     let definition = to_json(&new.definition, "pipelines.definition")?;
+    let plugins = if new.plugins.is_empty() { None } else { Some(to_json(&new.plugins, "pipelines.plugins")?) };
     for _ in 0..CREATE_ATTEMPTS {
         let txn = store.write().await?;
         let latest: Option<i32> = pipeline::Entity::find()
@@ -41,6 +42,7 @@ pub(super) async fn create(store: &SeaStore, new: NewPipeline) -> StoreResult<Pi
             file_name: new.file_name.clone(),
             definition: new.definition.clone(),
             created_at: now(),
+            plugins: new.plugins.clone(),
         };
         let model = pipeline::ActiveModel {
             id: Set(record.id),
@@ -50,6 +52,7 @@ pub(super) async fn create(store: &SeaStore, new: NewPipeline) -> StoreResult<Pi
             file_name: Set(record.file_name.clone()),
             definition: Set(definition.clone()),
             created_at: Set(record.created_at),
+            plugins: Set(plugins.clone()),
         };
         match pipeline::Entity::insert(model).exec_without_returning(&*txn).await {
             Ok(_) => {
@@ -132,5 +135,9 @@ fn record(model: pipeline::Model) -> StoreResult<PipelineRecord> {
         file_name: model.file_name,
         definition: from_json(model.definition, "pipelines.definition")?,
         created_at: model.created_at,
+        plugins: match model.plugins {
+            Some(plugins) => from_json(plugins, "pipelines.plugins")?,
+            None => Vec::new(),
+        },
     })
 }

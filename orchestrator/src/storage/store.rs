@@ -13,11 +13,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::codec::db_err;
-use super::{claim, identity, jobs, lifecycle, logs, pipelines, runners, tokens};
+use super::{claim, identity, jobs, lifecycle, logs, pipelines, plugins, runners, tokens};
 use crate::domain::store::{
-    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewRegistrationToken,
-    PipelineRecord, Redemption, RunnerCredential, RunnerRecord, StageRecord, StageReport, Store, StoreResult,
-    Transition,
+    ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewPlugin,
+    NewRegistrationToken, PipelineRecord, PluginRecord, Redemption, RunnerCredential, RunnerRecord, StageRecord,
+    StageReport, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -155,6 +155,23 @@ impl Store for SeaStore {
 
     async fn delete_pipeline(&self, name: &str) -> StoreResult<u32> {
         pipelines::delete(self, name).await
+    }
+
+    async fn publish_plugin(&self, new: NewPlugin) -> StoreResult<(PluginRecord, bool)> {
+        plugins::publish(self, new).await
+    }
+
+    async fn plugin(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        sha256: Option<&str>,
+    ) -> StoreResult<Option<PluginRecord>> {
+        plugins::find(self, name, version, sha256).await
+    }
+
+    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginRecord>> {
+        plugins::list(self, name, limit).await
     }
 
     async fn create_job(&self, new: NewJob) -> StoreResult<(JobRecord, bool)> {

@@ -9,6 +9,7 @@ mod evaluation;
 mod identity;
 mod jobs;
 mod pipelines;
+mod plugins;
 mod protocol;
 // Shared with the runner's fault tests, which use all of it.
 #[allow(dead_code)]

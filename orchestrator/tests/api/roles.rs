@@ -9,6 +9,7 @@ use rivet_orchestrator::api::roles::{Need, ROLE_TABLE};
 use rivet_orchestrator::domain::tokens::{Role, TokenDigest};
 use rivet_orchestrator::storage::SeaStore;
 use rivet_proto::v1 as pb;
+use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
@@ -30,6 +31,9 @@ enum Rpc {
     GetPipeline,
     ListPipelines,
     DeletePipeline,
+    PublishPlugin,
+    GetPlugin,
+    ListPlugins,
     LaunchJob,
     GetJob,
     ListJobs,
@@ -54,6 +58,9 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::GetPipeline, "/rivet.v1.PipelineService/GetPipeline", Role::Viewer),
     (Rpc::ListPipelines, "/rivet.v1.PipelineService/ListPipelines", Role::Viewer),
     (Rpc::DeletePipeline, "/rivet.v1.PipelineService/DeletePipeline", Role::Admin),
+    (Rpc::PublishPlugin, "/rivet.v1.PluginService/PublishPlugin", Role::Admin),
+    (Rpc::GetPlugin, "/rivet.v1.PluginService/GetPlugin", Role::Viewer),
+    (Rpc::ListPlugins, "/rivet.v1.PluginService/ListPlugins", Role::Viewer),
     (Rpc::LaunchJob, "/rivet.v1.JobService/LaunchJob", Role::Operator),
     (Rpc::GetJob, "/rivet.v1.JobService/GetJob", Role::Viewer),
     (Rpc::ListJobs, "/rivet.v1.JobService/ListJobs", Role::Viewer),
@@ -84,6 +91,7 @@ fn call<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 struct Bench {
     api: Api,
     tokens: TokenServiceClient<Channel>,
+    plugins: PluginServiceClient<Channel>,
     secrets: SecretServiceClient<Channel>,
     job: String,
     /// A registered runner that ListRunners must list.
@@ -111,8 +119,10 @@ impl Bench {
             .expect("the bootstrap token creates pipelines");
         let pipeline = created.into_inner().pipeline.expect("pipeline");
         let job = launch(&mut api, &pipeline.name, Some(BOOTSTRAP)).await.expect("the bootstrap token launches");
+        let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
+        plugins.publish_plugin(call(plugin_request(), Some(BOOTSTRAP))).await.expect("the bootstrap token publishes");
         let runner = register_runner(&mut api).await;
-        Bench { api, tokens, secrets, job, runner }
+        Bench { api, tokens, plugins, secrets, job, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -155,6 +165,14 @@ impl Bench {
                     .expect("create a pipeline to delete");
                 let request = pb::DeletePipelineRequest { pipeline: "doomed".into() };
                 api.pipelines.delete_pipeline(call(request, token)).await.map(drop)
+            }
+            Rpc::PublishPlugin => self.plugins.publish_plugin(call(plugin_request(), token)).await.map(drop),
+            Rpc::GetPlugin => {
+                let request = pb::GetPluginRequest { name: "roles".into(), version: String::new() };
+                self.plugins.get_plugin(call(request, token)).await.map(drop)
+            }
+            Rpc::ListPlugins => {
+                self.plugins.list_plugins(call(pb::ListPluginsRequest::default(), token)).await.map(drop)
             }
             Rpc::LaunchJob => launch(api, "roles", token).await.map(drop),
             Rpc::GetJob => {
@@ -221,6 +239,12 @@ impl Bench {
             }
         }
     }
+}
+
+/// Publishing the same version with the same content again succeeds, so every allowed call
+/// can.
+fn plugin_request() -> pb::PublishPluginRequest {
+    pb::PublishPluginRequest { name: "roles".into(), version: "1.0.0".into(), source: "return {}".into() }
 }
 
 /// Registers a runner with a one-use registration token the bootstrap admin creates.

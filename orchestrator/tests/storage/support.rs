@@ -120,6 +120,7 @@ pub fn definition(name: &str, tags: &[(&str, &str)]) -> PipelineDefinition {
                 line: 9,
             },
         ],
+        http: None,
     }
 }
 
@@ -130,6 +131,11 @@ pub fn new_pipeline(name: &str, tags: &[(&str, &str)]) -> NewPipeline {
         source: format!("return pipeline.define {{ name = {name:?} }}"),
         file_name: format!("{name}.lua"),
         definition: definition(name, tags),
+        plugins: vec![rivet_core::plugin::PluginPin {
+            name: "git".to_owned(),
+            version: "1.2.0".to_owned(),
+            sha256: "0".repeat(64),
+        }],
     }
 }
 

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::job::{Assignment, FailureReason, JobState, LogLine, StageState};
 use crate::model::ResolvedInputs;
+use crate::plugin::PinnedPlugin;
 
 /// A message from a runner to the orchestrator.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,4 +204,7 @@ pub struct AssignJob {
     pub first_sequence: u64,
     /// The job's overall timeout, if any.
     pub timeout: Option<Duration>,
+    /// The plugins the pipeline's version is pinned to, with their sources; `require`
+    /// serves only these.
+    pub plugins: Vec<PinnedPlugin>,
 }

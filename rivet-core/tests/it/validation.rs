@@ -258,6 +258,34 @@ fn plugins_and_secrets_are_unique_names() {
 }
 
 #[test]
+fn plugin_references_pin_a_version_or_a_hash() {
+    let hash = "ab".repeat(32);
+    let def = valid(&pipeline_with(&format!("plugins = {{ 'git', 'notify@1.2.0', 'cache@sha256:{hash}' }},")));
+    assert_eq!(def.plugins, vec!["git".to_owned(), "notify@1.2.0".to_owned(), format!("cache@sha256:{hash}")]);
+    let found = errors(&pipeline_with("plugins = { 'git@1.0', 'git@2.0', 'x@sha256:abc', 'y@', '@1' },"));
+    assert_error(&found, &["plugins[2]", "the plugin `git` is listed twice"]);
+    for index in [3, 4, 5] {
+        assert_error(&found, &[&format!("plugins[{index}]"), "is not a valid name"]);
+    }
+}
+
+#[test]
+fn an_http_scope_names_host_patterns_and_methods() {
+    let def =
+        valid(&pipeline_with("http = { hosts = { 'api.example.com', '*.hooks.example' }, methods = { 'POST' } },"));
+    let scope = def.http.expect("a scope");
+    assert_eq!(scope.hosts, ["api.example.com", "*.hooks.example"]);
+    assert_eq!(scope.methods, ["POST"]);
+    assert_eq!(valid(&pipeline_with("")).http, None);
+    let found = errors(&pipeline_with("http = { hosts = { 'a b', 'x.*' }, methods = { 'FETCH' }, ports = { 80 } },"));
+    assert_error(&found, &["http.hosts[1]", "`a b` is not a valid name"]);
+    assert_error(&found, &["http.hosts[2]", "`x.*` is not a valid name"]);
+    assert_error(&found, &["http.methods[1]", "`FETCH`"]);
+    assert_error(&found, &["http.ports", "unknown"]);
+    assert_error(&errors(&pipeline_with("http = 'open',")), &["http: must be a table, got string"]);
+}
+
+#[test]
 fn all_errors_are_reported_at_once_in_line_order() {
     let source = r#"return pipeline.define {
   name = "",

@@ -134,7 +134,7 @@ pub async fn run_job(
     let job = ctx.clone();
     let thread = std::thread::Builder::new().name(format!("rivet-job-{}", spec.assignment.job_id)).spawn(move || {
         let finish = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(stages::run(job, spec.source, spec.file_name)),
+            Ok(runtime) => runtime.block_on(stages::run(job, spec.source, spec.file_name, spec.plugins)),
             Err(err) => Finish::failed(FailureReason::Internal, format!("failed to start the job's runtime: {err}")),
         };
         let _ = done.send(finish);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use mlua::Value;
+use rivet_core::plugin::PinnedPlugin;
 use rivet_core::{FailureReason, JobState, Limits, StageState};
 use tokio::time::Instant;
 
@@ -21,14 +22,20 @@ use crate::runtime::{self, call_driven, on_host};
 /// Loads the pipeline and runs its stages. Every stage is reported exactly once: stages
 /// after a failed, cancelled or timed-out one are reported as skipped, saying why. Stops
 /// come from the supervisor through the context (see `supervisor`).
-pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String) -> Finish {
+pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plugins: Vec<PinnedPlugin>) -> Finish {
     let limits = Limits { memory: ctx.config.lua_memory_bytes, time: ctx.config.lua_time_budget() };
     let pipeline = match rivet_core::load(&source, &file, limits) {
         Ok(pipeline) => pipeline,
         Err(err) => return Finish::failed(FailureReason::ScriptError, format!("the pipeline failed to load: {err}")),
     };
     let lua = pipeline.lua().clone();
-    if let Err(err) = runtime::install(&lua, &ctx).and_then(|()| ctx.budget.install(&lua)) {
+    if let Err(why) = runtime::check_plugins(pipeline.definition(), &plugins) {
+        return Finish::failed(FailureReason::ScriptError, why);
+    }
+    let installed = runtime::install(&lua, &ctx, pipeline.definition())
+        .and_then(|()| rivet_core::plugin::install_require(&lua, plugins))
+        .and_then(|()| ctx.budget.install(&lua));
+    if let Err(err) = installed {
         return Finish::failed(FailureReason::Internal, format!("failed to set up the Lua runtime: {err}"));
     }
     let stages: Vec<_> =

@@ -1,5 +1,6 @@
 //! The modules a pipeline script uses while a job runs: `log`, `input`, `output`,
-//! `container`, `process` and `secret` (documented for script authors in `lua-stubs/`).
+//! `container`, `process`, `secret`, `fs`, `http` and `json` (documented for script authors
+//! in `lua-stubs/`).
 //!
 //! They are Rust functions installed as globals in the job's Lua state. The ones that wait
 //! on the host (`container.with` pulling an image, `process.run`) are async: they suspend
@@ -10,7 +11,10 @@ pub(crate) mod budget;
 mod container;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod fs;
+pub mod http;
 mod input;
+mod json;
 mod log;
 mod output;
 mod process;
@@ -20,21 +24,44 @@ use std::future::Future;
 use std::sync::Arc;
 
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, Value};
+use rivet_core::PipelineDefinition;
+use rivet_core::plugin::{PinnedPlugin, PluginRef};
 
 use crate::executor::Error;
 use crate::executor::context::JobContext;
 
-/// Installs every runtime module into `lua`.
-pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
+/// Installs every runtime module into `lua`, for the pipeline `definition`.
+pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>, definition: &PipelineDefinition) -> mlua::Result<()> {
     log::install(lua, ctx)?;
     input::install(lua, ctx)?;
     output::install(lua, ctx)?;
     container::install(lua, ctx)?;
     process::install(lua, ctx)?;
+    fs::install(lua, ctx)?;
+    http::install(lua, ctx, definition.http.clone())?;
+    json::install(lua)?;
     secret::install(lua, ctx)?;
     #[cfg(feature = "fault-injection")]
     fault::install(lua)?;
     Ok(())
+}
+
+/// Checks that the assignment carries a pinned source for every plugin the pipeline names
+/// (`require` serves only those).
+pub(crate) fn check_plugins(definition: &PipelineDefinition, plugins: &[PinnedPlugin]) -> Result<(), String> {
+    let missing: Vec<&str> = definition
+        .plugins
+        .iter()
+        .filter_map(|text| {
+            let name = PluginRef::parse(text).map(|reference| reference.name).unwrap_or_else(|_| text.clone());
+            (!plugins.iter().any(|plugin| plugin.pin.name == name)).then_some(text.as_str())
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the assignment carries no pinned source for the plugin(s) {}", missing.join(", ")))
+    }
 }
 
 /// Calls `function` on a Lua thread of its own that the runner drives asynchronously, so

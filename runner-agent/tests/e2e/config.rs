@@ -63,6 +63,15 @@ fn every_documented_runner_setting_can_be_set_through_the_environment() {
         ("executor.cancel_grace_secs", "9", json!(9)),
         ("executor.default_network", "none", json!("none")),
         ("executor.container_uid_base", "2000000", json!(2000000)),
+        ("executor.fs_max_read_bytes", "1048576", json!(1048576)),
+        ("executor.fs_max_write_bytes", "2097152", json!(2097152)),
+        ("executor.http.allowed_hosts", r#"["*.example.com"]"#, json!(["*.example.com"])),
+        ("executor.http.allowed_methods", r#"["GET"]"#, json!(["GET"])),
+        ("executor.http.max_request_body_bytes", "1024", json!(1024)),
+        ("executor.http.max_response_body_bytes", "4096", json!(4096)),
+        ("executor.http.timeout_secs", "7", json!(7)),
+        ("executor.http.max_redirects", "2", json!(2)),
+        ("executor.http.allow_private_addresses", "true", json!(true)),
     ];
     let keys = KeyPaths::from_defaults(&serde_json::to_value(AgentConfig::default()).expect("serializable"));
     let covered: Vec<&str> = settings.iter().map(|(path, ..)| *path).collect();

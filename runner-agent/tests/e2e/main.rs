@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 mod config;
+mod plugins;
 mod secrets;
 #[path = "../executor/support.rs"]
 mod support;

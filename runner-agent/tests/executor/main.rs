@@ -2,6 +2,8 @@
 //! images (`deploy/test-image/build.sh`).
 
 mod bounds;
+mod fs;
+mod http;
 mod isolation;
 mod lifecycle;
 mod pipelines;

@@ -79,6 +79,7 @@ impl Env {
             secrets: secrets.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             first_sequence: FIRST_SEQUENCE,
             timeout: None,
+            plugins: Vec::new(),
         }
     }
 

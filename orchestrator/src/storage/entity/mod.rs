@@ -7,6 +7,7 @@ pub mod job_stage;
 pub mod job_transition;
 pub mod log_line;
 pub mod pipeline;
+pub mod plugin;
 pub mod registration_token;
 pub mod runner;
 pub mod runner_credential;

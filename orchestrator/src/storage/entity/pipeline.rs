@@ -18,6 +18,9 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary")]
     pub definition: Json,
     pub created_at: DateTimeUtc,
+    /// The `rivet_core::plugin::PluginPin`s taken at creation, as serde JSON; null for none.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub plugins: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
