@@ -15,6 +15,7 @@
 pub mod backoff;
 mod diagnostic;
 mod dsl;
+pub mod forge;
 pub mod image;
 pub mod inputs;
 pub mod job;
