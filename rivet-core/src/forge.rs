@@ -70,6 +70,9 @@ mod tests {
             assert_eq!(forge.as_str().parse::<Forge>(), Ok(*forge));
         }
         assert_eq!("forgejo".parse::<Forge>(), Ok(Forge::Gitea));
-        assert_eq!("bitbucket".parse::<Forge>().map_err(|e| e.to_string()), Err("unknown forge `bitbucket`".to_owned()));
+        assert_eq!(
+            "bitbucket".parse::<Forge>().map_err(|e| e.to_string()),
+            Err("unknown forge `bitbucket`".to_owned())
+        );
     }
 }
