@@ -12,7 +12,7 @@
 ---@class (exact) rivet.HttpRequest
 ---@field method? "GET"|"HEAD"|"POST"|"PUT"|"PATCH"|"DELETE"|"OPTIONS" `"GET"` by default.
 ---@field url string An `http://` or `https://` URL.
----@field headers? table<string, string> Request headers; their values never appear in errors or logs.
+---@field headers? table<string, string> Request headers (at most 100, 64 KiB in all); their values never appear in errors or logs.
 ---@field body? string The request body.
 ---@field timeout? number Seconds the whole request may take; at most the runner's `executor.http.timeout_secs`, which is also the default.
 

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert;
 use crate::domain::orchestrator::Orchestrator;
-use crate::domain::store::PluginRecord;
+use crate::domain::store::PluginVersion;
 
 /// The plugin service.
 #[derive(Debug, Clone)]
@@ -24,12 +24,12 @@ impl Plugins {
     }
 }
 
-fn plugin_to_proto(record: &PluginRecord) -> Plugin {
+fn plugin_to_proto(record: &PluginVersion) -> Plugin {
     Plugin {
         name: record.name.clone(),
         version: record.version.clone(),
         sha256: record.sha256.clone(),
-        size_bytes: record.source.len() as u64,
+        size_bytes: record.size_bytes,
         publish_time: Some(convert::time_to_proto(record.created_at)),
     }
 }
@@ -43,13 +43,16 @@ impl PluginService for Plugins {
         let request = request.into_inner();
         let record = self.orchestrator.publish_plugin(request.name, request.version, request.source).await?;
         tracing::info!(plugin = %record.name, version = %record.version, sha256 = %record.sha256, "plugin published");
-        Ok(Response::new(PublishPluginResponse { plugin: Some(plugin_to_proto(&record)) }))
+        Ok(Response::new(PublishPluginResponse { plugin: Some(plugin_to_proto(&PluginVersion::from(&record))) }))
     }
 
     async fn get_plugin(&self, request: Request<GetPluginRequest>) -> Result<Response<GetPluginResponse>, Status> {
         let request = request.into_inner();
         let record = self.orchestrator.find_plugin(&request.name, &request.version).await?;
-        Ok(Response::new(GetPluginResponse { plugin: Some(plugin_to_proto(&record)), source: record.source }))
+        Ok(Response::new(GetPluginResponse {
+            plugin: Some(plugin_to_proto(&PluginVersion::from(&record))),
+            source: record.source,
+        }))
     }
 
     async fn list_plugins(

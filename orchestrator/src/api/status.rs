@@ -53,6 +53,7 @@ impl From<Error> for Status {
                 Status::permission_denied(err.to_string())
             }
             Error::ShuttingDown => Status::unavailable(err.to_string()),
+            Error::ResourceExhausted(_) => Status::resource_exhausted(err.to_string()),
             Error::Evaluation(ref evaluation) => match evaluation {
                 // A limit stopped the script: the script is at fault, and the message says
                 // which limit, as a violation of the `source` field. (The orchestrator

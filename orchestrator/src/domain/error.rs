@@ -82,6 +82,9 @@ pub enum Error {
     /// its value would travel over plain text off loopback. The message names the setting.
     #[error("{0}")]
     SecretsRefused(String),
+    /// A stored collection is at its cap (e.g. plugin versions); the message names it.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// The orchestrator is shutting down.
     #[error("the orchestrator is shutting down")]
     ShuttingDown,

@@ -14,10 +14,14 @@ use rivet_core::plugin::{MAX_PLUGIN_BYTES, Pin, PinnedPlugin, PluginPin, PluginR
 
 use crate::domain::error::{Error, Result};
 use crate::domain::orchestrator::Orchestrator;
-use crate::domain::store::{NewPlugin, PluginRecord};
+use crate::domain::store::{NewPlugin, PluginRecord, PluginVersion};
 
 /// The most versions one listing returns.
 pub const MAX_LISTED: u64 = 1000;
+/// The most versions one plugin may have.
+pub const MAX_VERSIONS_PER_PLUGIN: u64 = 1000;
+/// The most plugin versions the store may hold in all.
+pub const MAX_VERSIONS: u64 = 10_000;
 
 /// Plugin sources by content hash: they never change, so dispatch reads each once.
 #[derive(Debug, Default)]
@@ -46,6 +50,12 @@ impl Orchestrator {
             ));
         }
         let sha256 = rivet_core::plugin::sha256(&source);
+        // A version published again is answered below; only a new one counts against the
+        // caps. Two replicas publishing at once may each pass the check: the caps bound the
+        // store, they are not exact.
+        if self.store().plugin(&name, Some(&version), None).await?.is_none() {
+            self.check_plugin_room(&name).await?;
+        }
         let (record, _created) = self.store().publish_plugin(NewPlugin { name, version, source }).await?;
         if record.sha256 != sha256 {
             return Err(Error::AlreadyExists(format!(
@@ -70,8 +80,23 @@ impl Orchestrator {
         found.ok_or(Error::NotFound { what: "plugin", id: what })
     }
 
-    /// Plugin versions, of `name` or of every plugin.
-    pub async fn list_plugins(&self, name: &str) -> Result<Vec<PluginRecord>> {
+    /// Refuses a new version of `name` when it or the store is full.
+    async fn check_plugin_room(&self, name: &str) -> Result<()> {
+        if self.store().count_plugins(Some(name)).await? >= MAX_VERSIONS_PER_PLUGIN {
+            return Err(Error::ResourceExhausted(format!(
+                "plugin {name} has {MAX_VERSIONS_PER_PLUGIN} versions, the most one plugin may have"
+            )));
+        }
+        if self.store().count_plugins(None).await? >= MAX_VERSIONS {
+            return Err(Error::ResourceExhausted(format!(
+                "the store holds {MAX_VERSIONS} plugin versions, the most it may hold"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Plugin versions, of `name` or of every plugin, without their sources.
+    pub async fn list_plugins(&self, name: &str) -> Result<Vec<PluginVersion>> {
         let name = (!name.is_empty()).then_some(name);
         Ok(self.store().list_plugins(name, MAX_LISTED).await?)
     }

@@ -71,6 +71,33 @@ pub struct PluginRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A stored plugin version as listed: everything but the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginVersion {
+    /// The plugin's name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The SHA-256 of its source, lowercase hex.
+    pub sha256: String,
+    /// The size of its source in bytes.
+    pub size_bytes: u64,
+    /// When it was published.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&PluginRecord> for PluginVersion {
+    fn from(record: &PluginRecord) -> PluginVersion {
+        PluginVersion {
+            name: record.name.clone(),
+            version: record.version.clone(),
+            sha256: record.sha256.clone(),
+            size_bytes: record.source.len() as u64,
+            created_at: record.created_at,
+        }
+    }
+}
+
 /// A stored pipeline version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineRecord {
@@ -360,8 +387,11 @@ pub trait Store: SecretStore + Send + Sync + 'static {
         version: Option<&str>,
         sha256: Option<&str>,
     ) -> StoreResult<Option<PluginRecord>>;
-    /// Plugin versions (of `name`, or all), by name then publication, at most `limit`.
-    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginRecord>>;
+    /// Plugin versions (of `name`, or all), by name then publication, at most `limit`,
+    /// without their sources.
+    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>>;
+    /// How many plugin versions are stored (of `name`, or of every plugin).
+    async fn count_plugins(&self, name: Option<&str>) -> StoreResult<u64>;
 
     /// Creates a queued job and records the `queued` transition. With an idempotency key
     /// already used, returns the existing job and `false`.

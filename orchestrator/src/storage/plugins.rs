@@ -1,13 +1,14 @@
 //! Plugin versions: unique by (name, version), found by content hash too.
 
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
+use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr};
 use uuid::Uuid;
 
 use super::codec::{db_err, now};
 use super::entity::plugin;
-use super::store::SeaStore;
-use crate::domain::store::{NewPlugin, PluginRecord, StoreResult};
+use super::store::{Backend, SeaStore};
+use crate::domain::store::{NewPlugin, PluginRecord, PluginVersion, StoreResult};
 
 /// Stores `new`, or returns the version already stored under its name and version.
 pub(super) async fn publish(store: &SeaStore, new: NewPlugin) -> StoreResult<(PluginRecord, bool)> {
@@ -60,20 +61,51 @@ pub(super) async fn find(
     Ok(model.map(record))
 }
 
-/// Versions by name, then by publication.
-pub(super) async fn list(store: &SeaStore, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginRecord>> {
+/// Versions by name, then by publication, without their sources (a listing of many
+/// versions would otherwise read up to a megabyte for each).
+pub(super) async fn list(store: &SeaStore, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>> {
+    // Byte lengths, as 64-bit integers: PostgreSQL's and SQLite's `length` count characters.
+    let size = match store.backend {
+        Backend::Postgres => r#"CAST(octet_length("source") AS BIGINT)"#,
+        Backend::Sqlite => r#"length(CAST("source" AS BLOB))"#,
+    };
     let mut query = plugin::Entity::find();
     if let Some(name) = name {
         query = query.filter(Expr::col(plugin::Column::Name).eq(name));
     }
-    let models = query
+    let rows: Vec<(String, String, String, Option<i64>, DateTime<Utc>)> = query
+        .select_only()
+        .column(plugin::Column::Name)
+        .column(plugin::Column::Version)
+        .column(plugin::Column::Sha256)
+        .column_as(Expr::cust(size), "size_bytes")
+        .column(plugin::Column::CreatedAt)
         .order_by_asc(plugin::Column::Name)
         .order_by_asc(plugin::Column::Id)
         .limit(limit)
+        .into_tuple()
         .all(&store.db)
         .await
         .map_err(db_err)?;
-    Ok(models.into_iter().map(record).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(name, version, sha256, size, created_at)| PluginVersion {
+            name,
+            version,
+            sha256,
+            size_bytes: u64::try_from(size.unwrap_or(0)).unwrap_or(0),
+            created_at,
+        })
+        .collect())
+}
+
+/// How many versions are stored, of `name` or of every plugin.
+pub(super) async fn count(store: &SeaStore, name: Option<&str>) -> StoreResult<u64> {
+    let mut query = plugin::Entity::find();
+    if let Some(name) = name {
+        query = query.filter(Expr::col(plugin::Column::Name).eq(name));
+    }
+    query.count(&store.db).await.map_err(db_err)
 }
 
 fn record(model: plugin::Model) -> PluginRecord {

@@ -16,8 +16,8 @@ use super::codec::db_err;
 use super::{claim, identity, jobs, lifecycle, logs, pipelines, plugins, runners, tokens};
 use crate::domain::store::{
     ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewPlugin,
-    NewRegistrationToken, PipelineRecord, PluginRecord, Redemption, RunnerCredential, RunnerRecord, StageRecord,
-    StageReport, Store, StoreResult, Transition,
+    NewRegistrationToken, PipelineRecord, PluginRecord, PluginVersion, Redemption, RunnerCredential, RunnerRecord,
+    StageRecord, StageReport, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -170,8 +170,12 @@ impl Store for SeaStore {
         plugins::find(self, name, version, sha256).await
     }
 
-    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginRecord>> {
+    async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>> {
         plugins::list(self, name, limit).await
+    }
+
+    async fn count_plugins(&self, name: Option<&str>) -> StoreResult<u64> {
+        plugins::count(self, name).await
     }
 
     async fn create_job(&self, new: NewJob) -> StoreResult<(JobRecord, bool)> {

@@ -68,8 +68,29 @@ async fn publishing_and_finding(backend: Backend) {
     assert_eq!(listed, expected);
     let git = plugins.list_plugins(pb::ListPluginsRequest { name: "git".into() }).await.unwrap().into_inner();
     assert_eq!(git.plugins.iter().map(|p| p.sha256.clone()).collect::<Vec<_>>(), [one.sha256, two.sha256]);
+    // Listed sizes are bytes, not characters, though the listing reads no source.
+    let wide = "return { s = \"größe\" }";
+    publish(&mut plugins, "wide", "1.0.0", wide).await.unwrap();
+    let listed = plugins.list_plugins(pb::ListPluginsRequest { name: "wide".into() }).await.unwrap().into_inner();
+    assert_eq!(listed.plugins.iter().map(|p| p.size_bytes).collect::<Vec<_>>(), [wide.len() as u64]);
 }
 both_backends!(publishing_and_finding_plugins, publishing_and_finding);
+
+async fn bounded_versions(backend: Backend) {
+    let cluster = Cluster::start(backend).await;
+    let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
+    let cap = rivet_orchestrator::domain::plugins::MAX_VERSIONS_PER_PLUGIN;
+    for i in 0..cap {
+        publish(&mut plugins, "many", &format!("1.0.{i}"), "return {}").await.unwrap();
+    }
+    let err = publish(&mut plugins, "many", "2.0.0", "return {}").await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(err.message(), format!("plugin many has {cap} versions, the most one plugin may have"));
+    // Publishing a stored version again is no new version, and another plugin has room.
+    publish(&mut plugins, "many", "1.0.0", "return {}").await.unwrap();
+    publish(&mut plugins, "other", "1.0.0", "return {}").await.unwrap();
+}
+both_backends!(a_plugin_has_a_bounded_number_of_versions, bounded_versions);
 
 async fn pins_travel_with_assignments(backend: Backend) {
     let cluster = Cluster::start(backend).await;

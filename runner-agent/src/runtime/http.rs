@@ -23,7 +23,9 @@
 //! Requests run on the runner's runtime while the stage's Lua budget is suspended: they
 //! count against the stage's wall-clock timeout, not its Lua time. A job's stop ends them.
 //! Header values never appear in an error or a log line; the usual credential headers are
-//! also marked sensitive for the HTTP stack.
+//! also marked sensitive for the HTTP stack. A request carries at most
+//! [`MAX_REQUEST_HEADERS`] headers of at most [`MAX_REQUEST_HEADER_BYTES`] in all (names and
+//! values), checked before anything is sent.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -247,6 +249,11 @@ struct Response {
 const SENSITIVE: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "x-api-key", "x-auth-token"];
 
 const FIELDS: &[&str] = &["method", "url", "headers", "body", "timeout"];
+
+/// The most headers one request may set.
+pub const MAX_REQUEST_HEADERS: usize = 100;
+/// The most bytes of header names and values one request may set.
+pub const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
 
 pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>, scope: Option<HttpScope>) -> mlua::Result<()> {
     let http = Http::new(Effective::new(ctx.config.http.clone(), scope)).map_err(mlua::Error::runtime)?;
@@ -474,7 +481,11 @@ fn headers(value: &Value) -> Result<HeaderMap, String> {
         Value::Table(table) => table,
         other => return Err(format!("`headers` must be a table of strings by name, got a {}", other.type_name())),
     };
+    let mut bytes = 0;
     for pair in table.pairs::<Value, Value>() {
+        if map.len() >= MAX_REQUEST_HEADERS {
+            return Err(format!("`headers` may hold at most {MAX_REQUEST_HEADERS} headers"));
+        }
         let (name, value) = pair.map_err(|err| err.to_string())?;
         let Value::String(name) = name else {
             return Err(format!("`headers` names must be strings, got a {}", name.type_name()));
@@ -485,6 +496,10 @@ fn headers(value: &Value) -> Result<HeaderMap, String> {
         let text = text_of(&value).ok_or_else(|| format!("the value of header `{name}` must be a string"))?;
         let mut value = HeaderValue::from_str(&text)
             .map_err(|_| format!("the value of header `{name}` is not a valid header value"))?;
+        bytes += header.as_str().len() + value.len();
+        if bytes > MAX_REQUEST_HEADER_BYTES {
+            return Err(format!("`headers` may hold at most {MAX_REQUEST_HEADER_BYTES} bytes of names and values"));
+        }
         if SENSITIVE.contains(&header.as_str()) {
             value.set_sensitive(true);
         }
@@ -496,6 +511,23 @@ fn headers(value: &Value) -> Result<HeaderMap, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_sets_a_bounded_number_and_size_of_headers() {
+        let lua = Lua::new();
+        let table = |count: usize, value: &str| {
+            let table = lua.create_table().expect("a table");
+            for i in 0..count {
+                table.raw_set(format!("x-h{i}"), value).expect("a header");
+            }
+            Value::Table(table)
+        };
+        assert_eq!(headers(&table(MAX_REQUEST_HEADERS, "v")).expect("within the caps").len(), MAX_REQUEST_HEADERS);
+        let why = headers(&table(MAX_REQUEST_HEADERS + 1, "v")).expect_err("too many");
+        assert_eq!(why, format!("`headers` may hold at most {MAX_REQUEST_HEADERS} headers"));
+        let why = headers(&table(3, &"v".repeat(MAX_REQUEST_HEADER_BYTES / 2))).expect_err("too big");
+        assert!(why.contains("at most 65536 bytes"), "{why}");
+    }
 
     #[test]
     fn public_addresses_are_told_apart() {
