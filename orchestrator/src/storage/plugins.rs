@@ -61,6 +61,9 @@ pub(super) async fn find(
     Ok(model.map(record))
 }
 
+/// A listed version as read: name, version, hash, size in bytes, publication time.
+type ListedRow = (String, String, String, Option<i64>, DateTime<Utc>);
+
 /// Versions by name, then by publication, without their sources (a listing of many
 /// versions would otherwise read up to a megabyte for each).
 pub(super) async fn list(store: &SeaStore, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>> {
@@ -73,7 +76,7 @@ pub(super) async fn list(store: &SeaStore, name: Option<&str>, limit: u64) -> St
     if let Some(name) = name {
         query = query.filter(Expr::col(plugin::Column::Name).eq(name));
     }
-    let rows: Vec<(String, String, String, Option<i64>, DateTime<Utc>)> = query
+    let rows: Vec<ListedRow> = query
         .select_only()
         .column(plugin::Column::Name)
         .column(plugin::Column::Version)
