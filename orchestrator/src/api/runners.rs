@@ -101,7 +101,7 @@ impl RunnerService for Runners {
         // Users are checked by `api::guard` against the role table, like every call.
         let include_offline = request.get_ref().include_offline;
         let online = self.orchestrator.coord().online_runners().await.map_err(Error::from)?;
-        let active = self.orchestrator.store().active_jobs().await.map_err(Error::from)?;
+        let active = self.orchestrator.store().active_jobs(None).await.map_err(Error::from)?;
         let credentials: std::collections::HashMap<Uuid, _> = self
             .orchestrator
             .store()

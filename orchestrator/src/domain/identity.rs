@@ -273,10 +273,7 @@ pub async fn revoke(orchestrator: &Orchestrator, runner_id: Uuid) -> Result<Vec<
     orchestrator.send_runner_command(runner_id, &RunnerCommand::Revoke).await;
     let message = format!("runner {runner_id} was revoked");
     let mut requeued = Vec::new();
-    for job in orchestrator.store().active_jobs().await? {
-        if job.runner_id != Some(runner_id) {
-            continue;
-        }
+    for job in orchestrator.store().active_jobs(Some(runner_id)).await? {
         let assignment = job.assignment();
         if orchestrator.store().requeue_job(None, assignment, &message).await?.is_some() {
             orchestrator.coord().release_lease(assignment).await?;

@@ -109,7 +109,7 @@ impl Sweeper {
 
         let mut missing = HashSet::new();
         let mut requeued = 0;
-        let jobs = orchestrator.store().active_jobs().await?;
+        let jobs = orchestrator.store().active_jobs(None).await?;
         let timed_out = timeouts::expire(orchestrator, &jobs).await?;
         for job in jobs.into_iter().filter(|job| !timed_out.contains(&job.id)) {
             let assignment = job.assignment();
@@ -166,12 +166,8 @@ pub async fn renew(orchestrator: &Orchestrator, runner: Uuid, assignment: Assign
 /// lists are left alone.
 pub async fn requeue_forgotten(orchestrator: &Orchestrator, runner: Uuid, kept: &HashSet<Uuid>) -> Result<usize> {
     let mut requeued = 0;
-    let forgotten = orchestrator
-        .store()
-        .active_jobs()
-        .await?
-        .into_iter()
-        .filter(|job| job.runner_id == Some(runner) && !kept.contains(&job.id));
+    let forgotten =
+        orchestrator.store().active_jobs(Some(runner)).await?.into_iter().filter(|job| !kept.contains(&job.id));
     for job in forgotten {
         let assignment = job.assignment();
         let message = "the runner restarted without the job";

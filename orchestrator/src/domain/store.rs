@@ -448,8 +448,8 @@ pub trait Store: SecretStore + Send + Sync + 'static {
     async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>>;
     /// Whether a cancel was requested for the job.
     async fn cancel_requested(&self, id: Uuid) -> StoreResult<bool>;
-    /// Jobs in `assigned` or `running`, for lease sweeps.
-    async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>>;
+    /// Jobs in `assigned` or `running` (of `runner`, or of every runner), oldest first.
+    async fn active_jobs(&self, runner: Option<Uuid>) -> StoreResult<Vec<JobRecord>>;
     /// Records a stage's state under `assignment`, reported by `runner` (insert or update
     /// by job and name).
     async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool>;

@@ -205,9 +205,13 @@ pub(super) async fn cancel_requested(store: &SeaStore, id: Uuid) -> StoreResult<
 }
 
 /// Jobs a runner holds, oldest first.
-pub(super) async fn active(store: &SeaStore) -> StoreResult<Vec<JobRecord>> {
-    let models = job::Entity::find()
-        .filter(job::Column::State.is_in([JobState::Assigned.as_str(), JobState::Running.as_str()]))
+pub(super) async fn active(store: &SeaStore, runner: Option<Uuid>) -> StoreResult<Vec<JobRecord>> {
+    let mut query =
+        job::Entity::find().filter(job::Column::State.is_in([JobState::Assigned.as_str(), JobState::Running.as_str()]));
+    if let Some(runner) = runner {
+        query = query.filter(job::Column::RunnerId.eq(runner));
+    }
+    let models = query
         .order_by_asc(job::Column::CreatedAt)
         .order_by_asc(job::Column::Id)
         .all(&store.db)

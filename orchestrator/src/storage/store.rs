@@ -241,8 +241,8 @@ impl Store for SeaStore {
         jobs::cancel_requested(self, id).await
     }
 
-    async fn active_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        jobs::active(self).await
+    async fn active_jobs(&self, runner: Option<Uuid>) -> StoreResult<Vec<JobRecord>> {
+        jobs::active(self, runner).await
     }
 
     async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool> {

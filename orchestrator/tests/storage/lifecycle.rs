@@ -234,13 +234,19 @@ async fn active_jobs_are_the_assigned_and_running_ones(store: &SeaStore) {
     for _ in 0..4 {
         support::job(store, &pipeline).await;
     }
-    assert_eq!(store.active_jobs().await.unwrap(), vec![]);
+    support::job(store, &pipeline).await;
+    assert_eq!(store.active_jobs(None).await.unwrap(), vec![]);
     let (assigned, _) = claim(store, &[]).await;
     let (running, _) = claim(store, &[]).await;
     let running = store.mark_running(RUNNER, running.assignment()).await.unwrap().unwrap();
     let (done, _) = claim(store, &[]).await;
     store.finish_job(Some(RUNNER), done.assignment(), finish(JobState::Succeeded, None)).await.unwrap().unwrap();
-    assert_eq!(store.active_jobs().await.unwrap(), vec![assigned, running]);
+    let other_runner = Uuid::from_u128(RUNNER.as_u128() + 1);
+    let (other, _) = store.claim_job(other_runner, &BTreeMap::new()).await.unwrap().unwrap();
+    assert_eq!(store.active_jobs(None).await.unwrap(), vec![assigned.clone(), running.clone(), other.clone()]);
+    assert_eq!(store.active_jobs(Some(RUNNER)).await.unwrap(), vec![assigned, running]);
+    assert_eq!(store.active_jobs(Some(other_runner)).await.unwrap(), vec![other]);
+    assert_eq!(store.active_jobs(Some(Uuid::now_v7())).await.unwrap(), vec![]);
 }
 
 async fn stages_are_upserted_in_the_order_they_start(store: &SeaStore) {
