@@ -1,7 +1,9 @@
 //! Tidy tests for the API boundary that ARCHITECTURE.md states: prost types stop at the
 //! edges (`api`, `convert`, the runner's `agent/connection.rs`), and `rivet-core` depends on
-//! neither tonic, prost nor sea-orm. They read the sources and `Cargo.lock`, so a change
-//! that crosses the boundary fails here, naming the file and line.
+//! neither tonic, prost nor sea-orm; and the shipped binaries are built without the features
+//! only tests may turn on (`testing`, `fault-injection`). They read the sources, `Cargo.lock`
+//! and `cargo tree`, so a change that crosses the boundary fails here, naming the file and
+//! line (or the feature).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -159,4 +161,48 @@ fn rivet_core_depends_on_neither_tonic_nor_prost_nor_sea_orm() {
         })
         .collect();
     assert!(found.is_empty(), "rivet-core must stay free of the wire and the database:\n{}", found.join("\n"));
+}
+
+/// The packages that ship a binary, and the features only their tests may turn on.
+const SHIPPED: &[&str] = &["rivet-orchestrator", "rivet-runner", "rivet-cli"];
+const TEST_ONLY_FEATURES: &[(&str, &str)] = &[("rivet-orchestrator", "testing"), ("rivet-runner", "fault-injection")];
+
+/// The features each workspace package is built with when `package` is built with the
+/// given edge kinds, from `cargo tree`.
+fn features_of(package: &str, edges: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args(["tree", "--quiet", "--package", package, "--edges", edges, "--prefix", "none", "--format", "{p}|{f}"])
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|err| panic!("cargo tree -p {package}: {err}"));
+    assert!(output.status.success(), "cargo tree -p {package}: {}", String::from_utf8_lossy(&output.stderr));
+    let mut features: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((name_version, list)) = line.split_once('|') else { continue };
+        let name = name_version.split(' ').next().unwrap_or_default();
+        let list = list.trim_end_matches(" (*)");
+        features
+            .entry(name.to_owned())
+            .or_default()
+            .extend(list.split(',').filter(|f| !f.is_empty()).map(str::to_owned));
+    }
+    features
+}
+
+#[test]
+fn shipped_binaries_build_without_test_only_features() {
+    for package in SHIPPED {
+        let shipped = features_of(package, "normal,build");
+        assert!(shipped.contains_key(*package), "cargo tree did not list {package}: {shipped:?}");
+        for (owner, feature) in TEST_ONLY_FEATURES {
+            let on = shipped.get(*owner).is_some_and(|features| features.contains(*feature));
+            assert!(!on, "a shipped {package} is built with {owner}'s feature `{feature}`");
+        }
+    }
+    // The check can see them: the runner's tests turn both on.
+    let tests = features_of("rivet-runner", "normal,build,dev");
+    for (owner, feature) in TEST_ONLY_FEATURES {
+        assert!(tests.get(*owner).is_some_and(|features| features.contains(*feature)), "{owner}/{feature} not seen");
+    }
 }
