@@ -682,13 +682,15 @@ end } } }"#;
     stack.create(quick, "quick.lua").await;
 
     let id = stack.launch("stuck", &[]).await;
-    let started = tokio::time::Instant::now();
     let job = stack.wait_ended(&id).await;
-    // The stage timeout, the grace period (1 s), the unwinding and abandoning slack (4 s),
-    // and a margin for a loaded machine.
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(2 + 1 + 4 + 4), "the stuck job took {took:?}");
     assert_eq!(job.state(), pb::JobState::TimedOut, "{job:?}");
+    // Ended by the stage's timeout, not by the call returning: the stage's recorded run is
+    // shorter than the block (a logical bound, not a timing threshold: 2 s against 120 s).
+    let block = &job.stages[0];
+    let (Some(start), Some(end)) = (&block.start_time, &block.end_time) else {
+        panic!("the stage has no start or end time: {block:?}")
+    };
+    assert!(end.seconds - start.seconds < 120, "the stage ran {}s, as long as the block", end.seconds - start.seconds);
     let states: Vec<pb::StageState> = job.stages.iter().map(|s| s.state()).collect();
     assert_eq!(states, [pb::StageState::TimedOut, pb::StageState::Skipped]);
     assert!(job.message.contains("timed out after 2s") && job.message.contains("abandoned"), "{}", job.message);
