@@ -68,6 +68,13 @@ pub enum Command {
         /// Never ask for inputs, even on a terminal: fail listing every missing one.
         #[arg(long)]
         no_input: bool,
+        /// A secret the pipeline declares, its value taken from the environment variable of
+        /// the same name (never from the command line); repeat for each secret.
+        #[arg(long = "secret", short = 's', value_name = "NAME")]
+        secrets: Vec<String>,
+        /// A file of secrets, one `NAME=VALUE` per line (`#` starts a comment line).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
     },
     /// Keep an embedded server and runner up for other `rivet` commands, until Ctrl-C.
     Dev {

@@ -133,14 +133,15 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
             let loaded = config::load(overrides)?;
             Ok(commands::settings::show(&loaded, format))
         }
-        Command::Run { file, inputs, no_input } => {
+        Command::Run { file, inputs, no_input, secrets, secret_file } => {
             let launch = Launch {
                 inputs: commands::job::collect_inputs(inputs)?,
                 no_input,
                 follow: true,
                 idempotency_key: None,
             };
-            block_on(commands::run::run(&file, launch, format))
+            let secrets = commands::run::collect_secrets(&secrets, secret_file.as_deref())?;
+            block_on(commands::run::run(&file, launch, secrets, format))
         }
         Command::Dev { listen, api_tokens, insecure } => block_on(commands::dev::run(listen, api_tokens, insecure)),
         Command::Init(InitCommand::Lua { dir, force }) => commands::init::run(&dir, force),

@@ -80,3 +80,49 @@ fn an_invalid_pipeline_exits_3_before_anything_starts() {
     let file = write(dir.path(), "bad.lua", "return pipeline.define({ name = 'x' })\n");
     rivet().arg("run").arg(&file).assert().code(3).stderr(contains("bad.lua").and(contains("stages")));
 }
+
+#[test]
+fn secrets_come_from_the_environment_or_a_file_and_are_masked() {
+    ensure_test_image();
+    let dir = temp_dir();
+    let file = write(dir.path(), "deploy.lua", crate::secrets::DEPLOY);
+    let value = "run-secret-from-env-5521";
+    let assert = rivet()
+        .arg("run")
+        .arg(&file)
+        .args(["--secret", "DEPLOY_TOKEN"])
+        .env("DEPLOY_TOKEN", value)
+        .env("NO_COLOR", "1")
+        .assert()
+        .code(0);
+    let stdout = text(&assert.get_output().stdout);
+    assert!(stdout.contains("token is ***"), "{stdout}");
+    assert!(!stdout.contains(value), "the value was printed: {stdout}");
+
+    let secrets = write(dir.path(), "secrets.env", "# for the deploy pipeline\n\nDEPLOY_TOKEN=from-file-7730\n");
+    let assert = rivet().arg("run").arg(&file).arg("--secret-file").arg(&secrets).env("NO_COLOR", "1").assert().code(0);
+    let stdout = text(&assert.get_output().stdout);
+    assert!(stdout.contains("token is ***") && !stdout.contains("from-file-7730"), "{stdout}");
+
+    // A missing variable and a malformed file are refused before anything starts, and
+    // never quote a value.
+    rivet()
+        .arg("run")
+        .arg(&file)
+        .args(["--secret", "DEPLOY_TOKEN"])
+        .env_remove("DEPLOY_TOKEN")
+        .assert()
+        .code(2)
+        .stderr(contains("--secret DEPLOY_TOKEN: the environment variable DEPLOY_TOKEN is not set"));
+    let bad = write(dir.path(), "bad.env", "DEPLOY_TOKEN=fine\nno-equals-sign-here-secret\n");
+    rivet()
+        .arg("run")
+        .arg(&file)
+        .arg("--secret-file")
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(contains("bad.env:2: expected NAME=VALUE").and(contains("no-equals-sign").not()));
+    // Without the secret, the pipeline is refused naming it.
+    rivet().arg("run").arg(&file).assert().code(3).stderr(contains("secret `DEPLOY_TOKEN` is not set"));
+}

@@ -8,7 +8,7 @@ use crate::support::{Server, text};
 
 const VALUE: &str = "cli-secret-value-8841";
 
-const DEPLOY: &str = r#"return pipeline.define({
+pub const DEPLOY: &str = r#"return pipeline.define({
     name = "deploy",
     secrets = { "DEPLOY_TOKEN" },
     stages = {
