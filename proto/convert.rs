@@ -259,6 +259,10 @@ pub fn definition_to_proto(definition: &PipelineDefinition) -> pb::PipelineDefin
             .collect(),
         plugins: definition.plugins.clone(),
         secrets: definition.secrets.clone(),
+        http: definition
+            .http
+            .as_ref()
+            .map(|scope| pb::HttpScope { hosts: scope.hosts.clone(), methods: scope.methods.clone() }),
         stages: definition
             .stages
             .iter()

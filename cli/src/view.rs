@@ -117,11 +117,13 @@ pub fn definition_json(definition: &pb::PipelineDefinition) -> Value {
         "runner_tags": definition.runner_tags.iter().map(|tag| format!("{}={}", tag.key, tag.value)).collect::<Vec<_>>(),
         "plugins": definition.plugins,
         "secrets": definition.secrets,
+        "http": definition.http.as_ref().map(|http| json!({ "hosts": http.hosts, "methods": http.methods })),
         "stages": definition.stages.iter().map(|stage| json!({
             "name": stage.name,
             "container": (!stage.container.is_empty()).then_some(&stage.container),
             "has_condition": stage.has_condition,
             "timeout_seconds": (stage.timeout_seconds > 0).then_some(stage.timeout_seconds),
+            "network": (!stage.network.is_empty()).then_some(&stage.network),
         })).collect::<Vec<_>>(),
     })
 }
@@ -135,6 +137,11 @@ pub fn pipeline_json(pipeline: &pb::Pipeline, with_source: bool) -> Value {
         "file_name": pipeline.file_name,
         "create_time": json_time(pipeline.create_time.as_ref()),
         "definition": pipeline.definition.as_ref().map_or(Value::Null, definition_json),
+        "plugin_pins": pipeline.plugin_pins.iter().map(|pin| json!({
+            "name": pin.name,
+            "version": pin.version,
+            "sha256": pin.sha256,
+        })).collect::<Vec<_>>(),
     });
     if with_source {
         value["source"] = json!(pipeline.source);

@@ -28,6 +28,15 @@ pub fn pipeline_to_proto(pipeline: &PipelineRecord) -> pb::Pipeline {
         file_name: pipeline.file_name.clone(),
         definition: Some(definition_to_proto(&pipeline.definition)),
         create_time: Some(time_to_proto(pipeline.created_at)),
+        plugin_pins: pipeline
+            .plugins
+            .iter()
+            .map(|pin| pb::PluginPin {
+                name: pin.name.clone(),
+                version: pin.version.clone(),
+                sha256: pin.sha256.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -137,7 +137,18 @@ fn describe(pipeline: &pb::Pipeline) -> String {
         field("secrets", &definition.secrets.join(", "));
     }
     if !definition.plugins.is_empty() {
-        field("plugins", &definition.plugins.join(", "));
+        let pins: Vec<String> = pipeline
+            .plugin_pins
+            .iter()
+            .map(|pin| format!("{}@{} (sha256:{})", pin.name, pin.version, pin.sha256.get(..12).unwrap_or(&pin.sha256)))
+            .collect();
+        let shown = if pins.is_empty() { definition.plugins.join(", ") } else { pins.join(", ") };
+        field("plugins", &shown);
+    }
+    if let Some(http) = &definition.http {
+        let all = |list: &[String], what: &str| if list.is_empty() { what.to_owned() } else { list.join(", ") };
+        let hosts = all(&http.hosts, "every host the runner allows");
+        field("http", &format!("{} ({})", hosts, all(&http.methods, "any method")));
     }
     if definition.inputs.is_empty() {
         field("inputs", "none");
@@ -161,13 +172,14 @@ fn describe(pipeline: &pb::Pipeline) -> String {
         out.push_str(&table.render());
     }
     out.push_str("stages\n");
-    let mut table = Table::new(&["  NAME", "CONTAINER", "CONDITION", "TIMEOUT"]);
+    let mut table = Table::new(&["  NAME", "CONTAINER", "CONDITION", "TIMEOUT", "NETWORK"]);
     for stage in &definition.stages {
         table.row(vec![
             format!("  {}", stage.name),
             if stage.container.is_empty() { "(runner default)".to_owned() } else { stage.container.clone() },
             if stage.has_condition { "yes" } else { "no" }.to_owned(),
             if stage.timeout_seconds == 0 { "-".to_owned() } else { format!("{}s", stage.timeout_seconds) },
+            if stage.network.is_empty() { "(runner default)".to_owned() } else { stage.network.clone() },
         ]);
     }
     out.push_str(&table.render());
