@@ -1,6 +1,10 @@
 //! Hostile pipeline scripts at creation time: each ends within its budget with an error
 //! that names the limit, a full evaluation queue is refused at once, and the server goes
 //! on serving, dispatching and finishing a normal job meanwhile.
+//!
+//! No stopwatch: "within its budget" is the error naming the limit that stopped it, "at
+//! once" is a refusal arriving before any evaluation has ended, and "meanwhile" is the
+//! normal job finishing while hostile evaluations are still running or queued.
 
 use std::time::{Duration, Instant};
 
@@ -16,9 +20,6 @@ use crate::support::{Api, Backend, Cluster, FakeRunner, PATIENCE, pipeline_sourc
 const BUDGET_MS: u64 = 1_000;
 const WORKERS: usize = 3;
 const QUEUE: usize = 3;
-
-/// Slack on every elapsed-time bound: the machine running the tests is shared and loaded.
-const MARGIN: Duration = Duration::from_secs(3);
 
 /// Scripts that hang inside a C call today (the sandbox's hook never fires there) and
 /// then spin in Lua: stopped by the worker's kill while the C call hangs, by the
@@ -39,8 +40,7 @@ enum Ended {
 }
 
 /// One hostile call: `ValidatePipeline` or `CreatePipeline`.
-async fn hostile(mut api: Api, source: &str, create: bool) -> (Ended, Duration) {
-    let started = Instant::now();
+async fn hostile(mut api: Api, source: &str, create: bool) -> (Ended, Instant) {
     let file_name = "hostile.lua".to_owned();
     let outcome = if create {
         let request = pb::CreatePipelineRequest { source: source.to_owned(), file_name };
@@ -68,7 +68,7 @@ async fn hostile(mut api: Api, source: &str, create: bool) -> (Ended, Duration) 
             Err(status) => panic!("unexpected status {status:?}"),
         }
     };
-    (outcome, started.elapsed())
+    (outcome, Instant::now())
 }
 
 async fn hostile_scripts_are_bounded(backend: Backend) {
@@ -102,42 +102,45 @@ async fn hostile_scripts_are_bounded(backend: Backend) {
         assert!(tokio::time::Instant::now() < deadline, "the hostile scripts never occupied every worker");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let launched = Instant::now();
     let job = api.launch("steady", &[("image", "app")]).await.expect("launch during the storm");
     let assign = runner.assignment().await;
     runner.accept(&assign).await;
     runner.log(&assign, 1..=3).await;
     runner.finish(&assign, pb::JobState::Succeeded, 3).await;
     api.wait_for(&job.id, pb::JobState::Succeeded).await;
-    assert!(launched.elapsed() < MARGIN, "the normal job took {:?}", launched.elapsed());
+    // The hostile evaluations take two rounds of budgets (three run, three wait), so
+    // they cannot all be over yet unless the job had to wait for them.
+    assert!(
+        calls.iter().any(|call| !call.is_finished()),
+        "the normal job finished only after every hostile evaluation had ended"
+    );
 
-    let kill = Duration::from_millis(BUDGET_MS) + rivet_evaluator::KILL_GRACE;
-    let (mut limited, mut refused) = (0, 0);
+    let (mut limited, mut refusals, mut first_limited_end) = (0, Vec::new(), None::<Instant>);
     for call in calls {
-        let (source, (ended, elapsed)) = call.await.expect("joined");
+        let (source, (ended, at)) = call.await.expect("joined");
         match ended {
             Ended::Limited(message) => {
                 limited += 1;
                 let limit = if source == HOG { "memory" } else { "time budget" };
                 assert!(message.contains(limit), "`{source}` ended with `{message}`, not naming the {limit}");
-                // At worst it waited for one evaluation, then ran its own until the kill.
-                assert!(elapsed < 2 * kill + MARGIN, "`{source}` took {elapsed:?}");
+                first_limited_end = Some(first_limited_end.map_or(at, |first| first.min(at)));
             }
             Ended::QueueFull(message) => {
-                refused += 1;
                 assert!(message.contains("the queue of 3 is full"), "{message}");
-                assert!(elapsed < MARGIN, "a refusal took {elapsed:?}");
+                refusals.push(at);
             }
         }
     }
-    assert!(limited >= WORKERS + QUEUE, "{limited} evaluated, {refused} refused");
-    assert_eq!(limited + refused, scripts.len());
+    assert!(limited >= WORKERS + QUEUE, "{limited} evaluated, {} refused", refusals.len());
+    assert_eq!(limited + refusals.len(), scripts.len());
+    // A refusal does not wait for an evaluation: each came before the first one ended.
+    let first_limited_end = first_limited_end.expect("some evaluations ran");
+    assert!(refusals.iter().all(|refused| *refused < first_limited_end), "a refusal waited for an evaluation");
 
     // Nothing was stored, and the server serves at once afterwards.
     let list = api.pipelines.list_pipelines(pb::ListPipelinesRequest::default()).await.unwrap().into_inner();
     assert_eq!(list.pipelines.len(), 1, "only `steady`");
-    let started = Instant::now();
+    assert_eq!((evaluator.running(), evaluator.queued()), (0, 0), "every evaluation slot is free again");
     api.create(&pipeline_source("after", &[])).await;
-    assert!(started.elapsed() < MARGIN, "validation after the storm took {:?}", started.elapsed());
 }
 both_backends!(hostile_scripts_end_within_their_budget_while_a_job_runs, hostile_scripts_are_bounded);
