@@ -168,6 +168,7 @@ pub fn job_json(job: &pb::Job) -> Value {
         "outputs": job.outputs,
         "attempt": job.attempt,
         "runner_id": (!job.runner_id.is_empty()).then_some(&job.runner_id),
+        "trace_id": (!job.trace_id.is_empty()).then_some(&job.trace_id),
         "create_time": json_time(job.create_time.as_ref()),
         "start_time": json_time(job.start_time.as_ref()),
         "end_time": json_time(job.end_time.as_ref()),

@@ -13,6 +13,8 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use rivet_core::settings::{self, KeyPaths};
+use rivet_telemetry::TelemetryConfig;
+use rivet_telemetry::metrics::MetricsConfig;
 use serde::{Deserialize, Serialize};
 
 /// The prefix of the orchestrator's environment variables.
@@ -67,6 +69,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The key that encrypts stored secrets.
     pub secrets: SecretsConfig,
+    /// Traces over OTLP (off unless an endpoint is configured).
+    pub telemetry: TelemetryConfig,
+    /// The Prometheus `/metrics` endpoint (off unless `listen` is set).
+    pub metrics: MetricsConfig,
     /// Allow listening off loopback without TLS or without authentication. Never in
     /// production: anyone who can reach the port can then read and do everything. A
     /// warning is logged at every start while it is set.
@@ -236,6 +242,8 @@ impl Default for Config {
             evaluation: EvaluationConfig::default(),
             tls: TlsConfig::default(),
             secrets: SecretsConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            metrics: MetricsConfig::default(),
             insecure: false,
         }
     }
@@ -294,6 +302,7 @@ impl Config {
         for key in secrets.key.iter_mut().chain(&mut secrets.previous_keys) {
             *key = REDACTED.to_owned();
         }
+        config.telemetry.otlp_endpoint = config.telemetry.otlp_endpoint.as_deref().map(redact_url);
         config
     }
 
@@ -356,6 +365,10 @@ impl Config {
                 self.listen,
                 missing.join(" and ")
             ));
+        }
+        self.telemetry.validate()?;
+        if self.metrics.listen.is_some_and(|metrics| metrics == self.listen) {
+            return Err(format!("metrics.listen ({}) must differ from listen", self.listen));
         }
         self.evaluation.validate()
     }

@@ -76,5 +76,6 @@ pub fn job_to_proto(job: &JobRecord, stages: &[StageRecord], transitions: &[Tran
             })
             .collect(),
         outputs: job.outputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        trace_id: job.trace.map(|trace| trace.trace_id_hex()).unwrap_or_default(),
     }
 }

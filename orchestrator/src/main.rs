@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use rivet_orchestrator::config::Config;
 use rivet_orchestrator::domain::{keyring, secrets};
 use rivet_orchestrator::server;
+use rivet_telemetry::LogOutput;
 use tracing_subscriber::EnvFilter;
 
 /// Rivet's orchestrator: gRPC API, storage, dispatch, leases and live logs.
@@ -53,11 +54,14 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
+    // Parse the configuration before binding anything: an invalid one exits clearly. What
+    // it warns about is logged before the telemetry it configures is installed.
+    let early = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    // Parse the configuration before binding anything: an invalid one exits clearly.
-    let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
+        .finish();
+    let config = tracing::subscriber::with_default(early, || Config::load(args.config.as_deref()))
+        .context("invalid configuration")?;
+    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-orchestrator", "info", LogOutput::Stdout)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
@@ -78,6 +82,7 @@ async fn serve() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: draining runners");
     running.shutdown().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

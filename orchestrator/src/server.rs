@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use rivet_telemetry::metrics::MetricsServer;
+use rivet_telemetry::rpc::RpcLayer;
+
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
 use crate::api::{
@@ -34,7 +37,7 @@ use crate::domain::coord::Coordinator;
 use crate::domain::keyring::Keyring;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
-use crate::domain::{dispatch, leases};
+use crate::domain::{dispatch, leases, metrics};
 use crate::storage::SeaStore;
 
 /// Connects the store and the coordinator the configuration names.
@@ -79,6 +82,7 @@ pub struct RunningServer {
     stop_serving: CancellationToken,
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
+    metrics_server: Option<MetricsServer>,
 }
 
 /// Starts serving on `listener` with the given backends.
@@ -157,6 +161,8 @@ pub async fn start(
     let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Every call is a span and a latency observation, refused ones too.
+        .layer(RpcLayer::new(Some(orchestrator.metrics().rpc())))
         // Every call passes the role table first; see `api::roles`.
         .layer(GuardLayer::new(access))
         .add_service(health_service)
@@ -176,12 +182,22 @@ pub async fn start(
 
     let tasks = TaskTracker::new();
     let shutdown = orchestrator.shutdown_token().clone();
+    let metrics_server = match orchestrator.config().metrics.listen {
+        Some(listen) => {
+            let rendered = orchestrator.metrics().clone();
+            let server = MetricsServer::bind(listen, move || rendered.render()).await?;
+            tasks.spawn(metrics::run(orchestrator.clone(), shutdown.clone()));
+            tracing::info!(addr = %server.addr, "serving metrics");
+            Some(server)
+        }
+        None => None,
+    };
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
-    Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health })
+    Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health, metrics_server })
 }
 
 /// The health service name that reports whether the coordinator (Redis) answers. The
@@ -248,6 +264,9 @@ impl RunningServer {
             Ok(Ok(Err(err))) => tracing::warn!(error = %err, "server stopped with an error"),
             Ok(Err(err)) => tracing::warn!(error = %err, "server task failed"),
             Err(_) => tracing::warn!("server did not stop within 5 s"),
+        }
+        if let Some(metrics) = self.metrics_server {
+            metrics.shutdown().await;
         }
         tracing::info!("orchestrator stopped");
     }

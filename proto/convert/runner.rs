@@ -186,6 +186,7 @@ impl From<ToRunner> for pb::ConnectResponse {
                 first_sequence: assign.first_sequence,
                 timeout_seconds: assign.timeout.map_or(0, |timeout| timeout.as_secs()),
                 plugins: assign.plugins.iter().map(pinned_plugin_to_proto).collect(),
+                traceparent: assign.trace.map(|trace| trace.to_string()).unwrap_or_default(),
             }),
             ToRunner::Cancel { assignment, reason } => Body::CancelJob(pb::CancelJob {
                 assignment: Some(assignment_to_proto(assignment)),
@@ -260,6 +261,9 @@ fn assign_job_from_proto(assign: pb::AssignJob) -> ConvertResult<AssignJob> {
         first_sequence: assign.first_sequence.max(1),
         timeout: (assign.timeout_seconds > 0).then(|| Duration::from_secs(assign.timeout_seconds)),
         plugins: assign.plugins.into_iter().map(pinned_plugin_from_proto).collect(),
+        // Advisory: a trace context that does not parse starts a trace of the runner's own
+        // rather than failing the job.
+        trace: assign.traceparent.parse().ok(),
     })
 }
 
@@ -392,6 +396,7 @@ mod tests {
                     pin: PluginPin { name: "git".into(), version: "1.2.0".into(), sha256: "ab".repeat(32) },
                     source: "return {}".into(),
                 }],
+                trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().ok(),
             }),
             ToRunner::Cancel { assignment: assignment(), reason: Some(FailureReason::Timeout) },
             ToRunner::LogAck(LogAck { job_id: Uuid::from_u128(8), sequence: 4 }),

@@ -119,6 +119,7 @@ async fn time_jobs(env: &Env, source: &str, runs: usize) -> Vec<Duration> {
             first_sequence: 1,
             timeout: None,
             plugins: Vec::new(),
+            trace: None,
         };
         let start = Instant::now();
         let outcome = run_job(spec, &env.config, &env.podman, Arc::new(Discard), CancellationToken::new()).await;

@@ -8,4 +8,5 @@ pub mod agent;
 pub mod config;
 pub mod executor;
 pub mod job;
+pub mod metrics;
 mod runtime;

@@ -9,7 +9,8 @@ use anyhow::Context;
 use clap::Parser;
 use rivet_runner::agent::{Agent, AgentConfig, Stop};
 use rivet_runner::executor::PodmanRunner;
-use tracing_subscriber::EnvFilter;
+use rivet_telemetry::LogOutput;
+use rivet_telemetry::metrics::MetricsServer;
 
 /// Rivet's runner agent.
 #[derive(Debug, Parser)]
@@ -41,14 +42,13 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let config = AgentConfig::load(args.config.as_deref()).context("invalid configuration")?;
+    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-runner", "info", LogOutput::Stdout)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
+    let metrics_listen = config.metrics.listen;
     let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
     let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;
     match agent.credential() {
@@ -56,11 +56,19 @@ async fn run() -> anyhow::Result<()> {
         None if agent.registration_pending() => tracing::info!("runner starting: it registers first"),
         None => tracing::info!(runner = %agent.runner_id(), "runner starting without a credential"),
     }
+    let metrics = match metrics_listen {
+        Some(listen) => Some(MetricsServer::bind(listen, agent.metrics_render()).await?),
+        None => None,
+    };
     let stop = Stop::default();
     tokio::spawn(watch_signals(stop.clone()));
-    agent.run(stop).await?;
+    let ran = agent.run(stop).await;
+    if let Some(metrics) = metrics {
+        metrics.shutdown().await;
+    }
     tracing::info!("runner stopped");
-    Ok(())
+    telemetry.shutdown().await;
+    Ok(ran?)
 }
 
 /// SIGTERM or Ctrl-C drains: running jobs finish, no new ones are taken. A second one, or

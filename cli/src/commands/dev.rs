@@ -24,7 +24,7 @@ fn data_dir() -> Result<PathBuf, Error> {
 
 /// `rivet dev [--listen ADDR] [--api-token TOKEN]... [--insecure]`: serves until Ctrl-C or SIGTERM.
 pub async fn run(listen: SocketAddr, api_tokens: Vec<String>, insecure: bool) -> Result<u8, Error> {
-    embedded::init_tracing("warn,rivet_orchestrator=info,rivet_runner=info");
+    let telemetry = embedded::init_tracing("warn,rivet_orchestrator=info,rivet_runner=info");
     let data = data_dir()?;
     let database = data.join("dev.db");
     let options = Options {
@@ -56,6 +56,9 @@ pub async fn run(listen: SocketAddr, api_tokens: Vec<String>, insecure: bool) ->
     wait_for_stop().await;
     eprintln!("rivet dev: shutting down");
     server.shutdown(true).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
     Ok(exit::OK)
 }
 

@@ -188,6 +188,9 @@ fn describe(job: &pb::Job) -> String {
     if !job.runner_id.is_empty() {
         field("runner", &job.runner_id);
     }
+    if !job.trace_id.is_empty() {
+        field("trace", &job.trace_id);
+    }
     field("created", &view::local_time(job.create_time.as_ref()));
     if job.start_time.is_some() {
         field("started", &view::local_time(job.start_time.as_ref()));

@@ -97,7 +97,7 @@ pub fn collect_secrets(names: &[String], file: Option<&Path>) -> Result<Secrets,
 /// `rivet run FILE [--input NAME=VALUE]... [--no-input] [--secret NAME]... [--secret-file FILE]`.
 pub async fn run(file: &Path, launch: Launch, secrets: Secrets, format: Format) -> Result<u8, Error> {
     let name = check(file).await?;
-    embedded::init_tracing("error");
+    let _telemetry = embedded::init_tracing("error");
     let dir = tempfile::Builder::new()
         .prefix("rivet-run-")
         .tempdir()

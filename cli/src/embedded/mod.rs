@@ -6,7 +6,6 @@
 //! port and the agent connects to it like any remote runner would.
 
 use std::hash::{Hash, Hasher};
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,10 +196,17 @@ impl Embedded {
     }
 }
 
-/// Logs of the embedded server and runner on stderr: `RUST_LOG` decides, else `default`.
-pub fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+/// Logs of the embedded server and runner on stderr (`RUST_LOG` decides, else `default`),
+/// and their spans over OTLP when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` names a
+/// collector. The returned guard flushes the last spans when shut down.
+pub fn init_tracing(default: &str) -> Option<rivet_telemetry::Telemetry> {
+    let config = rivet_telemetry::TelemetryConfig::default();
+    match rivet_telemetry::trace::init(&config, "rivet", default, rivet_telemetry::LogOutput::Stderr) {
+        Ok(telemetry) => Some(telemetry),
+        Err(rivet_telemetry::TelemetryError::AlreadyInstalled) => None,
+        Err(err) => {
+            eprintln!("rivet: telemetry is off: {err}");
+            None
+        }
+    }
 }

@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use rivet_core::protocol::{AssignJob, ToRunner};
+use rivet_telemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::domain::coord::Topic;
 use crate::domain::error::Result;
+use crate::domain::metrics::Requeue;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::registry::ConnectedRunner;
 use crate::domain::secrets;
@@ -80,6 +83,28 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
     let Some((job, first_sequence)) = orchestrator.store().claim_job(runner.id, &runner.labels).await? else {
         return Ok(false);
     };
+    // The job's trace: how long it was queued (the first time; a requeued job's wait is
+    // in its earlier attempt's spans), then this dispatch, whose context the runner gets.
+    if let (Some(trace), 1) = (&job.trace, job.attempt) {
+        let attributes = vec![
+            KeyValue::new("job", job.id.to_string()),
+            KeyValue::new("pipeline", job.pipeline_name.clone()),
+            KeyValue::new("runner", runner.id.to_string()),
+        ];
+        rivet_telemetry::trace::record_interval("queued", trace, job.created_at.into(), attributes);
+    }
+    let span = tracing::info_span!("dispatch", job = %job.id, runner = %runner.id, attempt = job.attempt);
+    rivet_telemetry::trace::set_parent(&span, job.trace.as_ref());
+    deliver(orchestrator, runner, job, first_sequence).instrument(span).await
+}
+
+/// Pushes a claimed job to its runner; puts it back when it cannot be delivered.
+async fn deliver(
+    orchestrator: &Orchestrator,
+    runner: &ConnectedRunner,
+    job: JobRecord,
+    first_sequence: u64,
+) -> Result<bool> {
     let assignment = job.assignment();
     // The claim in the database is what assigns the job; a coordinator that is down now
     // only delays the lease to the runner's first heartbeat (`leases::renew`).
@@ -106,6 +131,7 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
             let mut message = assign_job(&job, &pipeline, first_sequence, orchestrator.config().job_timeout());
             message.secrets = secrets;
             message.plugins = plugins;
+            message.trace = rivet_telemetry::trace::traceparent(&tracing::Span::current());
             orchestrator.registry().send(runner.id, ToRunner::Assign(message)).await
         }
         (None, Ok(_)) => {
@@ -114,14 +140,13 @@ async fn assign_one(orchestrator: &Orchestrator, runner: &ConnectedRunner) -> Re
         }
     };
     if sent {
+        orchestrator.metrics().assigned(&job);
         tracing::info!(job = %job.id, runner = %runner.id, attempt = job.attempt, "job assigned");
     } else {
         // The runner went away between the claim and the push: put the job back.
         orchestrator.registry().remove_job(runner.id, job.id);
-        orchestrator
-            .store()
-            .requeue_job(Some(runner.id), assignment, "the runner disconnected before it received the job")
-            .await?;
+        let message = "the runner disconnected before it received the job";
+        orchestrator.requeue_job(Some(runner.id), assignment, Requeue::NotDelivered, message).await?;
         orchestrator.coord().release_lease(assignment).await?;
     }
     orchestrator.job_changed(job.id).await;
@@ -143,5 +168,7 @@ fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, t
         timeout,
         // Filled in by `assign_one` with the pinned sources (`Orchestrator::pinned_sources`).
         plugins: Vec::new(),
+        // Filled in by `assign_one` with its `dispatch` span's context.
+        trace: None,
     }
 }

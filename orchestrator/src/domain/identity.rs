@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::domain::bounds;
 use crate::domain::error::{Error, Result};
+use crate::domain::metrics::Requeue;
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::store::{NewRegistrationToken, Redemption, RunnerCredential, RunnerRecord};
 use crate::domain::tokens::TokenDigest;
@@ -275,7 +276,7 @@ pub async fn revoke(orchestrator: &Orchestrator, runner_id: Uuid) -> Result<Vec<
     let mut requeued = Vec::new();
     for job in orchestrator.store().active_jobs(Some(runner_id)).await? {
         let assignment = job.assignment();
-        if orchestrator.store().requeue_job(None, assignment, &message).await?.is_some() {
+        if orchestrator.requeue_job(None, assignment, Requeue::RunnerRevoked, &message).await?.is_some() {
             orchestrator.coord().release_lease(assignment).await?;
             orchestrator.registry().remove_job(runner_id, job.id);
             orchestrator.job_changed(job.id).await;

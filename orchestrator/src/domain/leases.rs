@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::error::Result;
+use crate::domain::metrics::Requeue;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::timeouts;
 
@@ -120,8 +121,9 @@ impl Sweeper {
                 missing.insert(assignment);
                 continue;
             }
-            if let Some(after) =
-                orchestrator.store().requeue_job(None, assignment, "the runner was lost: its lease expired").await?
+            if let Some(after) = orchestrator
+                .requeue_job(None, assignment, Requeue::LeaseExpired, "the runner was lost: its lease expired")
+                .await?
             {
                 requeued += 1;
                 tracing::warn!(job = %job.id, attempt = job.attempt, state = %after.state, "lease expired");
@@ -171,7 +173,7 @@ pub async fn requeue_forgotten(orchestrator: &Orchestrator, runner: Uuid, kept: 
     for job in forgotten {
         let assignment = job.assignment();
         let message = "the runner restarted without the job";
-        if orchestrator.store().requeue_job(Some(runner), assignment, message).await?.is_none() {
+        if orchestrator.requeue_job(Some(runner), assignment, Requeue::RunnerForgot, message).await?.is_none() {
             continue;
         }
         requeued += 1;

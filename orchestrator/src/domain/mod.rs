@@ -9,6 +9,7 @@ pub mod error;
 pub mod identity;
 pub mod keyring;
 pub mod leases;
+pub mod metrics;
 pub mod orchestrator;
 pub mod plugins;
 pub mod registry;

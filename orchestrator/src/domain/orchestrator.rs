@@ -16,8 +16,9 @@ use crate::domain::bounds;
 use crate::domain::coord::{Coordinator, Topic};
 use crate::domain::error::{Error, Result};
 use crate::domain::keyring::Keyring;
+use crate::domain::metrics::{Metrics, Requeue};
 use crate::domain::registry::Registry;
-use crate::domain::store::{CancelOutcome, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
+use crate::domain::store::{CancelOutcome, Finish, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
 
 /// A command for the replica that holds a runner's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +61,7 @@ struct Inner {
     pipelines: std::sync::Mutex<std::collections::HashMap<Uuid, Arc<PipelineRecord>>>,
     /// Plugin sources by hash, for dispatch (see `domain::plugins`).
     plugin_sources: crate::domain::plugins::SourceCache,
+    metrics: Metrics,
 }
 
 /// How many pipeline versions the dispatch cache holds before it starts over.
@@ -94,6 +96,9 @@ impl Orchestrator {
                 keyring,
                 pipelines: Default::default(),
                 plugin_sources: Default::default(),
+                // The RPC latency is labelled by the methods the role table lists: every
+                // method served, and nothing a caller makes up.
+                metrics: Metrics::new(crate::api::roles::ROLE_TABLE.iter().map(|(method, _)| *method)),
             }),
         }
     }
@@ -121,6 +126,11 @@ impl Orchestrator {
     /// The plugin sources dispatch has read.
     pub(crate) fn plugin_sources(&self) -> &crate::domain::plugins::SourceCache {
         &self.inner.plugin_sources
+    }
+
+    /// The metrics this replica serves.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The runners connected to this replica.
@@ -196,7 +206,15 @@ impl Orchestrator {
         found.ok_or_else(|| Error::NotFound { what: "pipeline", id: reference.to_owned() })
     }
 
-    /// Launches a job: resolves the pipeline and types the inputs, then queues the job.
+    /// Launches a job: resolves the pipeline and types the inputs, then queues the job. The
+    /// `launch` span (a child of the caller's trace, when it sent one) starts the job's
+    /// trace: its context is stored with the job, and every later span of the job, on any
+    /// replica and on the runner, descends from it.
+    #[tracing::instrument(
+        name = "launch",
+        skip_all,
+        fields(pipeline = %pipeline, job = tracing::field::Empty, pipeline_version = tracing::field::Empty)
+    )]
     pub async fn launch(
         &self,
         pipeline: &str,
@@ -208,15 +226,20 @@ impl Orchestrator {
         }
         let pipeline = self.find_pipeline(pipeline, 0).await?;
         let inputs = rivet_core::resolve(&pipeline.definition.inputs, &inputs).map_err(Error::InvalidInputs)?;
+        let span = tracing::Span::current();
         let new = NewJob {
             id: Uuid::now_v7(),
             pipeline_id: pipeline.id,
             inputs,
             idempotency_key,
             max_attempts: self.inner.config.max_attempts,
+            trace: rivet_telemetry::trace::traceparent(&span),
         };
+        span.record("job", tracing::field::display(new.id));
+        span.record("pipeline_version", pipeline.version);
         let (job, created) = self.inner.store.create_job(new).await?;
         if created {
+            self.inner.metrics.launched();
             self.job_changed(job.id).await;
             self.announce_dispatch().await;
         }
@@ -252,6 +275,7 @@ impl Orchestrator {
             None => Err(Error::NotFound { what: "job", id: id.to_string() }),
             Some(CancelOutcome::AlreadyEnded(job)) => Err(Error::AlreadyEnded(job.id, job.state)),
             Some(CancelOutcome::Cancelled(job)) => {
+                self.job_ended(&job);
                 self.job_changed(job.id).await;
                 Ok(job)
             }
@@ -265,6 +289,56 @@ impl Orchestrator {
                 Ok(job)
             }
         }
+    }
+
+    /// Ends an assigned or running job (see [`Store::finish_job`]), and records its end.
+    pub async fn finish_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        finish: Finish,
+    ) -> Result<Option<JobRecord>> {
+        let finished = self.inner.store.finish_job(runner, assignment, finish).await?;
+        if let Some(job) = &finished {
+            self.job_ended(job);
+        }
+        Ok(finished)
+    }
+
+    /// Takes a job from its runner (see [`Store::requeue_job`]): queued again, or ended
+    /// when it has no attempt left; either is recorded.
+    pub async fn requeue_job(
+        &self,
+        runner: Option<Uuid>,
+        assignment: Assignment,
+        reason: Requeue,
+        message: &str,
+    ) -> Result<Option<JobRecord>> {
+        let requeued = self.inner.store.requeue_job(runner, assignment, message).await?;
+        if let Some(job) = &requeued {
+            self.inner.metrics.requeued(reason);
+            if job.state.is_terminal() {
+                self.job_ended(job);
+            }
+        }
+        Ok(requeued)
+    }
+
+    /// Records that a job reached its final state: the metrics, and the `finish` span of
+    /// its trace.
+    fn job_ended(&self, job: &JobRecord) {
+        self.inner.metrics.ended(job);
+        let span = tracing::info_span!(
+            "finish",
+            job = %job.id,
+            state = job.state.as_str(),
+            failure_reason = job.failure_reason.map(|reason| reason.as_str()),
+            attempt = job.attempt,
+            replica = %self.inner.replica,
+        );
+        rivet_telemetry::trace::set_parent(&span, job.trace.as_ref());
+        // The span is the record: it ends here, with nothing inside.
+        drop(span);
     }
 
     /// Delivers a command to whichever replica holds the runner's stream.

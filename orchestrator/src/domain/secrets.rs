@@ -267,7 +267,7 @@ pub async fn for_assignment(
             orchestrator.registry().remove_job(runner, job.id);
             let finish =
                 Finish { state: JobState::Failed, failure_reason: Some(reason), message, outputs: BTreeMap::new() };
-            orchestrator.store().finish_job(None, assignment, finish).await?;
+            orchestrator.finish_job(None, assignment, finish).await?;
             orchestrator.coord().release_lease(assignment).await?;
             orchestrator.job_changed(job.id).await;
             Ok(None)

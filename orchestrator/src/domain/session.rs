@@ -27,6 +27,7 @@ use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
 use crate::domain::identity::{RunnerIdentity, ungranted_label};
 use crate::domain::leases;
+use crate::domain::metrics::Requeue;
 use crate::domain::orchestrator::{Orchestrator, RunnerCommand};
 use crate::domain::registry::SessionHandle;
 use crate::domain::store::{Finish, RunnerRecord, StageReport};
@@ -346,6 +347,7 @@ impl Session {
     }
 
     async fn refuse(&self, assignment: Assignment, reason: impl Into<String>) {
+        self.orchestrator.metrics().report_rejected();
         let reason = reason.into();
         tracing::info!(runner = %self.runner.id, %assignment, %reason, "refused a runner message");
         self.send(ToRunner::Refused { assignment, reason }).await;
@@ -427,7 +429,11 @@ impl Session {
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
                 self.forget(assignment);
                 let message = bounds::message(format!("runner {} rejected the job: {reason}", self.runner.name));
-                if store.requeue_job(Some(self.runner.id), assignment, &message).await?.is_some() {
+                if orchestrator
+                    .requeue_job(Some(self.runner.id), assignment, Requeue::RunnerRejected, &message)
+                    .await?
+                    .is_some()
+                {
                     orchestrator.coord().release_lease(assignment).await?;
                     orchestrator.job_changed(assignment.job_id).await;
                     orchestrator.announce_dispatch().await;
@@ -471,6 +477,8 @@ impl Session {
                         self.renew_on_activity(assignment).await?;
                         let fresh: Vec<_> = lines.into_iter().filter(|line| line.sequence <= stored).collect();
                         if !fresh.is_empty() {
+                            let bytes: usize = fresh.iter().map(|line| line.text.len()).sum();
+                            orchestrator.metrics().logs_ingested(fresh.len() as u64, bytes as u64);
                             orchestrator.logs_stored(assignment.job_id, &fresh).await;
                         }
                         self.ack(assignment.job_id, stored).await;
@@ -501,7 +509,7 @@ impl Session {
                 let (outputs, message) = bounds::outputs(outputs, message);
                 let finish = Finish { state, failure_reason, message, outputs };
                 orchestrator.registry().remove_job(self.runner.id, assignment.job_id);
-                match store.finish_job(Some(self.runner.id), assignment, finish).await? {
+                match orchestrator.finish_job(Some(self.runner.id), assignment, finish).await? {
                     Some(job) => {
                         self.renewed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&assignment);
                         self.forget(assignment);

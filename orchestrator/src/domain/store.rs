@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rivet_core::plugin::PluginPin;
+use rivet_core::trace::TraceParent;
 use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
 use uuid::Uuid;
 
@@ -132,6 +133,19 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// How many attempts a lost runner may cost before the job is `lost`.
     pub max_attempts: u32,
+    /// The trace context of the span that launched it, when tracing is on.
+    pub trace: Option<TraceParent>,
+}
+
+/// Queued jobs that need the same runner tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueGroup {
+    /// The tags they need.
+    pub tags: BTreeMap<String, String>,
+    /// How many are queued.
+    pub depth: u64,
+    /// When the oldest of them was launched.
+    pub oldest: DateTime<Utc>,
 }
 
 /// A stored job, with what it needs to be dispatched.
@@ -173,6 +187,8 @@ pub struct JobRecord {
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The trace context of the span that launched it: its trace is the job's.
+    pub trace: Option<TraceParent>,
 }
 
 impl JobRecord {
@@ -392,6 +408,10 @@ pub trait Store: SecretStore + Send + Sync + 'static {
     async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>>;
     /// How many plugin versions are stored (of `name`, or of every plugin).
     async fn count_plugins(&self, name: Option<&str>) -> StoreResult<u64>;
+
+    /// The queued jobs grouped by the runner tags they need, the largest groups first, at
+    /// most `limit` groups (for the queue gauges).
+    async fn queue_summary(&self, limit: u32) -> StoreResult<Vec<QueueGroup>>;
 
     /// Creates a queued job and records the `queued` transition. With an idempotency key
     /// already used, returns the existing job and `false`.

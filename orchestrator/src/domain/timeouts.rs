@@ -39,7 +39,7 @@ pub async fn expire(orchestrator: &Orchestrator, jobs: &[JobRecord]) -> Result<V
             outputs: Default::default(),
         };
         let assignment = job.assignment();
-        let Some(after) = orchestrator.store().finish_job(None, assignment, finish).await? else {
+        let Some(after) = orchestrator.finish_job(None, assignment, finish).await? else {
             // The runner reported, or another replica ended it, in the meantime.
             continue;
         };

@@ -18,6 +18,7 @@ mod m20261129_030100_create_registration_tokens;
 mod m20261129_030101_create_runner_credentials;
 mod m20261204_010000_create_secrets;
 mod m20261204_020000_create_plugins;
+mod m20261205_010000_add_job_trace;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_030101_create_runner_credentials::Migration),
             Box::new(m20261204_010000_create_secrets::Migration),
             Box::new(m20261204_020000_create_plugins::Migration),
+            Box::new(m20261205_010000_add_job_trace::Migration),
         ]
     }
 }

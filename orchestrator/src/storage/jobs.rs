@@ -15,7 +15,8 @@ use super::codec::{db_err, from_json, from_u32, now, parse, parse_opt, to_json, 
 use super::entity::{job, job_stage, job_transition, pipeline};
 use super::store::SeaStore;
 use crate::domain::store::{
-    CancelOutcome, JobCursor, JobFilter, JobRecord, NewJob, StageRecord, StoreError, StoreResult, Transition,
+    CancelOutcome, JobCursor, JobFilter, JobRecord, NewJob, QueueGroup, StageRecord, StoreError, StoreResult,
+    Transition,
 };
 
 /// Creates a queued job, or returns the job its idempotency key already names.
@@ -57,6 +58,7 @@ pub(super) async fn create(store: &SeaStore, new: NewJob) -> StoreResult<(JobRec
         started_at: None,
         finished_at: None,
         updated_at: at,
+        trace_parent: new.trace.map(|trace| trace.to_string()),
     };
     // A concurrent launch with the same key may have committed since the read above; the
     // unique index then makes this insert a no-op, and the first job is returned.
@@ -110,6 +112,28 @@ pub(super) async fn list(
         .await
         .map_err(db_err)?;
     models.into_iter().map(record).collect()
+}
+
+/// The queue by runner tags, the largest groups first, at most `limit` of them.
+pub(super) async fn queue_summary(store: &SeaStore, limit: u32) -> StoreResult<Vec<QueueGroup>> {
+    let rows: Vec<(serde_json::Value, i64, chrono::DateTime<chrono::Utc>)> = job::Entity::find()
+        .select_only()
+        .column(job::Column::Tags)
+        .column_as(job::Column::Id.count(), "depth")
+        .column_as(job::Column::CreatedAt.min(), "oldest")
+        .filter(job::Column::State.eq(JobState::Queued.as_str()))
+        .group_by(job::Column::Tags)
+        .order_by_desc(job::Column::Id.count())
+        .limit(u64::from(limit))
+        .into_tuple()
+        .all(&store.db)
+        .await
+        .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(tags, depth, oldest)| {
+            Ok(QueueGroup { tags: from_json(tags, "jobs.tags")?, depth: to_u64(depth, "jobs count")?, oldest })
+        })
+        .collect()
 }
 
 /// A job's transitions, oldest first.
@@ -272,6 +296,8 @@ pub(super) fn record(model: job::Model) -> StoreResult<JobRecord> {
         created_at: model.created_at,
         started_at: model.started_at,
         finished_at: model.finished_at,
+        // Advisory, like every trace context: one that does not parse is dropped.
+        trace: model.trace_parent.as_deref().and_then(|text| text.parse().ok()),
     })
 }
 

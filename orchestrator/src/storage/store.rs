@@ -16,8 +16,8 @@ use super::codec::db_err;
 use super::{claim, identity, jobs, lifecycle, logs, pipelines, plugins, runners, tokens};
 use crate::domain::store::{
     ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewPlugin,
-    NewRegistrationToken, PipelineRecord, PluginRecord, PluginVersion, Redemption, RunnerCredential, RunnerRecord,
-    StageRecord, StageReport, Store, StoreResult, Transition,
+    NewRegistrationToken, PipelineRecord, PluginRecord, PluginVersion, QueueGroup, Redemption, RunnerCredential,
+    RunnerRecord, StageRecord, StageReport, Store, StoreResult, Transition,
 };
 
 /// The database behind a [`SeaStore`].
@@ -197,6 +197,10 @@ impl Store for SeaStore {
 
     async fn transitions(&self, job: Uuid) -> StoreResult<Vec<Transition>> {
         jobs::transitions(self, job).await
+    }
+
+    async fn queue_summary(&self, limit: u32) -> StoreResult<Vec<QueueGroup>> {
+        jobs::queue_summary(self, limit).await
     }
 
     async fn stages(&self, job: Uuid) -> StoreResult<Vec<StageRecord>> {

@@ -153,9 +153,19 @@ pub fn inputs() -> ResolvedInputs {
     ])
 }
 
+/// The trace context every test job is launched under.
+pub const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// A job to create, with ids increasing in creation order.
 pub fn new_job(pipeline: &PipelineRecord) -> NewJob {
-    NewJob { id: Uuid::now_v7(), pipeline_id: pipeline.id, inputs: inputs(), idempotency_key: None, max_attempts: 3 }
+    NewJob {
+        id: Uuid::now_v7(),
+        pipeline_id: pipeline.id,
+        inputs: inputs(),
+        idempotency_key: None,
+        max_attempts: 3,
+        trace: Some(TRACE.parse().expect("a valid traceparent")),
+    }
 }
 
 /// Creates a queued job.

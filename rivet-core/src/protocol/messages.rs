@@ -207,4 +207,7 @@ pub struct AssignJob {
     /// The plugins the pipeline's version is pinned to, with their sources; `require`
     /// serves only these.
     pub plugins: Vec<PinnedPlugin>,
+    /// The trace context of the orchestrator's `dispatch` span: the runner's `job` span is
+    /// its child. `None` when tracing is off.
+    pub trace: Option<crate::trace::TraceParent>,
 }

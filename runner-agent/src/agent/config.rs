@@ -89,6 +89,10 @@ pub struct AgentConfig {
     pub tls: TlsFiles,
     /// How jobs run.
     pub executor: ExecutorConfig,
+    /// Traces over OTLP (off unless an endpoint is configured).
+    pub telemetry: rivet_telemetry::TelemetryConfig,
+    /// The Prometheus `/metrics` endpoint (off unless `listen` is set).
+    pub metrics: rivet_telemetry::metrics::MetricsConfig,
 }
 
 /// The TLS files of the runner's connection to an `https://` orchestrator.
@@ -122,6 +126,8 @@ impl Default for AgentConfig {
             max_message_bytes: 8 * 1024 * 1024,
             tls: TlsFiles::default(),
             executor: ExecutorConfig::default(),
+            telemetry: rivet_telemetry::TelemetryConfig::default(),
+            metrics: rivet_telemetry::metrics::MetricsConfig::default(),
         }
     }
 }
@@ -161,6 +167,7 @@ impl AgentConfig {
         if self.capacity == 0 {
             return Err("capacity must be at least 1".to_owned());
         }
+        self.telemetry.validate()?;
         self.executor.check()?;
         if self.max_message_bytes < MIN_MESSAGE_BYTES {
             return Err(format!(

@@ -6,6 +6,7 @@
 //! status code in [`is_fatal`].
 
 use std::time::Duration;
+use tracing::Instrument;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -40,7 +41,9 @@ pub(super) struct Link {
     pub(super) incoming: BoxStream<'static, Result<Inbound, tonic::Status>>,
 }
 
-/// One message from the orchestrator, as this edge decoded it.
+/// One message from the orchestrator, as this edge decoded it. Each lives only while it is
+/// handled, so the size of an assignment costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Inbound {
     /// A well-formed message.
     Message(ToRunner),
@@ -83,8 +86,11 @@ impl Transport {
         if let Some(credential) = credential {
             request.metadata_mut().insert("authorization", bearer(&credential.credential, "the runner credential")?);
         }
+        let span = rivet_telemetry::rpc::client_span("/rivet.v1.RunnerService/Connect");
+        traced(&mut request, &span);
         let incoming = client
             .connect(request)
+            .instrument(span)
             .await?
             .into_inner()
             .map(|item| {
@@ -107,7 +113,18 @@ impl Transport {
             version: env!("CARGO_PKG_VERSION").to_owned(),
         });
         request.metadata_mut().insert("authorization", bearer(token, "the registration token")?);
-        client.register_runner(request).await.map(tonic::Response::into_inner)
+        let span = rivet_telemetry::rpc::client_span("/rivet.v1.RunnerService/RegisterRunner");
+        traced(&mut request, &span);
+        client.register_runner(request).instrument(span).await.map(tonic::Response::into_inner)
+    }
+}
+
+/// Sends `span`'s trace context with `request`, so that the server's span is its child.
+fn traced<T>(request: &mut tonic::Request<T>, span: &tracing::Span) {
+    if let Some(value) = rivet_telemetry::rpc::inject(span)
+        && let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_bytes())
+    {
+        request.metadata_mut().insert("traceparent", value);
     }
 }
 
@@ -191,6 +208,7 @@ impl Agent {
                 return Ok(());
             }
             let delay = backoff.next_delay();
+            crate::metrics::get().reconnected();
             tracing::info!(delay_ms = delay.as_millis() as u64, "reconnecting");
             // A stop that comes while waiting is acted on now, not after the delay.
             tokio::select! {

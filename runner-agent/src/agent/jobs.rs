@@ -68,6 +68,7 @@ impl Jobs {
                 outcome = stopped(outcome);
             }
             tracing::info!(%assignment, state = %outcome.state, "job ended");
+            crate::metrics::get().job_finished(outcome.state);
             jobs.lock().remove(&assignment.job_id);
             outbox.finish(assignment.job_id, outcome);
         });

@@ -156,6 +156,18 @@ impl Agent {
 
     /// Registers with the configured registration token when the runner has no credential
     /// yet, then connects and serves until `stop` says so and every job is reported.
+    /// What the runner's `/metrics` endpoint serves: its metrics, with the gauges of this
+    /// agent's jobs and outbox read at each scrape.
+    pub fn metrics_render(&self) -> impl Fn() -> String + Send + Sync + 'static {
+        let (outbox, jobs) = (self.outbox.clone(), self.jobs.clone());
+        move || {
+            let metrics = crate::metrics::get();
+            metrics.set_outbox_bytes(outbox.held_bytes());
+            metrics.set_jobs_running(jobs.len());
+            metrics.render()
+        }
+    }
+
     pub async fn run(mut self, stop: Stop) -> Result<(), AgentError> {
         let transport = Transport::new(&self.config)?;
         if self.registration_pending()

@@ -146,6 +146,17 @@ impl Outbox {
         Outbox { inner: Arc::default(), changed: Arc::new(Notify::new()), spill_dir, memory_limit, spill_limit }
     }
 
+    /// Bytes of log lines held until acknowledged, in memory and spilled.
+    pub fn held_bytes(&self) -> u64 {
+        self.lock()
+            .values()
+            .map(|job| {
+                job.logs.memory_bytes as u64
+                    + job.logs.spill.as_ref().map_or(0, |spill| spill.written - spill.read_offset)
+            })
+            .sum()
+    }
+
     /// Locks the jobs. Every update is a whole-field write, so a poisoned lock is usable.
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Uuid, JobOutbox>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -79,6 +79,7 @@ use podman_api::opts::ContainerListFilter;
 use rivet_core::{FailureReason, JobState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use self::agent::PodmanRunner;
 use self::context::{ContextParts, JobContext};
@@ -112,6 +113,18 @@ pub async fn run_job(
     cancel: CancellationToken,
 ) -> JobOutcome {
     let job_deadline = spec.timeout.map(|limit| (Instant::now() + limit, limit));
+    // The job's span on this runner, a child of the orchestrator's `dispatch` span; the
+    // stages (on the job's own thread) and their processes are its children.
+    let span = tracing::info_span!(
+        "job",
+        job = %spec.assignment.job_id,
+        attempt = spec.assignment.attempt,
+        pipeline = %spec.pipeline_name,
+        state = tracing::field::Empty,
+        failure_reason = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    rivet_telemetry::trace::set_parent(&span, spec.trace.as_ref());
     let dir = workspace::path(&config.workspace_root, &spec.assignment);
     let ctx = Arc::new(JobContext::new(ContextParts {
         assignment: spec.assignment,
@@ -132,9 +145,12 @@ pub async fn run_job(
     let _stop_on_drop = ctx.stop.clone().drop_guard();
     let (done, finished) = tokio::sync::oneshot::channel();
     let job = ctx.clone();
+    let stages_span = span.clone();
     let thread = std::thread::Builder::new().name(format!("rivet-job-{}", spec.assignment.job_id)).spawn(move || {
         let finish = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(runtime) => runtime.block_on(stages::run(job, spec.source, spec.file_name, spec.plugins)),
+            Ok(runtime) => {
+                runtime.block_on(stages::run(job, spec.source, spec.file_name, spec.plugins).instrument(stages_span))
+            }
             Err(err) => Finish::failed(FailureReason::Internal, format!("failed to start the job's runtime: {err}")),
         };
         let _ = done.send(finish);
@@ -157,6 +173,11 @@ pub async fn run_job(
     let keep = finish.state != JobState::Succeeded && config.keep_workspace_on_failure;
     if !keep && let Err(err) = workspace::remove(&dir) {
         tracing::warn!(job = %ctx.assignment, error = %err, "failed to remove the job's workspace");
+    }
+    span.record("state", finish.state.as_str());
+    if let Some(reason) = finish.reason {
+        span.record("failure_reason", reason.as_str());
+        span.record("otel.status_code", "ERROR");
     }
     outcome(&ctx, finish)
 }

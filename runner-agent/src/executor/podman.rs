@@ -28,6 +28,7 @@ use super::mask::{HOLD_QUIET, LineHold};
 use super::output::StreamLines;
 use super::workspace::{self, CONTAINER_WORKSPACE};
 use crate::config::{CONTAINER_ID_COUNT, ExecutorConfig};
+use crate::metrics::{self, PodmanCall};
 
 /// A process to run, checked and resolved by `process.run`.
 #[derive(Debug, Clone)]
@@ -79,10 +80,12 @@ pub(crate) async fn ensure_image(ctx: Arc<JobContext>, image: String, stage: Str
             }
             if pulled { Ok(()) } else { Err(pull_error(&image, "the registry sent no image".to_owned())) }
         };
+        let started = std::time::Instant::now();
         tokio::select! {
             result = pull => result?,
             () = ctx.stop.cancelled() => return Err(stopped(&ctx)),
         }
+        metrics::get().podman_call(PodmanCall::Pull, started.elapsed());
     }
     ctx.remember_image(&image);
     Ok(())
@@ -111,12 +114,14 @@ pub(crate) async fn run_process(ctx: Arc<JobContext>, request: ProcessRequest) -
     if ctx.stop.is_cancelled() {
         return Err(stopped(&ctx));
     }
+    let started = std::time::Instant::now();
     let created = ctx
         .podman
         .containers()
         .create(&create_opts(&ctx, &request))
         .await
         .map_err(Error::podman("create a container"))?;
+    metrics::get().podman_call(PodmanCall::Create, started.elapsed());
     let _remove = RemoveOnDrop { ctx: ctx.clone(), id: created.id.clone() };
     let container = ctx.podman.containers().get(created.id.as_str());
 
@@ -128,7 +133,9 @@ pub(crate) async fn run_process(ctx: Arc<JobContext>, request: ProcessRequest) -
         container.attach(&attach).await.map_err(|err| start_error(&request, err, "attach to a container"))?.split();
 
     let run = async {
+        let started = std::time::Instant::now();
         container.start(None).await.map_err(|err| start_error(&request, err, "start a container"))?;
+        metrics::get().podman_call(PodmanCall::Start, started.elapsed());
         let (stdout, stderr) = stream_output(&ctx, &request, reader).await?;
         let state = wait_for_exit(&container).await?;
         if state.oom_killed {
@@ -278,8 +285,10 @@ impl Drop for RemoveOnDrop {
         let id = std::mem::take(&mut self.id);
         self.ctx.tasks.spawn_on(
             async move {
-                if let Err(err) = podman.containers().get(id.as_str()).delete(&force_delete()).await {
-                    tracing::warn!(container = %id, error = %err, "failed to remove a container");
+                let started = std::time::Instant::now();
+                match podman.containers().get(id.as_str()).delete(&force_delete()).await {
+                    Ok(_) => metrics::get().podman_call(PodmanCall::Remove, started.elapsed()),
+                    Err(err) => tracing::warn!(container = %id, error = %err, "failed to remove a container"),
                 }
             },
             &self.ctx.handle,

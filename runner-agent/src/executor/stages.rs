@@ -10,6 +10,7 @@ use mlua::Value;
 use rivet_core::plugin::PinnedPlugin;
 use rivet_core::{FailureReason, JobState, Limits, StageState};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::context::JobContext;
 use super::error::Error;
@@ -46,30 +47,50 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plug
     let (mut ran, mut skipped) = (0, 0);
     for stage in stages {
         let Some(functions) = pipeline.stage_functions(&stage.name) else { continue };
+        // A child of the job's span (this whole driver runs in it); the script's process
+        // spans are its children.
+        let span = tracing::info_span!(
+            "stage",
+            stage = %stage.name,
+            image = tracing::field::Empty,
+            state = tracing::field::Empty,
+            failure_reason = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let trace = StageTrace { span: span.clone(), started: Instant::now() };
         if failure.is_none()
             && let Some(stop) = ctx.stop_failure()
         {
             failure = Some((String::new(), stop));
         }
         if let Some((failed, why)) = &failure {
-            finish_stage(&ctx, &stage.name, StageState::Skipped, None, skip_message(failed, why));
+            finish_stage(&ctx, &trace, &stage.name, StageState::Skipped, None, skip_message(failed, why));
             skipped += 1;
             continue;
         }
 
         let image = stage.container.clone().unwrap_or_else(|| ctx.config.default_image.clone());
         ctx.enter_stage(&stage.name, &image, stage.network.unwrap_or(ctx.config.default_network));
+        span.record("image", image.as_str());
         if let Err(err) = ctx.budget.start(&lua) {
             return Finish::failed(FailureReason::Internal, format!("failed to arm the Lua time budget: {err}"));
         }
 
         if let Some(condition) = &functions.condition {
-            let decided =
-                guarded(&ctx, &stage.name, &file, call_driven::<Value>(&ctx, &lua, condition.clone(), ())).await;
+            let decided = guarded(&ctx, &stage.name, &file, call_driven::<Value>(&ctx, &lua, condition.clone(), ()))
+                .instrument(span.clone())
+                .await;
             match decided {
                 Ok(Value::Nil | Value::Boolean(false)) => {
                     ctx.budget.suspend(&lua);
-                    finish_stage(&ctx, &stage.name, StageState::Skipped, None, "its condition was false".to_owned());
+                    finish_stage(
+                        &ctx,
+                        &trace,
+                        &stage.name,
+                        StageState::Skipped,
+                        None,
+                        "its condition was false".to_owned(),
+                    );
                     skipped += 1;
                     continue;
                 }
@@ -77,7 +98,7 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plug
                 Err(mut why) => {
                     ctx.budget.suspend(&lua);
                     why.message = format!("condition: {}", why.message);
-                    finish_stage(&ctx, &stage.name, why.state, Some(why.reason), why.message.clone());
+                    finish_stage(&ctx, &trace, &stage.name, why.state, Some(why.reason), why.message.clone());
                     failure = Some((stage.name.clone(), why));
                     continue;
                 }
@@ -96,7 +117,7 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plug
         };
         let clock = StageClock { stage: stage.name.clone(), deadline: Instant::now() + timeout, limit: timeout };
         ctx.stage_clock.send_replace(Some(clock));
-        let result = guarded(&ctx, &stage.name, &file, body).await;
+        let result = guarded(&ctx, &stage.name, &file, body).instrument(span.clone()).await;
         // Cleared before the result is judged: the supervisor records a stage's timeout only
         // while its clock is still published (see `supervisor::stage_timed_out`).
         ctx.stage_clock.send_replace(None);
@@ -106,9 +127,9 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plug
         };
         ctx.budget.suspend(&lua);
         match result {
-            Ok(()) => finish_stage(&ctx, &stage.name, StageState::Succeeded, None, String::new()),
+            Ok(()) => finish_stage(&ctx, &trace, &stage.name, StageState::Succeeded, None, String::new()),
             Err(why) => {
-                finish_stage(&ctx, &stage.name, why.state, Some(why.reason), why.message.clone());
+                finish_stage(&ctx, &trace, &stage.name, why.state, Some(why.reason), why.message.clone());
                 failure = Some((stage.name.clone(), why));
             }
         }
@@ -124,7 +145,26 @@ pub(crate) async fn run(ctx: Arc<JobContext>, source: String, file: String, plug
     }
 }
 
-fn finish_stage(ctx: &JobContext, stage: &str, state: StageState, reason: Option<FailureReason>, message: String) {
+/// A stage's span and when it began, for its end.
+struct StageTrace {
+    span: tracing::Span,
+    started: Instant,
+}
+
+fn finish_stage(
+    ctx: &JobContext,
+    trace: &StageTrace,
+    stage: &str,
+    state: StageState,
+    reason: Option<FailureReason>,
+    message: String,
+) {
+    trace.span.record("state", state.as_str());
+    if let Some(reason) = reason {
+        trace.span.record("failure_reason", reason.as_str());
+        trace.span.record("otel.status_code", "ERROR");
+    }
+    crate::metrics::get().stage_finished(state, trace.started.elapsed());
     ctx.emit(JobEvent::StageFinished {
         stage: stage.to_owned(),
         state,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mlua::{Lua, Table, Value};
 use rivet_core::LogLevel;
+use tracing::Instrument;
 
 use super::{check_driven, on_host, text_of};
 use crate::executor::context::JobContext;
@@ -28,6 +29,17 @@ pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
                 check_driven(&ctx, &lua, "process.run")?;
                 let request =
                     request(&ctx, options).map_err(|err| mlua::Error::runtime(format!("process.run: {err}")))?;
+                // A child of the stage's span. The program's name only (masked like a log
+                // line): its arguments and environment may hold secrets.
+                let span = tracing::info_span!(
+                    "process",
+                    argv0 = %ctx.message(&request.cmd),
+                    image = %request.image,
+                    exit_code = tracing::field::Empty,
+                    duration_ms = tracing::field::Empty,
+                    otel.status_code = tracing::field::Empty,
+                );
+                let started = std::time::Instant::now();
                 let result = {
                     let _waiting = ctx.budget.suspended(&lua);
                     let host_ctx = ctx.clone();
@@ -35,7 +47,19 @@ pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
                         ensure_image(host_ctx.clone(), request.image.clone(), request.stage.clone()).await?;
                         run_process(host_ctx, request).await
                     })
-                    .await?
+                    .instrument(span.clone())
+                    .await
+                };
+                span.record("duration_ms", u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+                let result = match result {
+                    Ok(result) => {
+                        span.record("exit_code", result.exit_code);
+                        result
+                    }
+                    Err(err) => {
+                        span.record("otel.status_code", "ERROR");
+                        return Err(err.into());
+                    }
                 };
                 let table = lua.create_table()?;
                 table.raw_set("exit_code", result.exit_code)?;

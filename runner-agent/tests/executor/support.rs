@@ -80,6 +80,7 @@ impl Env {
             first_sequence: FIRST_SEQUENCE,
             timeout: None,
             plugins: Vec::new(),
+            trace: None,
         }
     }
 

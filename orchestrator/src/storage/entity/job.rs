@@ -41,6 +41,9 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
+    /// The launch span's W3C `traceparent`; null when tracing was off.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

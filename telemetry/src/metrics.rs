@@ -68,17 +68,21 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `addr` and serves `registry` there until stopped.
-    pub async fn bind(addr: SocketAddr, registry: Arc<Registry>) -> Result<Self, MetricsError> {
+    /// Binds `addr` and serves what `render` writes (exposition text, see [`render`])
+    /// there until stopped.
+    pub async fn bind(
+        addr: SocketAddr,
+        render: impl Fn() -> String + Send + Sync + 'static,
+    ) -> Result<Self, MetricsError> {
         let listener = TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
-        Ok(Self::serve(listener, registry))
+        Ok(Self::serve(listener, render))
     }
 
-    /// Serves `registry` on `listener` until stopped.
-    pub fn serve(listener: TcpListener, registry: Arc<Registry>) -> Self {
+    /// Serves what `render` writes on `listener` until stopped.
+    pub fn serve(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
         let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, registry, stop.clone()));
+        let task = tokio::spawn(accept_loop(listener, Arc::new(render), stop.clone()));
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
         Self { addr, stop, task }
     }
@@ -90,7 +94,10 @@ impl MetricsServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, registry: Arc<Registry>, stop: CancellationToken) {
+/// Renders the exposition text of a scrape.
+type Render = Arc<dyn Fn() -> String + Send + Sync>;
+
+async fn accept_loop(listener: TcpListener, registry: Render, stop: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -123,7 +130,7 @@ async fn accept_loop(listener: TcpListener, registry: Arc<Registry>, stop: Cance
     }
 }
 
-fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>> {
+fn respond(req: &Request<Incoming>, render: &Render) -> Response<Full<Bytes>> {
     let plain = |status: StatusCode, body: &'static str| {
         let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
         *response.status_mut() = status;
@@ -135,7 +142,7 @@ fn respond(req: &Request<Incoming>, registry: &Registry) -> Response<Full<Bytes>
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
     }
-    let mut response = Response::new(Full::new(Bytes::from(render(registry))));
+    let mut response = Response::new(Full::new(Bytes::from(render())));
     if let Ok(value) = CONTENT_TYPE.parse() {
         response.headers_mut().insert(hyper::header::CONTENT_TYPE, value);
     }
@@ -307,7 +314,7 @@ mod tests {
         registry.register("rivet_test_things", "Things.", counter.clone());
         counter.inc_by(7);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let server = MetricsServer::serve(listener, Arc::new(registry));
+        let server = MetricsServer::serve(listener, move || render(&registry));
         let text = scrape(server.addr).await.expect("scrape");
         let parsed = Scrape::parse(&text).expect("parses");
         assert_eq!(parsed.sum("rivet_test_things_total", &[]), 7.0);
