@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod sandbox;
 pub mod settings;
 pub mod text;
+pub mod trigger;
 mod validate;
 
 pub use diagnostic::{Diagnostic, LoadError};

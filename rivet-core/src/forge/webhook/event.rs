@@ -242,8 +242,9 @@ pub(super) struct CommitFiles {
 }
 
 /// The union of the paths `commits` touched, sorted, or `None` (unknown) when the payload
-/// lists no commits, fewer than `total` were pushed, or there are more than
-/// [`MAX_CHANGED_PATHS`].
+/// lists no commits, fewer than `total` were pushed, there are more than
+/// [`MAX_CHANGED_PATHS`], or one is longer than [`MAX_FIELD_BYTES`] (a path filter is not
+/// going to be asked about it, and matching costs grow with length).
 pub(super) fn changed_paths(commits: &[CommitFiles], total: Option<u64>) -> Option<Vec<String>> {
     if commits.is_empty() || total.is_some_and(|total| total > commits.len() as u64) {
         return None;
@@ -252,7 +253,7 @@ pub(super) fn changed_paths(commits: &[CommitFiles], total: Option<u64>) -> Opti
     for commit in commits {
         for path in commit.added.iter().chain(&commit.modified).chain(&commit.removed) {
             paths.insert(path.as_str());
-            if paths.len() > MAX_CHANGED_PATHS {
+            if paths.len() > MAX_CHANGED_PATHS || path.len() > MAX_FIELD_BYTES {
                 return None;
             }
         }
@@ -378,6 +379,8 @@ mod tests {
         assert_eq!(changed_paths(&huge, None), None);
         let at_limit = [CommitFiles { added: huge[0].added[1..].to_vec(), ..CommitFiles::default() }];
         assert_eq!(changed_paths(&at_limit, None).map(|p| p.len()), Some(MAX_CHANGED_PATHS));
+        let long = [files(&["a", &"x".repeat(MAX_FIELD_BYTES + 1)], &[], &[])];
+        assert_eq!(changed_paths(&long, None), None);
     }
 
     #[test]
