@@ -25,6 +25,7 @@ pub mod model;
 pub mod plugin;
 pub mod protocol;
 pub mod sandbox;
+pub mod schedule;
 pub mod settings;
 pub mod text;
 pub mod trigger;
