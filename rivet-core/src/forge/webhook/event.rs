@@ -119,8 +119,12 @@ pub struct ForgeEvent {
     pub web_url: Option<String>,
 }
 
+/// How much of serde's description of a bad payload an error keeps, in bytes: serde quotes
+/// the offending value, which the sender chose.
+const MAX_REASON_BYTES: usize = 256;
+
 /// Why a webhook body could not be read as an event.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// The body is larger than [`MAX_BODY`].
     #[error("the webhook body is {size} bytes; the limit is {MAX_BODY}")]
@@ -135,12 +139,12 @@ pub enum ParseError {
         header: &'static str,
     },
     /// The body is not the JSON the forge sends for the event.
-    #[error("invalid `{event}` payload: {source}")]
+    #[error("invalid `{event}` payload: {reason}")]
     InvalidPayload {
         /// The event, as the forge names it.
         event: &'static str,
-        /// What serde found wrong.
-        source: serde_json::Error,
+        /// What serde found wrong, with its line and column, truncated.
+        reason: String,
     },
     /// A field is longer than [`MAX_FIELD_BYTES`].
     #[error("field `{field}` is {len} bytes long; the limit is {MAX_FIELD_BYTES}")]
@@ -182,7 +186,10 @@ pub fn parse<H: Headers + ?Sized>(forge: Forge, headers: &H, body: &[u8]) -> Res
 
 /// Deserialises the payload of `event`.
 pub(super) fn payload<'a, T: Deserialize<'a>>(event: &'static str, body: &'a [u8]) -> Result<T, ParseError> {
-    serde_json::from_slice(body).map_err(|source| ParseError::InvalidPayload { event, source })
+    serde_json::from_slice(body).map_err(|e| ParseError::InvalidPayload {
+        event,
+        reason: crate::text::truncate_owned(e.to_string(), MAX_REASON_BYTES),
+    })
 }
 
 /// `value` if it is at most [`MAX_FIELD_BYTES`] long.
@@ -405,6 +412,11 @@ mod tests {
         assert!(matches!(error, ParseError::MissingEventHeader { header: "X-Gitea-Event" }), "{error}");
         let error = parse(Forge::Github, &[("X-GitHub-Event", "push")], b"{").unwrap_err();
         assert!(matches!(error, ParseError::InvalidPayload { event: "push", .. }), "{error}");
+        // serde quotes a string found where a struct belongs.
+        let huge = format!(r#"{{"ref": "a", "after": "b", "repository": "{}"}}"#, "x".repeat(100_000));
+        let error = parse(Forge::Github, &[("X-GitHub-Event", "push")], huge.as_bytes()).unwrap_err();
+        let ParseError::InvalidPayload { reason, .. } = &error else { panic!("{error}") };
+        assert!(reason.len() <= MAX_REASON_BYTES && reason.contains("[truncated"), "{reason}");
         let long = format!(
             r#"{{"ref":"refs/heads/{}","before":"","after":"{}","repository":{{"full_name":"a/b","clone_url":"u"}}}}"#,
             "x".repeat(MAX_FIELD_BYTES),
