@@ -9,6 +9,8 @@
 mod glob;
 mod inputs;
 
+use serde::{Deserialize, Serialize};
+
 use crate::forge::webhook::{EventKind, ForgeEvent};
 
 pub use self::glob::{Glob, MAX_GLOB_BYTES};
@@ -61,7 +63,11 @@ pub struct TriggerErrors(pub Vec<TriggerError>);
 /// branch a pull request targets, `tags` the tag pushed, `paths` the files a push changed.
 /// So `branches = ["main"]` alone still lets tags through; name the `events` too
 /// (`events = [Push, PullRequest]`) to keep them out.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// It serialises as its patterns (`{"events": ["push"], "branches": ["main"]}`, every list
+/// optional), and deserialising checks them as [`TriggerFilter::new`] does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "FilterSpec", into = "FilterSpec")]
 pub struct TriggerFilter {
     events: Vec<EventKind>,
     branches: Vec<Glob>,
@@ -78,6 +84,12 @@ impl TriggerFilter {
         paths: &[S],
     ) -> Result<TriggerFilter, TriggerErrors> {
         let mut errors = Vec::new();
+        let mut unique = Vec::new();
+        for kind in events {
+            if !unique.contains(&kind) {
+                unique.push(kind);
+            }
+        }
         let mut globs = |list: &'static str, patterns: &[S]| -> Vec<Glob> {
             if patterns.len() > MAX_GLOBS {
                 errors.push(TriggerError::TooManyGlobs { list, count: patterns.len() });
@@ -86,7 +98,7 @@ impl TriggerFilter {
             patterns.iter().filter_map(|p| Glob::new(p.as_ref()).map_err(|e| errors.push(e)).ok()).collect()
         };
         let filter = TriggerFilter {
-            events,
+            events: unique,
             branches: globs("branches", branches),
             tags: globs("tags", tags),
             paths: globs("paths", paths),
@@ -143,6 +155,39 @@ impl TriggerFilter {
         match &event.changed_paths {
             Some(paths) if !self.paths.is_empty() => paths.iter().any(|path| any_matches(&self.paths, path)),
             _ => true,
+        }
+    }
+}
+
+/// A [`TriggerFilter`] as stored: its patterns as text.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterSpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    events: Vec<EventKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    branches: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    paths: Vec<String>,
+}
+
+impl TryFrom<FilterSpec> for TriggerFilter {
+    type Error = TriggerErrors;
+    fn try_from(spec: FilterSpec) -> Result<TriggerFilter, TriggerErrors> {
+        TriggerFilter::new(spec.events, &spec.branches, &spec.tags, &spec.paths)
+    }
+}
+
+impl From<TriggerFilter> for FilterSpec {
+    fn from(filter: TriggerFilter) -> FilterSpec {
+        let text = |globs: Vec<Glob>| globs.iter().map(|g| g.as_str().to_owned()).collect();
+        FilterSpec {
+            events: filter.events,
+            branches: text(filter.branches),
+            tags: text(filter.tags),
+            paths: text(filter.paths),
         }
     }
 }

@@ -174,3 +174,16 @@ fn launch_inputs_keep_what_the_pipeline_declares_and_the_fixed_ones() {
     let fixed = BTreeMap::from([("sha".to_owned(), "deadbeef".to_owned())]);
     assert_eq!(launch_inputs(&specs, &push("main", None), &fixed)["sha"], "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
 }
+
+#[test]
+fn filters_serialise_as_their_patterns() {
+    let filter = filter(&[EventKind::Push, EventKind::Push, EventKind::Tag], &["main"], &[], &["src/**"]);
+    assert_eq!(filter.events(), [EventKind::Push, EventKind::Tag]);
+    let json = serde_json::to_string(&filter).unwrap();
+    assert_eq!(json, r#"{"events":["push","tag"],"branches":["main"],"paths":["src/**"]}"#);
+    assert_eq!(serde_json::from_str::<TriggerFilter>(&json).unwrap(), filter);
+    assert_eq!(serde_json::from_str::<TriggerFilter>("{}").unwrap(), TriggerFilter::default());
+    let error = serde_json::from_str::<TriggerFilter>(r#"{"tags": ["v**x"]}"#).unwrap_err();
+    assert!(error.to_string().starts_with("invalid glob `v**x`"), "{error}");
+    assert!(serde_json::from_str::<TriggerFilter>(r#"{"branch": ["main"]}"#).is_err());
+}
