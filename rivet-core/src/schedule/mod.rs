@@ -21,6 +21,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
+use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
 
 pub use self::missed::{Fires, MissedPolicy, due_fires};
@@ -92,7 +93,7 @@ impl Schedule {
         let parser = CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build();
         let parsed = parser
             .parse(expression)
-            .map_err(|e| ScheduleError::Invalid { expression: quoted(), reason: e.to_string() })?;
+            .map_err(|e| ScheduleError::Invalid { expression: quoted(), reason: explain(&parser, expression, &e) })?;
         let tz = Tz::from_str(tz.trim()).map_err(|_| ScheduleError::UnknownTimeZone {
             name: crate::text::truncate(tz, MAX_QUOTED_BYTES).into_owned(),
         })?;
@@ -127,6 +128,39 @@ impl Schedule {
     pub fn timezone(&self) -> Tz {
         self.tz
     }
+}
+
+/// The five fields, in order.
+const FIELDS: [&str; 5] = ["minute", "hour", "day of month", "month", "day of week"];
+
+/// Why croner refused `expression`, naming the field at fault when one alone is: each field
+/// is tried with the others `*`.
+fn explain(parser: &CronParser, expression: &str, error: &CronError) -> String {
+    let message = match error {
+        // croner quotes the field upper-cased; the field is quoted below as written.
+        CronError::IllegalCharacters(_) => "characters cron does not allow".to_owned(),
+        CronError::ComponentError(m) | CronError::InvalidPattern(m) => m.clone(),
+        other => other.to_string(),
+    };
+    // croner's messages are sentences; ours are lowercase fragments.
+    let message = message.trim_end_matches('.');
+    let mut chars = message.chars();
+    let message = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if expression.starts_with('@') {
+        return "unknown nickname (use @yearly, @annually, @monthly, @weekly, @daily or @hourly)".to_owned();
+    }
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    for (i, field) in fields.iter().enumerate() {
+        let alone: Vec<&str> = (0..fields.len()).map(|j| if j == i { *field } else { "*" }).collect();
+        if parser.parse(&alone.join(" ")).is_err() {
+            let field = crate::text::truncate(field, MAX_QUOTED_BYTES);
+            return format!("{} field `{field}`: {message}", FIELDS.get(i).copied().unwrap_or("a"));
+        }
+    }
+    message
 }
 
 impl PartialEq for Schedule {
