@@ -197,3 +197,23 @@ fn missed_policies_have_names() {
     assert_eq!("catch-up".parse::<MissedPolicy>().unwrap_err().to_string(), "unknown missed-run policy `catch-up`");
     assert_eq!(serde_json::to_string(&MissedPolicy::RunOnce).unwrap(), "\"run-once\"");
 }
+
+#[test]
+fn backward_and_forward_searches_agree_across_daylight_saving() {
+    // The most recent due time, searched backwards from now, is one the forward search
+    // gives: the spring gap's replacement 03:00 and the autumn repeat's first 02:30.
+    let daily = schedule("30 2 * * *", "Europe/Paris");
+    assert_eq!(daily.last_at_or_before(utc("2026-03-29T01:31:00Z")), Some(utc("2026-03-29T01:00:00Z")));
+    assert_eq!(daily.last_at_or_before(utc("2026-03-29T00:59:00Z")), Some(utc("2026-03-28T01:30:00Z")));
+    assert_eq!(daily.last_at_or_before(utc("2026-10-25T01:31:00Z")), Some(utc("2026-10-25T00:30:00Z")));
+    // Down through the whole repeated hour: one run, for its first pass.
+    let fires = due_fires(
+        &daily,
+        utc("2026-10-24T00:30:00Z"),
+        utc("2026-10-25T01:31:00Z"),
+        MissedPolicy::RunOnce,
+        Duration::ZERO,
+    );
+    let due = Some(utc("2026-10-25T00:30:00Z"));
+    assert_eq!(fires, Fires { fire: due, latest_due: due, skipped: false, next: Some(utc("2026-10-26T01:30:00Z")) });
+}
