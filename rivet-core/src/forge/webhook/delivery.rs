@@ -1,6 +1,7 @@
 //! Which delivery a webhook request is. Forges retry a delivery that timed out and let users
 //! redeliver by hand, with the same id each time: the orchestrator records the ids it has
-//! acted on and starts nothing for one it has seen.
+//! acted on and starts nothing for one it has seen. An id is unique only within one forge
+//! instance, so it is recorded together with the webhook it came to.
 
 use super::{Headers, first_of};
 use crate::forge::Forge;
