@@ -25,9 +25,11 @@ pub mod model;
 pub mod plugin;
 pub mod protocol;
 pub mod sandbox;
+pub mod schedule;
 pub mod settings;
 pub mod text;
 pub mod trace;
+pub mod trigger;
 mod validate;
 
 pub use diagnostic::{Diagnostic, LoadError};

@@ -7,3 +7,4 @@ mod inputs;
 mod sandbox;
 mod support;
 mod validation;
+mod webhooks;

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::UnknownValue;
 
+pub mod webhook;
+
 /// A code forge. Gitea and Forgejo speak the same API and webhooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
