@@ -234,6 +234,8 @@ pub struct ReplicaConfig {
     pub redis_url: String,
     pub lease_ttl_ms: u64,
     pub heartbeat_interval_ms: u64,
+    /// More variables for every replica (telemetry, say).
+    pub env: Vec<(String, String)>,
 }
 
 /// One `rivet-orchestrator` process.
@@ -255,6 +257,7 @@ impl Replica {
             .env("RIVET_LEASE_TTL_MS", config.lease_ttl_ms.to_string())
             .env("RIVET_HEARTBEAT_INTERVAL_MS", config.heartbeat_interval_ms.to_string())
             .env("RUST_LOG", "info")
+            .envs(config.env.iter().map(|(name, value)| (name, value)))
             .stdout(log.try_clone().expect("orchestrator log"))
             .stderr(log)
             .spawn()
@@ -323,6 +326,8 @@ pub struct RunnerConfig<'a> {
     pub state_dir: &'a Path,
     pub executor: &'a rivet_runner::config::ExecutorConfig,
     pub log: PathBuf,
+    /// More variables for the runner (telemetry, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Runner {
@@ -339,6 +344,7 @@ impl Runner {
             .env("RIVET_RUNNER_EXECUTOR__INSTANCE", format!("\"{}\"", config.executor.instance))
             .env("RIVET_RUNNER_EXECUTOR__CANCEL_GRACE_SECS", "1")
             .env("RUST_LOG", "info")
+            .envs(config.env.iter().map(|(name, value)| (name, value)))
             .stdout(log.try_clone().expect("runner log"))
             .stderr(log)
             .spawn()

@@ -71,6 +71,7 @@ impl Harness {
             redis_url: redis.url(),
             lease_ttl_ms,
             heartbeat_interval_ms: HEARTBEAT_MS,
+            env: Vec::new(),
         };
         let mut started = Vec::new();
         // One after the other: the first one migrates the new database.
@@ -99,6 +100,7 @@ impl Harness {
             state_dir: &self.state,
             executor: &self.env.config,
             log: self.dir().join("runner.log"),
+            env: Vec::new(),
         };
         self.runner = Some(Runner::start(&config));
     }
@@ -401,6 +403,7 @@ async fn a_partitioned_runner_stops_its_copy_of_a_job_that_was_handed_on() {
         state_dir: &second_state,
         executor: &second,
         log: harness.dir().join("second-runner.log"),
+        env: Vec::new(),
     });
     let mut jobs = harness.replicas[0].jobs().await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
