@@ -144,54 +144,83 @@ async fn metrics(addr: SocketAddr) -> Scrape {
     Scrape::parse(&scrape(addr).await.expect("scrape /metrics")).expect("the exposition parses")
 }
 
+/// PostgreSQL, Redis, one orchestrator and one runner, both serving `/metrics` and, when
+/// `otlp` is given, exporting spans there.
+struct Cluster {
+    orchestrator_metrics: SocketAddr,
+    runner_metrics: SocketAddr,
+    replica: Replica,
+    _runner: Runner,
+    _redis: Redis,
+    _postgres: Postgres,
+    _env: support::Env,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(otlp: Option<String>) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let env = support::Env::new().await;
+        let postgres = Postgres::start(dir.path());
+        let redis = Redis::start(dir.path());
+        let orchestrator_metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let runner_metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let exporting = |variable: &str| match &otlp {
+            // The standard variable for one process, Rivet's own setting for the other.
+            Some(otlp) => {
+                vec![("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()), (variable.to_owned(), otlp.clone())]
+            }
+            None => Vec::new(),
+        };
+        let mut orchestrator_env = exporting("OTEL_EXPORTER_OTLP_ENDPOINT");
+        orchestrator_env.push(("RIVET_METRICS__LISTEN".to_owned(), orchestrator_metrics.to_string()));
+        orchestrator_env.push((
+            "RIVET_SECRETS__KEY".to_owned(),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned(),
+        ));
+        let config = ReplicaConfig {
+            database_url: postgres.url(),
+            redis_url: redis.url(),
+            lease_ttl_ms: 3_000,
+            heartbeat_interval_ms: 500,
+            env: orchestrator_env,
+        };
+        let replica = Replica::start(&config, "traced", dir.path()).await;
+        let mut runner_env = exporting("RIVET_RUNNER_TELEMETRY__OTLP_ENDPOINT");
+        runner_env.push(("RIVET_RUNNER_METRICS__LISTEN".to_owned(), runner_metrics.to_string()));
+        let state = dir.path().join("runner-state");
+        let runner = Runner::start(&RunnerConfig {
+            orchestrator: replica.addr,
+            state_dir: &state,
+            executor: &env.config,
+            log: dir.path().join("runner.log"),
+            env: runner_env,
+        });
+        let channel = replica.channel().await;
+        let request = pb::SetSecretRequest { name: "TOKEN".into(), pipeline: String::new(), value: SECRET.into() };
+        SecretServiceClient::new(channel.clone()).set_secret(request).await.expect("set the secret");
+        let request = pb::CreatePipelineRequest { source: PIPELINE.to_owned(), file_name: "traced.lua".to_owned() };
+        PipelineServiceClient::new(channel).create_pipeline(request).await.expect("create the pipeline");
+        Cluster {
+            orchestrator_metrics,
+            runner_metrics,
+            replica,
+            _runner: runner,
+            _redis: redis,
+            _postgres: postgres,
+            _env: env,
+            dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_is_one_trace_across_orchestrator_and_runner_and_its_metrics_count_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = support::Env::new().await;
-    let postgres = Postgres::start(dir.path());
-    let redis = Redis::start(dir.path());
     let collector = Collector::default();
     let otlp = format!("http://{}", collector.serve().await);
-    let orchestrator_metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let runner_metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let exporting = |extra: (&str, String)| {
-        vec![
-            // The standard variable for one process, Rivet's own setting for the other.
-            ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
-            (extra.0.to_owned(), extra.1),
-        ]
-    };
-    let mut orchestrator_env = exporting(("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone()));
-    orchestrator_env.push(("RIVET_METRICS__LISTEN".to_owned(), orchestrator_metrics.to_string()));
-    orchestrator_env.push((
-        "RIVET_SECRETS__KEY".to_owned(),
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned(),
-    ));
-    let config = ReplicaConfig {
-        database_url: postgres.url(),
-        redis_url: redis.url(),
-        lease_ttl_ms: 3_000,
-        heartbeat_interval_ms: 500,
-        env: orchestrator_env,
-    };
-    let replica = Replica::start(&config, "traced", dir.path()).await;
-    let mut runner_env = exporting(("RIVET_RUNNER_TELEMETRY__OTLP_ENDPOINT", otlp.clone()));
-    runner_env.push(("RIVET_RUNNER_METRICS__LISTEN".to_owned(), runner_metrics.to_string()));
-    let state = dir.path().join("runner-state");
-    let _runner = Runner::start(&RunnerConfig {
-        orchestrator: replica.addr,
-        state_dir: &state,
-        executor: &env.config,
-        log: dir.path().join("runner.log"),
-        env: runner_env,
-    });
-
-    let channel = replica.channel().await;
-    let request = pb::SetSecretRequest { name: "TOKEN".into(), pipeline: String::new(), value: SECRET.into() };
-    SecretServiceClient::new(channel.clone()).set_secret(request).await.expect("set the secret");
-    let request = pb::CreatePipelineRequest { source: PIPELINE.to_owned(), file_name: "traced.lua".to_owned() };
-    PipelineServiceClient::new(channel).create_pipeline(request).await.expect("create the pipeline");
-
+    let cluster = Cluster::start(Some(otlp)).await;
+    let (orchestrator_metrics, runner_metrics, replica) =
+        (cluster.orchestrator_metrics, cluster.runner_metrics, &cluster.replica);
     let before = metrics(orchestrator_metrics).await;
     assert_eq!(before.sum("rivet_jobs_launched_total", &[]), 0.0);
 
@@ -324,4 +353,117 @@ async fn a_job_is_one_trace_across_orchestrator_and_runner_and_its_metrics_count
             assert!(!value.contains("token is"), "span `{}` attribute `{key}` holds a process argument", span.name);
         }
     }
+}
+
+/// Asks Prometheus's HTTP API for `query`; the value of each series, by its labels.
+async fn query(prometheus: SocketAddr, query: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let url = format!("http://{prometheus}/api/v1/query");
+    let Ok(response) = reqwest::Client::new().get(url).query(&[("query", query)]).send().await else {
+        return Vec::new();
+    };
+    let Ok(body) = response.bytes().await else { return Vec::new() };
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&body) else { return Vec::new() };
+    let series = answer["data"]["result"].as_array().cloned().unwrap_or_default();
+    series
+        .iter()
+        .map(|series| {
+            let labels = series["metric"]
+                .as_object()
+                .map(|labels| {
+                    labels.iter().map(|(key, value)| (key.clone(), value.as_str().unwrap_or("").to_owned())).collect()
+                })
+                .unwrap_or_default();
+            let value = series["value"][1].as_str().and_then(|value| value.parse().ok()).unwrap_or(f64::NAN);
+            (labels, value)
+        })
+        .collect()
+}
+
+/// Debian's `prometheus` (installed by `.ci/run`) scrapes both endpoints as an operator
+/// would, and answers queries about the job: the exposition is what a real Prometheus
+/// reads, not only what this repository's parser accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_both_endpoints() {
+    let Ok(binary) = which_prometheus() else {
+        eprintln!("skipped: no `prometheus` binary (apt-get install prometheus)");
+        return;
+    };
+    let cluster = Cluster::start(None).await;
+    let mut jobs = cluster.replica.jobs().await;
+    let request = pb::LaunchJobRequest {
+        pipeline: "traced".to_owned(),
+        inputs: Default::default(),
+        idempotency_key: String::new(),
+    };
+    let id = jobs.launch_job(request).await.expect("launch").into_inner().job.expect("a job").id;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while job(&mut jobs, &id).await.end_time.is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "job {id} never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = cluster.dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: orchestrator\n    static_configs: [{{ targets: ['{}'] }}]\n  - job_name: runner\n    static_configs: [{{ targets: ['{}'] }}]\n",
+            cluster.orchestrator_metrics, cluster.runner_metrics
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(cluster.dir.path().join("prometheus.log")).unwrap();
+    let mut prometheus = tokio::process::Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", cluster.dir.path().join("tsdb").display()))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start prometheus");
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let up = query(listen, "up").await;
+        let finished = query(listen, "rivet_jobs_finished_total").await;
+        let runner = query(listen, "rivet_runner_jobs_finished_total").await;
+        let both_up = up.len() == 2 && up.iter().all(|(_, value)| *value == 1.0);
+        let counted = finished.iter().any(|(labels, value)| {
+            labels.get("state").map(String::as_str) == Some("succeeded")
+                && labels.get("job").map(String::as_str) == Some("orchestrator")
+                && *value == 1.0
+        }) && runner
+            .iter()
+            .any(|(labels, value)| labels.get("state").map(String::as_str) == Some("succeeded") && *value == 1.0);
+        if both_up && counted {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "prometheus never saw both targets up and the job counted: up {up:?}, finished {finished:?}, runner {runner:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // A histogram, through PromQL, as the dashboard asks for it (a rate needs two scrapes).
+    let quantile = "histogram_quantile(0.5, sum(rate(rivet_rpc_duration_seconds_bucket[1m])) by (le))";
+    loop {
+        let latency = query(listen, quantile).await;
+        if latency.len() == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "prometheus never answered {quantile}: {latency:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = prometheus.kill().await;
+}
+
+/// The `prometheus` binary on the PATH.
+fn which_prometheus() -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("prometheus"))
+        .find(|path| path.is_file())
+        .ok_or(())
 }
