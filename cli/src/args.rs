@@ -194,6 +194,12 @@ pub enum JobCommand {
         /// A job id or the start of one.
         job: String,
     },
+    /// Run a job again: the same pipeline version with the same inputs. The new job
+    /// records which one it reruns.
+    Rerun {
+        /// A job id or the start of one.
+        job: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -99,6 +99,9 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
             JobCommand::Cancel { job } => {
                 remote(overrides, async |client| commands::job::cancel(client, &job, format).await)
             }
+            JobCommand::Rerun { job } => {
+                remote(overrides, async |client| commands::job::rerun(client, &job, format).await)
+            }
         },
         Command::Runner(command) => match command {
             RunnerCommand::List { online } => {

@@ -169,6 +169,7 @@ pub fn job_json(job: &pb::Job) -> Value {
         "attempt": job.attempt,
         "runner_id": (!job.runner_id.is_empty()).then_some(&job.runner_id),
         "trace_id": (!job.trace_id.is_empty()).then_some(&job.trace_id),
+        "origin": origin_json(job.origin.as_ref()),
         "create_time": json_time(job.create_time.as_ref()),
         "start_time": json_time(job.start_time.as_ref()),
         "end_time": json_time(job.end_time.as_ref()),
@@ -337,5 +338,46 @@ mod tests {
         table.row(vec!["hello".to_owned(), "1".to_owned()]);
         table.row(vec!["a-much-longer-name".to_owned(), "12".to_owned()]);
         assert_eq!(table.render(), "NAME                VERSION\nhello               1\na-much-longer-name  12\n");
+    }
+}
+
+/// What started a job, in words: `API (API token …)`, `trigger T, delivery D (push of
+/// SHA on REF)`, `schedule S, due TIME`, `rerun of JOB`.
+pub fn origin(origin: Option<&pb::JobOrigin>) -> Option<String> {
+    use pb::job_origin::Kind;
+    Some(match origin?.kind.as_ref()? {
+        Kind::Api(api) if api.caller.is_empty() => "API".to_owned(),
+        Kind::Api(api) => format!("API ({})", api.caller),
+        Kind::Trigger(trigger) => format!(
+            "trigger {}, delivery {} ({} of {} on {})",
+            trigger.trigger_id, trigger.delivery_id, trigger.event, trigger.sha, trigger.r#ref
+        ),
+        Kind::Schedule(schedule) => {
+            format!("schedule {}, due {}", schedule.schedule_id, local_time(schedule.due_time.as_ref()))
+        }
+        Kind::Rerun(rerun) => format!("rerun of job {}", rerun.job_id),
+    })
+}
+
+/// What started a job, as JSON: `{"kind": "api" | "trigger" | "schedule" | "rerun", ...}`.
+pub fn origin_json(origin: Option<&pb::JobOrigin>) -> serde_json::Value {
+    use pb::job_origin::Kind;
+    match origin.and_then(|origin| origin.kind.as_ref()) {
+        None => serde_json::Value::Null,
+        Some(Kind::Api(api)) => json!({ "kind": "api", "caller": (!api.caller.is_empty()).then_some(&api.caller) }),
+        Some(Kind::Trigger(trigger)) => json!({
+            "kind": "trigger",
+            "trigger_id": trigger.trigger_id,
+            "delivery_id": trigger.delivery_id,
+            "event": trigger.event,
+            "sha": trigger.sha,
+            "ref": trigger.r#ref,
+        }),
+        Some(Kind::Schedule(schedule)) => json!({
+            "kind": "schedule",
+            "schedule_id": schedule.schedule_id,
+            "due_time": json_time(schedule.due_time.as_ref()),
+        }),
+        Some(Kind::Rerun(rerun)) => json!({ "kind": "rerun", "job_id": rerun.job_id }),
     }
 }

@@ -193,3 +193,53 @@ pub struct LogLine {
     /// The attempt that produced it.
     pub attempt: u32,
 }
+
+/// What started a job: recorded at launch, shown by `rivet job show` and the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobOrigin {
+    /// A `LaunchJob` call; `caller` names the token's holder when the call was
+    /// authenticated.
+    Api {
+        /// Who called, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caller: Option<String>,
+    },
+    /// A forge's webhook delivery, through a trigger.
+    Trigger {
+        /// The trigger.
+        trigger_id: Uuid,
+        /// The forge's id of the delivery (redeliveries repeat it).
+        delivery_id: String,
+        /// The event: `push`, `tag` or `pull_request`.
+        event: String,
+        /// The commit it is about.
+        sha: String,
+        /// The full ref it is about.
+        git_ref: String,
+    },
+    /// A cron schedule's due time.
+    Schedule {
+        /// The schedule.
+        schedule_id: Uuid,
+        /// The due time that fired.
+        due: DateTime<Utc>,
+    },
+    /// `rivet job rerun`: the same pipeline version with the same inputs as `of`.
+    Rerun {
+        /// The job it reruns.
+        of: Uuid,
+    },
+}
+
+impl JobOrigin {
+    /// The kind, as shown: `api`, `trigger`, `schedule` or `rerun`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobOrigin::Api { .. } => "api",
+            JobOrigin::Trigger { .. } => "trigger",
+            JobOrigin::Schedule { .. } => "schedule",
+            JobOrigin::Rerun { .. } => "rerun",
+        }
+    }
+}

@@ -34,7 +34,7 @@ mod validate;
 
 pub use diagnostic::{Diagnostic, LoadError};
 pub use inputs::{InputError, InputErrors, resolve};
-pub use job::{Assignment, FailureReason, JobState, LogLevel, LogLine, StageState};
+pub use job::{Assignment, FailureReason, JobOrigin, JobState, LogLevel, LogLine, StageState};
 pub use loader::{LoadedPipeline, check, load};
 pub use model::{InputSpec, InputType, InputValue, PipelineDefinition, ResolvedInputs, StageSpec, Tag};
 pub use sandbox::Limits;

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
-use rivet_proto::v1::{self as pb, CancelJobRequest, GetJobRequest, LaunchJobRequest, ListJobsRequest};
+use rivet_proto::v1::{
+    self as pb, CancelJobRequest, GetJobRequest, LaunchJobRequest, ListJobsRequest, RerunJobRequest,
+};
 
 use crate::client::Client;
 use crate::error::{Error, Subject};
@@ -188,6 +190,9 @@ fn describe(job: &pb::Job) -> String {
     if !job.runner_id.is_empty() {
         field("runner", &job.runner_id);
     }
+    if let Some(origin) = view::origin(job.origin.as_ref()) {
+        field("started by", &origin);
+    }
     if !job.trace_id.is_empty() {
         field("trace", &job.trace_id);
     }
@@ -267,6 +272,23 @@ pub async fn cancel(client: &Client, reference: &str, format: Format) -> Result<
     match format {
         Format::Json => view::print_json(&view::job_json(&job)),
         Format::Table => println!("cancel requested for job {id}: now {}", view::job_state(job.state)),
+    }
+    Ok(exit::OK)
+}
+
+/// `rivet job rerun JOB`.
+pub async fn rerun(client: &Client, reference: &str, format: Format) -> Result<u8, Error> {
+    let id = resolve::job_id(client, reference).await?;
+    let response = client
+        .jobs
+        .clone()
+        .rerun_job(RerunJobRequest { job_id: id.clone() })
+        .await
+        .map_err(|status| client.error(status, Subject::Job))?;
+    let job = response.into_inner().job.ok_or_else(|| Error::new(exit::FAILURE, "the server sent no job"))?;
+    match format {
+        Format::Json => view::print_json(&view::job_json(&job)),
+        Format::Table => println!("job {} queued: a rerun of {id}", job.id),
     }
     Ok(exit::OK)
 }

@@ -5,18 +5,21 @@ use std::time::Duration;
 
 use chrono::DateTime;
 use futures_util::{Stream, StreamExt};
+use rivet_core::JobOrigin;
 use rivet_proto::v1::job_service_server::JobService;
 use rivet_proto::v1::{
     self as pb, CancelJobRequest, CancelJobResponse, GetJobRequest, GetJobResponse, LaunchJobRequest,
-    LaunchJobResponse, ListJobsRequest, ListJobsResponse, WatchJobRequest, WatchJobResponse,
+    LaunchJobResponse, ListJobsRequest, ListJobsResponse, RerunJobRequest, RerunJobResponse, WatchJobRequest,
+    WatchJobResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::api::page_size;
 use crate::convert;
+use crate::domain::access::Caller;
 use crate::domain::coord::Topic;
 use crate::domain::error::{Error, Result};
-use crate::domain::orchestrator::Orchestrator;
+use crate::domain::orchestrator::{Launch, Orchestrator};
 use crate::domain::store::{JobCursor, JobFilter, JobRecord};
 
 /// How often a watcher re-reads its job when no event arrives (events are at most once).
@@ -61,10 +64,16 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchJobResponse, Status>> +
 #[tonic::async_trait]
 impl JobService for Jobs {
     async fn launch_job(&self, request: Request<LaunchJobRequest>) -> Result<Response<LaunchJobResponse>, Status> {
+        let caller =
+            request.extensions().get::<Caller>().filter(|caller| **caller != Caller::Open).map(Caller::describe);
         let request = request.into_inner();
-        let key = (!request.idempotency_key.is_empty()).then_some(request.idempotency_key);
-        let inputs = request.inputs.into_iter().collect();
-        let job = self.orchestrator.launch(&request.pipeline, inputs, key).await?;
+        let launch = Launch {
+            pipeline: request.pipeline,
+            inputs: request.inputs.into_iter().collect(),
+            idempotency_key: (!request.idempotency_key.is_empty()).then_some(request.idempotency_key),
+            origin: JobOrigin::Api { caller },
+        };
+        let job = self.orchestrator.launch(launch).await?;
         tracing::info!(job = %job.id, pipeline = %job.pipeline_name, "job launched");
         Ok(Response::new(LaunchJobResponse { job: Some(job_proto(&self.orchestrator, &job).await?) }))
     }
@@ -113,6 +122,13 @@ impl JobService for Jobs {
         let job = self.orchestrator.cancel(id).await?;
         tracing::info!(job = %job.id, state = %job.state, "cancel requested");
         Ok(Response::new(CancelJobResponse { job: Some(job_proto(&self.orchestrator, &job).await?) }))
+    }
+
+    async fn rerun_job(&self, request: Request<RerunJobRequest>) -> Result<Response<RerunJobResponse>, Status> {
+        let id = convert::id(&request.get_ref().job_id, "job_id")?;
+        let job = self.orchestrator.rerun(id).await?;
+        tracing::info!(job = %job.id, rerun_of = %id, "job rerun");
+        Ok(Response::new(RerunJobResponse { job: Some(job_proto(&self.orchestrator, &job).await?) }))
     }
 
     type WatchJobStream = WatchStream;

@@ -37,6 +37,7 @@ pub const ROLE_TABLE: &[(&str, Need)] = &[
     ("/rivet.v1.JobService/GetJob", R(Viewer)),
     ("/rivet.v1.JobService/ListJobs", R(Viewer)),
     ("/rivet.v1.JobService/CancelJob", R(Operator)),
+    ("/rivet.v1.JobService/RerunJob", R(Operator)),
     ("/rivet.v1.JobService/WatchJob", R(Viewer)),
     ("/rivet.v1.LogService/StreamLogs", R(Viewer)),
     ("/rivet.v1.RunnerService/Connect", RunnerCredential),

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rivet_core::{Assignment, FailureReason, LogLine, PipelineDefinition};
+use rivet_core::{Assignment, FailureReason, JobOrigin, LogLine, PipelineDefinition};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -19,6 +20,20 @@ use crate::domain::keyring::Keyring;
 use crate::domain::metrics::{Metrics, Requeue};
 use crate::domain::registry::Registry;
 use crate::domain::store::{CancelOutcome, Finish, JobRecord, NewJob, NewPipeline, PipelineRecord, Store};
+
+/// A job to launch: a pipeline (name or version id), raw inputs typed by its
+/// declarations, and what started it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Launch {
+    /// A pipeline name (its latest version) or a pipeline version id.
+    pub pipeline: String,
+    /// Raw input values by name.
+    pub inputs: BTreeMap<String, String>,
+    /// Makes a retried launch return the first job.
+    pub idempotency_key: Option<String>,
+    /// What started it.
+    pub origin: JobOrigin,
+}
 
 /// A command for the replica that holds a runner's stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,19 +228,46 @@ impl Orchestrator {
     #[tracing::instrument(
         name = "launch",
         skip_all,
-        fields(pipeline = %pipeline, job = tracing::field::Empty, pipeline_version = tracing::field::Empty)
+        fields(
+            pipeline = %launch.pipeline,
+            origin = launch.origin.kind(),
+            job = tracing::field::Empty,
+            pipeline_version = tracing::field::Empty,
+        )
     )]
-    pub async fn launch(
-        &self,
-        pipeline: &str,
-        inputs: BTreeMap<String, String>,
-        idempotency_key: Option<String>,
-    ) -> Result<JobRecord> {
+    pub async fn launch(&self, launch: Launch) -> Result<JobRecord> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        let pipeline = self.find_pipeline(pipeline, 0).await?;
-        let inputs = rivet_core::resolve(&pipeline.definition.inputs, &inputs).map_err(Error::InvalidInputs)?;
+        let pipeline = self.find_pipeline(&launch.pipeline, 0).await?;
+        let inputs = rivet_core::resolve(&pipeline.definition.inputs, &launch.inputs).map_err(Error::InvalidInputs)?;
+        self.queue(&pipeline, inputs, launch.idempotency_key, launch.origin).await
+    }
+
+    /// Launches `job`'s pipeline version again with its inputs, recording the link.
+    pub async fn rerun(&self, job: Uuid) -> Result<JobRecord> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let original = self.job(job).await?;
+        let pipeline = self
+            .inner
+            .store
+            .pipeline(original.pipeline_id)
+            .await?
+            .ok_or_else(|| Error::NotFound { what: "pipeline version", id: original.pipeline_id.to_string() })?;
+        let span = tracing::info_span!("launch", pipeline = %pipeline.name, origin = "rerun", rerun_of = %job);
+        self.queue(&pipeline, original.inputs, None, JobOrigin::Rerun { of: job }).instrument(span).await
+    }
+
+    /// Queues a job of `pipeline` with typed `inputs`; its trace is the current span's.
+    async fn queue(
+        &self,
+        pipeline: &PipelineRecord,
+        inputs: rivet_core::ResolvedInputs,
+        idempotency_key: Option<String>,
+        origin: JobOrigin,
+    ) -> Result<JobRecord> {
         let span = tracing::Span::current();
         let new = NewJob {
             id: Uuid::now_v7(),
@@ -234,6 +276,7 @@ impl Orchestrator {
             idempotency_key,
             max_attempts: self.inner.config.max_attempts,
             trace: rivet_telemetry::trace::traceparent(&span),
+            origin,
         };
         span.record("job", tracing::field::display(new.id));
         span.record("pipeline_version", pipeline.version);

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rivet_core::plugin::PluginPin;
 use rivet_core::trace::TraceParent;
-use rivet_core::{Assignment, FailureReason, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState};
+use rivet_core::{
+    Assignment, FailureReason, JobOrigin, JobState, LogLine, PipelineDefinition, ResolvedInputs, StageState,
+};
 use uuid::Uuid;
 
 use crate::domain::secrets::SecretStore;
@@ -135,6 +137,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// The trace context of the span that launched it, when tracing is on.
     pub trace: Option<TraceParent>,
+    /// What started it.
+    pub origin: JobOrigin,
 }
 
 /// Queued jobs that need the same runner tags.
@@ -189,6 +193,8 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// The trace context of the span that launched it: its trace is the job's.
     pub trace: Option<TraceParent>,
+    /// What started it.
+    pub origin: JobOrigin,
 }
 
 impl JobRecord {

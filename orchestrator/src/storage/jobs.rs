@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rivet_core::{FailureReason, JobState, PipelineDefinition};
+use rivet_core::{FailureReason, JobOrigin, JobState, PipelineDefinition};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -59,6 +59,7 @@ pub(super) async fn create(store: &SeaStore, new: NewJob) -> StoreResult<(JobRec
         finished_at: None,
         updated_at: at,
         trace_parent: new.trace.map(|trace| trace.to_string()),
+        origin: Some(to_json(&new.origin, "jobs.origin")?),
     };
     // A concurrent launch with the same key may have committed since the read above; the
     // unique index then makes this insert a no-op, and the first job is returned.
@@ -298,6 +299,10 @@ pub(super) fn record(model: job::Model) -> StoreResult<JobRecord> {
         finished_at: model.finished_at,
         // Advisory, like every trace context: one that does not parse is dropped.
         trace: model.trace_parent.as_deref().and_then(|text| text.parse().ok()),
+        origin: match model.origin {
+            Some(origin) => from_json(origin, "jobs.origin")?,
+            None => JobOrigin::Api { caller: None },
+        },
     })
 }
 

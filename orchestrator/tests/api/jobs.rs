@@ -111,3 +111,30 @@ async fn list_jobs_pages_newest_first() {
     launched.reverse();
     assert_eq!(seen, launched);
 }
+
+async fn rerun(backend: Backend) {
+    let cluster = Cluster::start(backend).await;
+    let mut api = cluster.api(0).await;
+    let first_version = api.create(&pipeline_source("again", &[])).await;
+    let job = api.launch("again", &[("image", "app"), ("count", "3")]).await.unwrap();
+    let origin = job.origin.clone().and_then(|origin| origin.kind);
+    assert_eq!(origin, Some(pb::job_origin::Kind::Api(pb::job_origin::Api { caller: String::new() })));
+    // A newer version does not change what a rerun runs: the same version, the same inputs.
+    let newer = api.create(&format!("{}\n-- version 2", pipeline_source("again", &[]))).await;
+    assert_ne!(newer.id, first_version.id);
+    let request = pb::RerunJobRequest { job_id: job.id.clone() };
+    let rerun = api.jobs.rerun_job(request).await.unwrap().into_inner().job.unwrap();
+    assert_ne!(rerun.id, job.id);
+    assert_eq!(rerun.pipeline_id, job.pipeline_id);
+    assert_eq!(rerun.pipeline_version, job.pipeline_version);
+    assert_eq!(rerun.inputs, job.inputs);
+    let origin = rerun.origin.clone().and_then(|origin| origin.kind);
+    assert_eq!(origin, Some(pb::job_origin::Kind::Rerun(pb::job_origin::Rerun { job_id: job.id.clone() })));
+    assert_eq!(api.job(&rerun.id).await.origin, rerun.origin, "the origin is stored");
+
+    let unknown = pb::RerunJobRequest { job_id: uuid::Uuid::new_v4().to_string() };
+    assert_eq!(api.jobs.rerun_job(unknown).await.unwrap_err().code(), Code::NotFound);
+    let malformed = pb::RerunJobRequest { job_id: "nope".into() };
+    assert_eq!(api.jobs.rerun_job(malformed).await.unwrap_err().code(), Code::InvalidArgument);
+}
+both_backends!(a_rerun_runs_the_same_version_with_the_same_inputs_and_names_the_original, rerun);

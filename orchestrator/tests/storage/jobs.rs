@@ -35,6 +35,7 @@ async fn a_new_job_is_queued_with_its_pipelines_tags(store: &SeaStore) {
     assert_eq!((job.runner_id, job.failure_reason, job.started_at, job.finished_at), (None, None, None, None));
     assert_eq!(job.outputs, BTreeMap::new());
     assert_eq!(job.trace.map(|trace| trace.to_string()).as_deref(), Some(support::TRACE));
+    assert_eq!(job.origin, new.origin);
     assert_eq!(store.job(job.id).await.unwrap(), Some(job.clone()));
     let untraced = store.create_job(NewJob { trace: None, ..new_job(&pipeline) }).await.unwrap().0;
     assert_eq!(store.job(untraced.id).await.unwrap().map(|job| job.trace), Some(None));

@@ -165,6 +165,7 @@ pub fn new_job(pipeline: &PipelineRecord) -> NewJob {
         idempotency_key: None,
         max_attempts: 3,
         trace: Some(TRACE.parse().expect("a valid traceparent")),
+        origin: rivet_core::JobOrigin::Rerun { of: Uuid::from_u128(7) },
     }
 }
 

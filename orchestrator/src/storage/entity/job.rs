@@ -44,6 +44,9 @@ pub struct Model {
     /// The launch span's W3C `traceparent`; null when tracing was off.
     #[sea_orm(column_type = "Text", nullable)]
     pub trace_parent: Option<String>,
+    /// A `rivet_core::JobOrigin`, as serde JSON; null means an API launch.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub origin: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
