@@ -301,46 +301,6 @@ impl Table {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        let check = |millis: u64, expect: &str| assert_eq!(duration(Duration::from_millis(millis)), expect);
-        check(850, "850ms");
-        check(3_240, "3.2s");
-        check(125_000, "2m05s");
-        check(3_720_000, "1h02m");
-    }
-
-    #[test]
-    fn enum_names_lose_their_prefix() {
-        assert_eq!(job_state(pb::JobState::TimedOut as i32), "timed_out");
-        assert_eq!(stage_state(pb::StageState::Skipped as i32), "skipped");
-        assert_eq!(failure_reason(pb::FailureReason::ExitCode as i32).as_deref(), Some("exit_code"));
-        assert_eq!(failure_reason(0), None);
-        assert_eq!(job_state(99), "unknown");
-    }
-
-    #[test]
-    fn shell_words_are_quoted_when_needed() {
-        assert_eq!(shell_word("hello"), "hello");
-        assert_eq!(shell_word("Inputs and logs"), "'Inputs and logs'");
-        assert_eq!(shell_word("it's"), "'it'\\''s'");
-    }
-
-    #[test]
-    fn tables_align_columns() {
-        let mut table = Table::new(&["NAME", "VERSION"]);
-        table.row(vec!["hello".to_owned(), "1".to_owned()]);
-        table.row(vec!["a-much-longer-name".to_owned(), "12".to_owned()]);
-        assert_eq!(table.render(), "NAME                VERSION\nhello               1\na-much-longer-name  12\n");
-    }
-}
-
 /// What started a job, in words: `API (API token …)`, `trigger T, delivery D (push of
 /// SHA on REF)`, `schedule S, due TIME`, `rerun of JOB`.
 pub fn origin(origin: Option<&pb::JobOrigin>) -> Option<String> {
@@ -379,5 +339,45 @@ pub fn origin_json(origin: Option<&pb::JobOrigin>) -> serde_json::Value {
             "due_time": json_time(schedule.due_time.as_ref()),
         }),
         Some(Kind::Rerun(rerun)) => json!({ "kind": "rerun", "job_id": rerun.job_id }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        let check = |millis: u64, expect: &str| assert_eq!(duration(Duration::from_millis(millis)), expect);
+        check(850, "850ms");
+        check(3_240, "3.2s");
+        check(125_000, "2m05s");
+        check(3_720_000, "1h02m");
+    }
+
+    #[test]
+    fn enum_names_lose_their_prefix() {
+        assert_eq!(job_state(pb::JobState::TimedOut as i32), "timed_out");
+        assert_eq!(stage_state(pb::StageState::Skipped as i32), "skipped");
+        assert_eq!(failure_reason(pb::FailureReason::ExitCode as i32).as_deref(), Some("exit_code"));
+        assert_eq!(failure_reason(0), None);
+        assert_eq!(job_state(99), "unknown");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("hello"), "hello");
+        assert_eq!(shell_word("Inputs and logs"), "'Inputs and logs'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let mut table = Table::new(&["NAME", "VERSION"]);
+        table.row(vec!["hello".to_owned(), "1".to_owned()]);
+        table.row(vec!["a-much-longer-name".to_owned(), "12".to_owned()]);
+        assert_eq!(table.render(), "NAME                VERSION\nhello               1\na-much-longer-name  12\n");
     }
 }
