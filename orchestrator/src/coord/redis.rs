@@ -73,6 +73,7 @@ impl RedisCoordinator {
 
 #[async_trait]
 impl Coordinator for RedisCoordinator {
+    #[tracing::instrument(name = "redis.grant_lease", skip_all, fields(otel.kind = "client"))]
     async fn grant_lease(&self, assignment: Assignment, ttl: Duration) -> CoordResult<()> {
         let mut conn = self.conn().await?;
         let granted: bool = self
@@ -90,6 +91,7 @@ impl Coordinator for RedisCoordinator {
         Ok(())
     }
 
+    #[tracing::instrument(name = "redis.renew_lease", skip_all, fields(otel.kind = "client"))]
     async fn renew_lease(&self, assignment: Assignment, ttl: Duration) -> CoordResult<bool> {
         let mut conn = self.conn().await?;
         self.scripts
@@ -102,12 +104,14 @@ impl Coordinator for RedisCoordinator {
             .map_err(failed("renew lease"))
     }
 
+    #[tracing::instrument(name = "redis.lease_held", skip_all, fields(otel.kind = "client"))]
     async fn lease_held(&self, assignment: Assignment) -> CoordResult<bool> {
         let mut conn = self.conn().await?;
         let epoch: Option<String> = conn.get(self.keys.lease(assignment.job_id)).await.map_err(failed("read lease"))?;
         Ok(epoch.is_some_and(|epoch| epoch == assignment.epoch.to_string()))
     }
 
+    #[tracing::instrument(name = "redis.release_lease", skip_all, fields(otel.kind = "client"))]
     async fn release_lease(&self, assignment: Assignment) -> CoordResult<()> {
         let mut conn = self.conn().await?;
         self.scripts
@@ -119,6 +123,7 @@ impl Coordinator for RedisCoordinator {
             .map_err(failed("release lease"))
     }
 
+    #[tracing::instrument(name = "redis.set_online", skip_all, fields(otel.kind = "client"))]
     async fn set_online(&self, runner: Uuid, replica: &str, ttl: Duration) -> CoordResult<()> {
         let mut conn = self.conn().await?;
         redis::cmd("SET")
@@ -131,6 +136,7 @@ impl Coordinator for RedisCoordinator {
             .map_err(failed("mark runner online"))
     }
 
+    #[tracing::instrument(name = "redis.set_offline", skip_all, fields(otel.kind = "client"))]
     async fn set_offline(&self, runner: Uuid, replica: &str) -> CoordResult<()> {
         let mut conn = self.conn().await?;
         self.scripts
@@ -142,6 +148,7 @@ impl Coordinator for RedisCoordinator {
             .map_err(failed("mark runner offline"))
     }
 
+    #[tracing::instrument(name = "redis.online_runners", skip_all, fields(otel.kind = "client"))]
     async fn online_runners(&self) -> CoordResult<HashSet<Uuid>> {
         let mut conn = self.conn().await?;
         let pattern = self.keys.runner_pattern();
@@ -167,11 +174,13 @@ impl Coordinator for RedisCoordinator {
         }
     }
 
+    #[tracing::instrument(name = "redis.publish", skip_all, fields(otel.kind = "client"))]
     async fn publish(&self, topic: &Topic, payload: Bytes) -> CoordResult<()> {
         let mut conn = self.conn().await?;
         conn.publish::<_, _, ()>(self.keys.channel(topic), payload.as_ref()).await.map_err(failed("publish"))
     }
 
+    #[tracing::instrument(name = "redis.subscribe", skip_all, fields(otel.kind = "client"))]
     async fn subscribe(&self, topic: &Topic) -> CoordResult<BoxStream<'static, Bytes>> {
         self.fanout.subscribe(self.keys.channel(topic), Limits::of(topic)).await
     }
@@ -180,6 +189,7 @@ impl Coordinator for RedisCoordinator {
         self.fanout.usage()
     }
 
+    #[tracing::instrument(name = "redis.generation", skip_all, fields(otel.kind = "client"))]
     async fn generation(&self) -> CoordResult<String> {
         let mut conn = self.conn().await?;
         // A key without expiry: it is gone exactly when Redis lost (or was told to drop)

@@ -137,30 +137,37 @@ impl Deref for WriteTxn {
 
 #[async_trait]
 impl Store for SeaStore {
+    #[tracing::instrument(name = "store.create_pipeline", skip_all, fields(otel.kind = "client"))]
     async fn create_pipeline(&self, new: NewPipeline) -> StoreResult<PipelineRecord> {
         pipelines::create(self, new).await
     }
 
+    #[tracing::instrument(name = "store.pipeline", skip_all, fields(otel.kind = "client"))]
     async fn pipeline(&self, id: Uuid) -> StoreResult<Option<PipelineRecord>> {
         pipelines::by_id(self, id).await
     }
 
+    #[tracing::instrument(name = "store.pipeline_by_name", skip_all, fields(otel.kind = "client"))]
     async fn pipeline_by_name(&self, name: &str, version: Option<u32>) -> StoreResult<Option<PipelineRecord>> {
         pipelines::by_name(self, name, version).await
     }
 
+    #[tracing::instrument(name = "store.list_pipelines", skip_all, fields(otel.kind = "client"))]
     async fn list_pipelines(&self, after_name: Option<&str>, limit: u64) -> StoreResult<Vec<PipelineRecord>> {
         pipelines::list(self, after_name, limit).await
     }
 
+    #[tracing::instrument(name = "store.delete_pipeline", skip_all, fields(otel.kind = "client"))]
     async fn delete_pipeline(&self, name: &str) -> StoreResult<u32> {
         pipelines::delete(self, name).await
     }
 
+    #[tracing::instrument(name = "store.publish_plugin", skip_all, fields(otel.kind = "client"))]
     async fn publish_plugin(&self, new: NewPlugin) -> StoreResult<(PluginRecord, bool)> {
         plugins::publish(self, new).await
     }
 
+    #[tracing::instrument(name = "store.plugin", skip_all, fields(otel.kind = "client"))]
     async fn plugin(
         &self,
         name: &str,
@@ -170,22 +177,27 @@ impl Store for SeaStore {
         plugins::find(self, name, version, sha256).await
     }
 
+    #[tracing::instrument(name = "store.list_plugins", skip_all, fields(otel.kind = "client"))]
     async fn list_plugins(&self, name: Option<&str>, limit: u64) -> StoreResult<Vec<PluginVersion>> {
         plugins::list(self, name, limit).await
     }
 
+    #[tracing::instrument(name = "store.count_plugins", skip_all, fields(otel.kind = "client"))]
     async fn count_plugins(&self, name: Option<&str>) -> StoreResult<u64> {
         plugins::count(self, name).await
     }
 
+    #[tracing::instrument(name = "store.create_job", skip_all, fields(otel.kind = "client"))]
     async fn create_job(&self, new: NewJob) -> StoreResult<(JobRecord, bool)> {
         jobs::create(self, new).await
     }
 
+    #[tracing::instrument(name = "store.job", skip_all, fields(otel.kind = "client"))]
     async fn job(&self, id: Uuid) -> StoreResult<Option<JobRecord>> {
         jobs::by_id(self, id).await
     }
 
+    #[tracing::instrument(name = "store.list_jobs", skip_all, fields(otel.kind = "client"))]
     async fn list_jobs(
         &self,
         filter: &JobFilter,
@@ -195,18 +207,22 @@ impl Store for SeaStore {
         jobs::list(self, filter, cursor, limit).await
     }
 
+    #[tracing::instrument(name = "store.transitions", skip_all, fields(otel.kind = "client"))]
     async fn transitions(&self, job: Uuid) -> StoreResult<Vec<Transition>> {
         jobs::transitions(self, job).await
     }
 
+    #[tracing::instrument(name = "store.queue_summary", skip_all, fields(otel.kind = "client"))]
     async fn queue_summary(&self, limit: u32) -> StoreResult<Vec<QueueGroup>> {
         jobs::queue_summary(self, limit).await
     }
 
+    #[tracing::instrument(name = "store.stages", skip_all, fields(otel.kind = "client"))]
     async fn stages(&self, job: Uuid) -> StoreResult<Vec<StageRecord>> {
         jobs::stages(self, job).await
     }
 
+    #[tracing::instrument(name = "store.claim_job", skip_all, fields(otel.kind = "client"))]
     async fn claim_job(
         &self,
         runner_id: Uuid,
@@ -215,10 +231,12 @@ impl Store for SeaStore {
         claim::claim(self, runner_id, labels).await
     }
 
+    #[tracing::instrument(name = "store.mark_running", skip_all, fields(otel.kind = "client"))]
     async fn mark_running(&self, runner: Uuid, assignment: Assignment) -> StoreResult<Option<JobRecord>> {
         lifecycle::mark_running(self, runner, assignment).await
     }
 
+    #[tracing::instrument(name = "store.finish_job", skip_all, fields(otel.kind = "client"))]
     async fn finish_job(
         &self,
         runner: Option<Uuid>,
@@ -228,6 +246,7 @@ impl Store for SeaStore {
         lifecycle::finish(self, runner, assignment, finish).await
     }
 
+    #[tracing::instrument(name = "store.requeue_job", skip_all, fields(otel.kind = "client"))]
     async fn requeue_job(
         &self,
         runner: Option<Uuid>,
@@ -237,46 +256,57 @@ impl Store for SeaStore {
         lifecycle::requeue(self, runner, assignment, message).await
     }
 
+    #[tracing::instrument(name = "store.cancel_job", skip_all, fields(otel.kind = "client"))]
     async fn cancel_job(&self, id: Uuid) -> StoreResult<Option<CancelOutcome>> {
         jobs::cancel(self, id).await
     }
 
+    #[tracing::instrument(name = "store.cancel_requested", skip_all, fields(otel.kind = "client"))]
     async fn cancel_requested(&self, id: Uuid) -> StoreResult<bool> {
         jobs::cancel_requested(self, id).await
     }
 
+    #[tracing::instrument(name = "store.active_jobs", skip_all, fields(otel.kind = "client"))]
     async fn active_jobs(&self, runner: Option<Uuid>) -> StoreResult<Vec<JobRecord>> {
         jobs::active(self, runner).await
     }
 
+    #[tracing::instrument(name = "store.record_stage", skip_all, fields(otel.kind = "client"))]
     async fn record_stage(&self, runner: Uuid, assignment: Assignment, report: StageReport<'_>) -> StoreResult<bool> {
         lifecycle::record_stage(self, runner, assignment, report).await
     }
 
+    #[tracing::instrument(name = "store.append_logs", skip_all, fields(otel.kind = "client"))]
     async fn append_logs(&self, runner: Uuid, assignment: Assignment, lines: &[LogLine]) -> StoreResult<Option<u64>> {
         logs::append(self, runner, assignment, lines).await
     }
 
+    #[tracing::instrument(name = "store.read_logs", skip_all, fields(otel.kind = "client"))]
     async fn read_logs(&self, job: Uuid, from: u64, limit: u64, max_bytes: u64) -> StoreResult<Vec<LogLine>> {
         logs::read(self, job, from, limit, max_bytes).await
     }
 
+    #[tracing::instrument(name = "store.last_log_sequence", skip_all, fields(otel.kind = "client"))]
     async fn last_log_sequence(&self, job: Uuid) -> StoreResult<u64> {
         logs::last_sequence(self, job).await
     }
 
+    #[tracing::instrument(name = "store.upsert_runner", skip_all, fields(otel.kind = "client"))]
     async fn upsert_runner(&self, runner: &RunnerRecord) -> StoreResult<()> {
         runners::upsert(self, runner).await
     }
 
+    #[tracing::instrument(name = "store.runners", skip_all, fields(otel.kind = "client"))]
     async fn runners(&self) -> StoreResult<Vec<RunnerRecord>> {
         runners::all(self).await
     }
 
+    #[tracing::instrument(name = "store.create_registration_token", skip_all, fields(otel.kind = "client"))]
     async fn create_registration_token(&self, token: &NewRegistrationToken) -> StoreResult<()> {
         identity::create_token(self, token).await
     }
 
+    #[tracing::instrument(name = "store.redeem_registration_token", skip_all, fields(otel.kind = "client"))]
     async fn redeem_registration_token(
         &self,
         id: Uuid,
@@ -286,42 +316,52 @@ impl Store for SeaStore {
         identity::redeem_token(self, id, secret_hash, at).await
     }
 
+    #[tracing::instrument(name = "store.register_runner", skip_all, fields(otel.kind = "client"))]
     async fn register_runner(&self, runner: &RunnerRecord, credential: &RunnerCredential) -> StoreResult<()> {
         identity::register(self, runner, credential).await
     }
 
+    #[tracing::instrument(name = "store.runner_credential", skip_all, fields(otel.kind = "client"))]
     async fn runner_credential(&self, runner: Uuid) -> StoreResult<Option<RunnerCredential>> {
         identity::credential(self, runner).await
     }
 
+    #[tracing::instrument(name = "store.runner_credentials", skip_all, fields(otel.kind = "client"))]
     async fn runner_credentials(&self) -> StoreResult<Vec<RunnerCredential>> {
         identity::credentials(self).await
     }
 
+    #[tracing::instrument(name = "store.revoke_runner", skip_all, fields(otel.kind = "client"))]
     async fn revoke_runner(&self, runner: Uuid, at: DateTime<Utc>) -> StoreResult<bool> {
         identity::revoke(self, runner, at).await
     }
 
+    #[tracing::instrument(name = "store.create_api_token", skip_all, fields(otel.kind = "client"))]
     async fn create_api_token(&self, token: &ApiTokenRecord) -> StoreResult<()> {
         tokens::create(self, token).await
     }
 
+    #[tracing::instrument(name = "store.api_token", skip_all, fields(otel.kind = "client"))]
     async fn api_token(&self, id: Uuid) -> StoreResult<Option<ApiTokenRecord>> {
         tokens::by_id(self, id).await
     }
 
+    #[tracing::instrument(name = "store.api_tokens", skip_all, fields(otel.kind = "client"))]
     async fn api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
         tokens::all(self).await
     }
 
+    #[tracing::instrument(name = "store.any_api_token", skip_all, fields(otel.kind = "client"))]
     async fn any_api_token(&self) -> StoreResult<bool> {
         tokens::any(self).await
     }
 
+    #[tracing::instrument(name = "store.revoke_api_token", skip_all, fields(otel.kind = "client"))]
     async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>> {
         tokens::revoke(self, id, at).await
     }
 
+    #[tracing::instrument(name = "store.touch_api_token", skip_all, fields(otel.kind = "client"))]
     async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
         tokens::touch(self, id, at).await
     }
