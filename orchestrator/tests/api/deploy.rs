@@ -5,11 +5,11 @@
 //! environment file, and the Containerfile they run) and starts the real binary with them.
 //!
 //! Only what cannot exist on a test machine is changed: host names of the database and
-//! Redis (a fresh SQLite file instead; Redis is left out), the port (any free one, on the
-//! same non-loopback address), file paths under `/etc/rivet` (the repository's
-//! configuration, and certificates made by `deploy/tls/make-certs.sh`), and the values
-//! Kubernetes fills in (secrets from the `kubectl create secret` lines the manifest
-//! documents).
+//! Redis (a fresh SQLite file instead; Redis is left out) and of the trace collector (left
+//! out), the ports (any free ones, on the same addresses), file paths under `/etc/rivet`
+//! (the repository's configuration, and certificates made by `deploy/tls/make-certs.sh`),
+//! and the values Kubernetes fills in (secrets from the `kubectl create secret` lines the
+//! manifest documents).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -168,6 +168,13 @@ async fn start(launch: Launch, certs: &Path, data: &Path) -> (tokio::process::Ch
                 assert!(host != "127.0.0.1", "{key}={value} is loopback: the test would prove nothing");
                 format!("{host}:0")
             }
+            // Tests run at once: each needs its own metrics port.
+            "RIVET_METRICS__LISTEN" => {
+                let (host, _) = value.rsplit_once(':').expect("host:port");
+                format!("{host}:0")
+            }
+            // The collector's host (compose's `jaeger`) does not exist here.
+            "RIVET_TELEMETRY__OTLP_ENDPOINT" => continue,
             _ => local(value),
         };
         command.env(key, value);
