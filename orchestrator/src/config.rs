@@ -367,7 +367,7 @@ impl Config {
             ));
         }
         self.telemetry.validate()?;
-        if self.metrics.listen.is_some_and(|metrics| metrics == self.listen) {
+        if self.metrics.listen.is_some_and(|metrics| metrics == self.listen && metrics.port() != 0) {
             return Err(format!("metrics.listen ({}) must differ from listen", self.listen));
         }
         self.evaluation.validate()

@@ -61,11 +61,11 @@ async fn serve() -> anyhow::Result<()> {
         .finish();
     let config = tracing::subscriber::with_default(early, || Config::load(args.config.as_deref()))
         .context("invalid configuration")?;
-    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-orchestrator", "info", LogOutput::Stdout)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
+    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-orchestrator", "info", LogOutput::Stdout)?;
     match args.command {
         Some(Command::GenerateKey) => {
             println!("{}", keyring::generate_key()?.as_str());

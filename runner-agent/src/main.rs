@@ -43,11 +43,11 @@ fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = AgentConfig::load(args.config.as_deref()).context("invalid configuration")?;
-    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-runner", "info", LogOutput::Stdout)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config.redacted())?);
         return Ok(());
     }
+    let telemetry = rivet_telemetry::trace::init(&config.telemetry, "rivet-runner", "info", LogOutput::Stdout)?;
     let metrics_listen = config.metrics.listen;
     let runner = PodmanRunner::connect(config.executor.clone()).await.context("cannot use podman")?;
     let agent = Agent::new(config, Arc::new(runner)).context("cannot start the agent")?;

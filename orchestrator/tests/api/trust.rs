@@ -87,6 +87,11 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("secrets.key", "ab5e2d0c1f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c", json!(REDACTED)),
         ("secrets.previous_key_files", r#"["/etc/rivet/old.key"]"#, json!(["/etc/rivet/old.key"])),
         ("secrets.previous_keys", r#"["old-key-in-base64"]"#, json!([REDACTED])),
+        ("telemetry.otlp_endpoint", "http://collector.internal:4317", json!("http://collector.internal:4317")),
+        ("telemetry.service_name", "rivet-eu", json!("rivet-eu")),
+        ("telemetry.filter", "info,rivet_orchestrator=debug", json!("info,rivet_orchestrator=debug")),
+        ("telemetry.export_timeout_secs", "3", json!(3)),
+        ("metrics.listen", "0.0.0.0:9464", json!("0.0.0.0:9464")),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
