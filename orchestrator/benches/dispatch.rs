@@ -12,6 +12,9 @@
 //! - logs: `RIVET_BENCH_LOG_LINES` (200000), `RIVET_BENCH_LOG_BATCH` (500), `RIVET_BENCH_ACK_WINDOW` (8);
 //! - memory: `RIVET_BENCH_IDLE_RUNNERS` (1000), `RIVET_BENCH_MUX_CHANNELS` (10), `RIVET_BENCH_IDLE_SECS` (5).
 //!
+//! `RIVET_BENCH_TELEMETRY=otlp` exports every span to an in-process OTLP sink (`off`, the
+//! default, is a server without an endpoint): compare the two for the cost of export.
+//!
 //! The bench measures and prints; it asserts nothing about speed. The orchestrator and the
 //! simulated runners share this process and its CPUs (but in the memory scenario, where the
 //! orchestrator is a child process), so read the figures against the load printed with them.
@@ -37,6 +40,7 @@ fn main() {
 }
 
 async fn run() {
+    let telemetry = support::otlp::BenchTelemetry::install().await;
     println!("rivet-orchestrator dispatch benchmarks; at the start: {}", load_context());
     let backends = support::selected_backends();
     if selected("latency") {
@@ -52,6 +56,10 @@ async fn run() {
         memory(&backends).await;
     }
     println!("\nat the end: {}", load_context());
+    if let Some(spans) = telemetry.exported() {
+        println!("spans exported over OTLP before shutdown: {spans}");
+    }
+    telemetry.telemetry.shutdown().await;
 }
 
 /// Launch-to-assignment latency with one idle runner: jobs are launched one at a time; the

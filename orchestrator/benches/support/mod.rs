@@ -3,6 +3,7 @@
 //! message. A compact cousin of `tests/api/support.rs`, which benches cannot import.
 
 pub mod measure;
+pub mod otlp;
 pub mod process;
 
 use std::collections::BTreeMap;
