@@ -15,6 +15,7 @@ pub mod plugins;
 pub mod registry;
 pub mod secrets;
 pub mod session;
+pub mod statuses;
 pub mod store;
 pub mod timeouts;
 pub mod tokens;

@@ -318,7 +318,7 @@ impl Orchestrator {
             None => Err(Error::NotFound { what: "job", id: id.to_string() }),
             Some(CancelOutcome::AlreadyEnded(job)) => Err(Error::AlreadyEnded(job.id, job.state)),
             Some(CancelOutcome::Cancelled(job)) => {
-                self.job_ended(&job);
+                self.job_ended(&job).await;
                 self.job_changed(job.id).await;
                 Ok(job)
             }
@@ -343,7 +343,7 @@ impl Orchestrator {
     ) -> Result<Option<JobRecord>> {
         let finished = self.inner.store.finish_job(runner, assignment, finish).await?;
         if let Some(job) = &finished {
-            self.job_ended(job);
+            self.job_ended(job).await;
         }
         Ok(finished)
     }
@@ -361,16 +361,23 @@ impl Orchestrator {
         if let Some(job) = &requeued {
             self.inner.metrics.requeued(reason);
             if job.state.is_terminal() {
-                self.job_ended(job);
+                self.job_ended(job).await;
             }
         }
         Ok(requeued)
     }
 
-    /// Records that a job reached its final state: the metrics, and the `finish` span of
-    /// its trace.
-    fn job_ended(&self, job: &JobRecord) {
+    /// Reports `job`'s state to a forge from now on: pending now, its final state when it
+    /// ends (see `domain::statuses`).
+    pub async fn track_status(&self, job: &JobRecord, target: crate::domain::statuses::StatusTarget) -> Result<()> {
+        crate::domain::statuses::track(self, job, target).await
+    }
+
+    /// Records that a job reached its final state: the metrics, its commit status when it
+    /// is tracked, and the `finish` span of its trace.
+    async fn job_ended(&self, job: &JobRecord) {
         self.inner.metrics.ended(job);
+        crate::domain::statuses::job_ended(self, job).await;
         let span = tracing::info_span!(
             "finish",
             job = %job.id,

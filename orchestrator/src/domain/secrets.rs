@@ -291,8 +291,7 @@ async fn resolve(
     let rows = orchestrator.store().visible_secrets(&pipeline.name, declared).await?;
     let mut values = BTreeMap::new();
     for name in declared {
-        let own = rows.iter().find(|row| &row.info.name == name && row.info.scope != Scope::Global);
-        let Some(row) = own.or_else(|| rows.iter().find(|row| &row.info.name == name)) else {
+        let Some(row) = visible(&rows, name) else {
             return Ok(Err((
                 FailureReason::InvalidInput,
                 format!("secret `{name}` is not set for pipeline `{}` or globally (was it deleted?)", pipeline.name),
@@ -306,6 +305,21 @@ async fn resolve(
         }
     }
     Ok(Ok(values))
+}
+
+/// The row a pipeline sees under `name`: its own, else the global one.
+fn visible<'a>(rows: &'a [SecretRow], name: &str) -> Option<&'a SecretRow> {
+    let own = rows.iter().find(|row| row.info.name == name && row.info.scope != Scope::Global);
+    own.or_else(|| rows.iter().find(|row| row.info.name == name))
+}
+
+/// The value `pipeline` sees under `name` (its own secret, else the global one), for the
+/// orchestrator's own use (a forge token); `None` when neither is set.
+pub async fn open_visible(orchestrator: &Orchestrator, pipeline: &str, name: &str) -> Result<Option<String>> {
+    let rows = orchestrator.store().visible_secrets(pipeline, &[name.to_owned()]).await?;
+    let Some(row) = visible(&rows, name) else { return Ok(None) };
+    let value = orchestrator.keyring().open(row.info.scope.as_field(), name, &row.sealed)?;
+    Ok(Some(value.to_string()))
 }
 
 /// What a re-encryption did.

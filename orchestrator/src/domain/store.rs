@@ -17,6 +17,7 @@ use rivet_core::{
 use uuid::Uuid;
 
 use crate::domain::secrets::SecretStore;
+use crate::domain::statuses::StatusStore;
 use crate::domain::tokens::{Role, TokenDigest};
 
 /// Storage failures.
@@ -386,7 +387,7 @@ pub struct ApiTokenRecord {
 
 /// Everything the orchestrator stores. Secrets have their own part, [`SecretStore`].
 #[async_trait]
-pub trait Store: SecretStore + Send + Sync + 'static {
+pub trait Store: SecretStore + StatusStore + Send + Sync + 'static {
     /// Stores a new version of the pipeline `new.name`, numbered one above the latest
     /// (atomically: two concurrent creates get two different versions).
     async fn create_pipeline(&self, new: NewPipeline) -> StoreResult<PipelineRecord>;

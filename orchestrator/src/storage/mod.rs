@@ -22,6 +22,7 @@ mod pipelines;
 mod plugins;
 mod runners;
 mod secrets;
+mod statuses;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

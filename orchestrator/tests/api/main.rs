@@ -19,5 +19,6 @@ mod replicas;
 mod resilience;
 mod roles;
 mod secrets;
+mod statuses;
 mod support;
 mod trust;

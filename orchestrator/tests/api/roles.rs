@@ -38,6 +38,7 @@ enum Rpc {
     GetJob,
     ListJobs,
     CancelJob,
+    RerunJob,
     WatchJob,
     StreamLogs,
     ListRunners,
@@ -65,6 +66,7 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::GetJob, "/rivet.v1.JobService/GetJob", Role::Viewer),
     (Rpc::ListJobs, "/rivet.v1.JobService/ListJobs", Role::Viewer),
     (Rpc::CancelJob, "/rivet.v1.JobService/CancelJob", Role::Operator),
+    (Rpc::RerunJob, "/rivet.v1.JobService/RerunJob", Role::Operator),
     (Rpc::WatchJob, "/rivet.v1.JobService/WatchJob", Role::Viewer),
     (Rpc::StreamLogs, "/rivet.v1.LogService/StreamLogs", Role::Viewer),
     (Rpc::ListRunners, "/rivet.v1.RunnerService/ListRunners", Role::Viewer),
@@ -182,6 +184,9 @@ impl Bench {
             Rpc::CancelJob => {
                 let job = launch(api, "roles", Some(BOOTSTRAP)).await.expect("launch a job to cancel");
                 api.jobs.cancel_job(call(pb::CancelJobRequest { job_id: job }, token)).await.map(drop)
+            }
+            Rpc::RerunJob => {
+                api.jobs.rerun_job(call(pb::RerunJobRequest { job_id: self.job.clone() }, token)).await.map(drop)
             }
             Rpc::WatchJob => {
                 let request = pb::WatchJobRequest { job_id: self.job.clone() };
