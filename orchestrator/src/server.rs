@@ -37,7 +37,7 @@ use crate::domain::coord::Coordinator;
 use crate::domain::keyring::Keyring;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
-use crate::domain::{dispatch, leases, metrics};
+use crate::domain::{dispatch, leases, metrics, schedules};
 use crate::storage::SeaStore;
 
 /// Connects the store and the coordinator the configuration names.
@@ -194,6 +194,7 @@ pub async fn start(
     };
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
+    tasks.spawn(schedules::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
