@@ -283,11 +283,11 @@ async fn a_deleted_schedule_is_gone(backend: Backend) {
         client.delete_schedule(pb::DeleteScheduleRequest { schedule_id: doomed.id.clone() }).await.expect_err("gone");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     let listed = client.list_schedules(pb::ListSchedulesRequest::default()).await.expect("list").into_inner();
-    assert_eq!(listed.schedules.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [kept.id.clone()]);
+    assert_eq!(listed.schedules.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [kept.id.as_str()]);
 
     let due = minute_after(time(doomed.create_time.as_ref()).max(time(kept.create_time.as_ref())));
     let fired = Scheduler::default().tick(orchestrator(&cluster, 0), due).await.expect("tick");
-    assert_eq!(fired.iter().map(|f| f.schedule.to_string()).collect::<Vec<_>>(), [kept.id.clone()]);
+    assert_eq!(fired.iter().map(|f| f.schedule.to_string()).collect::<Vec<_>>(), [kept.id.as_str()]);
 }
 both_backends!(a_deleted_schedule_is_gone_on, a_deleted_schedule_is_gone);
 
