@@ -302,6 +302,11 @@ impl Scheduler {
             }
             return Ok(None);
         };
+        // A replica shutting down would claim a fire it can no longer launch: leave the due
+        // time to the others (or to this one's restart, within the missed-run policy).
+        if orchestrator.shutdown_token().is_cancelled() {
+            return Ok(None);
+        }
         if !store.claim_fire(record.id, due, fires.latest_due.unwrap_or(due)).await? {
             // Another replica fired it (or the schedule changed meanwhile).
             return Ok(None);
@@ -327,5 +332,44 @@ impl Scheduler {
                 Ok(None)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+
+    fn record(cron: &str, paused: bool, last_due: DateTime<Utc>) -> ScheduleRecord {
+        ScheduleRecord {
+            id: Uuid::nil(),
+            pipeline: "p".to_owned(),
+            cron: cron.to_owned(),
+            time_zone: "Europe/Paris".to_owned(),
+            inputs: BTreeMap::new(),
+            missed: MissedPolicy::Skip,
+            paused,
+            last_due,
+            created_at: last_due,
+        }
+    }
+
+    #[test]
+    fn the_next_time_is_after_now_and_after_the_last_due_and_none_while_paused() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).single().expect("a time");
+        // 03:00 in Paris is 02:00 UTC in winter.
+        let nightly = record("0 3 * * *", false, at(1, 0));
+        assert_eq!(nightly.next_time(at(1, 30)), Some(at(2, 0)));
+        let handled_later = record("0 3 * * *", false, at(2, 0));
+        assert_eq!(handled_later.next_time(at(1, 30)), Some(at(2, 0) + TimeDelta::days(1)));
+        assert_eq!(record("0 3 * * *", true, at(1, 0)).next_time(at(1, 30)), None);
+    }
+
+    #[test]
+    fn the_idempotency_key_names_the_schedule_and_the_due_time_to_the_second() {
+        let due = Utc.with_ymd_and_hms(2026, 12, 7, 2, 0, 0).single().expect("a time");
+        let id = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0001);
+        assert_eq!(idempotency_key(id, due), format!("schedule:{id}:2026-12-07T02:00:00Z"));
     }
 }
