@@ -122,6 +122,34 @@ async fn two_replicas_fire_each_schedule_due_time_exactly_once() {
     assert_eq!(time(got.last_due_time.as_ref()), *expected.last().expect("a due time"));
 }
 
+/// Sixteen claims of the same due time, from tasks on both replicas at once: one wins, and
+/// it advanced the schedule; a claim of an earlier due time then loses too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_of_one_due_time_have_one_winner() {
+    let cluster = Cluster::with(Backend::Postgres, 2, no_wall_clock_ticks).await;
+    let mut api = cluster.api(0).await;
+    api.create(&pipeline_source("contended", &[])).await;
+    let mut client = schedules_client(&cluster, 0).await;
+    let schedule = create(&mut client, request("contended", "* * * * *", "", &[("image", "alpine")])).await;
+    let id: uuid::Uuid = schedule.id.parse().expect("a UUID");
+    let due = minute_after(time(schedule.create_time.as_ref())) + TimeDelta::minutes(2);
+    let claims: Vec<_> = (0..16)
+        .map(|n| {
+            let server = orchestrator(&cluster, n % 2).clone();
+            tokio::spawn(async move { server.store().claim_fire(id, due, due).await.expect("claim") })
+        })
+        .collect();
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.expect("the claim task"));
+    }
+    assert_eq!(won, 1, "claims of one due time that won");
+    let store = orchestrator(&cluster, 1).store();
+    assert_eq!(store.schedule(id).await.expect("read").expect("the schedule").last_due, due);
+    let earlier = due - TimeDelta::minutes(1);
+    assert!(!store.claim_fire(id, earlier, earlier).await.expect("claim"), "a due time behind last_due was claimed");
+}
+
 /// After a downtime of ten hourly due times, a `skip` schedule fires nothing stale (it
 /// moves on to the next due time) and a `run-once` schedule fires once, for the latest.
 async fn a_downtime_skips_or_runs_once(backend: Backend) {
