@@ -51,6 +51,9 @@ pub enum Command {
     /// Set, list and delete the secrets pipelines declare.
     #[command(subcommand)]
     Secret(crate::commands::secret::SecretCommand),
+    /// Launch pipelines on cron schedules: create, list, delete, pause and resume them.
+    #[command(subcommand)]
+    Schedule(crate::commands::schedule::ScheduleCommand),
     /// Publish and list Lua plugins, which pipelines name in `plugins = { "git@1.2.0" }`.
     #[command(subcommand)]
     Plugin(crate::commands::plugin::PluginCommand),

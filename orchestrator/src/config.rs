@@ -73,6 +73,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The Prometheus `/metrics` endpoint (off unless `listen` is set).
     pub metrics: MetricsConfig,
+    /// The cron scheduler every replica runs.
+    pub schedules: SchedulesConfig,
     /// Allow listening off loopback without TLS or without authentication. Never in
     /// production: anyone who can reach the port can then read and do everything. A
     /// warning is logged at every start while it is set.
@@ -119,6 +121,37 @@ pub struct SecretsConfig {
     pub previous_key_files: Vec<PathBuf>,
     /// Earlier keys themselves, still accepted to decrypt.
     pub previous_keys: Vec<String>,
+}
+
+/// The cron scheduler (`domain::schedules`): every replica ticks, and the database makes
+/// each due time fire once among them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulesConfig {
+    /// How often a replica looks for due schedules, in milliseconds (at least 10). A job
+    /// starts up to this long after its due time.
+    pub tick_ms: u64,
+    /// Under the `skip` missed-run policy, how late a due time may still fire, in seconds:
+    /// a tick a little late runs it, a restart after longer downtime does not.
+    pub grace_secs: u64,
+}
+
+impl Default for SchedulesConfig {
+    fn default() -> Self {
+        SchedulesConfig { tick_ms: 1_000, grace_secs: 60 }
+    }
+}
+
+impl SchedulesConfig {
+    /// The shortest tick accepted.
+    const MIN_TICK_MS: u64 = 10;
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tick_ms < Self::MIN_TICK_MS {
+            return Err(format!("schedules.tick_ms must be at least {} (got {})", Self::MIN_TICK_MS, self.tick_ms));
+        }
+        Ok(())
+    }
 }
 
 /// How pipeline scripts are evaluated when they are created or validated: in a pool of
@@ -244,6 +277,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             telemetry: TelemetryConfig::default(),
             metrics: MetricsConfig::default(),
+            schedules: SchedulesConfig::default(),
             insecure: false,
         }
     }
@@ -370,6 +404,7 @@ impl Config {
         if self.metrics.listen.is_some_and(|metrics| metrics == self.listen && metrics.port() != 0) {
             return Err(format!("metrics.listen ({}) must differ from listen", self.listen));
         }
+        self.schedules.validate()?;
         self.evaluation.validate()
     }
 
@@ -518,6 +553,9 @@ mod tests {
         std::fs::write(&file, "log_follow_poll_ms = 0").expect("write");
         let err = Config::load(Some(&file)).expect_err("a follower must not spin").to_string();
         assert!(err.contains("log_follow_poll_ms must be at least 1"), "{err}");
+        std::fs::write(&file, "[schedules]\ntick_ms = 9").expect("write");
+        let err = Config::load(Some(&file)).expect_err("a scheduler must not spin").to_string();
+        assert!(err.contains("schedules.tick_ms must be at least 10"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
     }
 }

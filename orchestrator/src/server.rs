@@ -1,6 +1,6 @@
-//! Assembles and runs the gRPC server: the six services behind the role guard, health,
-//! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
-//! down gracefully.
+//! Assembles and runs the gRPC server: the services behind the role guard, health,
+//! reflection, message limits, and the background tasks (dispatcher, lease sweeper,
+//! scheduler); shuts down gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,6 +14,7 @@ use rivet_proto::v1::log_service_server::LogServiceServer;
 use rivet_proto::v1::pipeline_service_server::PipelineServiceServer;
 use rivet_proto::v1::plugin_service_server::PluginServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
+use rivet_proto::v1::schedule_service_server::ScheduleServiceServer;
 use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
 use tokio::net::TcpListener;
@@ -28,7 +29,8 @@ use rivet_telemetry::rpc::RpcLayer;
 use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
 use crate::api::{
-    jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, secrets::Secrets, tokens::Tokens,
+    jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, schedules::Schedules,
+    secrets::Secrets, tokens::Tokens,
 };
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
@@ -37,7 +39,7 @@ use crate::domain::coord::Coordinator;
 use crate::domain::keyring::Keyring;
 use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
-use crate::domain::{dispatch, leases, metrics, statuses};
+use crate::domain::{dispatch, leases, metrics, schedules, statuses};
 use crate::storage::SeaStore;
 
 /// Connects the store and the coordinator the configuration names.
@@ -121,6 +123,7 @@ pub async fn start(
     health.set_serving::<TokenServiceServer<Tokens>>().await;
     health.set_serving::<PluginServiceServer<Plugins>>().await;
     health.set_serving::<SecretServiceServer<Secrets>>().await;
+    health.set_serving::<ScheduleServiceServer<Schedules>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,6 +155,10 @@ pub async fn start(
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
 
+    let schedules = ScheduleServiceServer::new(Schedules::new(orchestrator.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
     let mut builder = tonic::transport::Server::builder();
@@ -174,7 +181,8 @@ pub async fn start(
         .add_service(runners)
         .add_service(tokens)
         .add_service(plugins)
-        .add_service(secrets);
+        .add_service(secrets)
+        .add_service(schedules);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -195,6 +203,7 @@ pub async fn start(
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(statuses::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
+    tasks.spawn(schedules::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");

@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod run;
 pub mod runner;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod token;

@@ -10,6 +10,7 @@ mod init;
 mod plugins;
 mod prompt;
 mod run;
+mod schedules;
 mod secrets;
 mod server;
 mod support;

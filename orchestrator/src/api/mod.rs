@@ -9,6 +9,7 @@ pub mod pipelines;
 pub mod plugins;
 pub mod roles;
 pub mod runners;
+pub mod schedules;
 pub mod secrets;
 mod status;
 pub mod tokens;

@@ -53,6 +53,13 @@ pub const ROLE_TABLE: &[(&str, Need)] = &[
     ("/rivet.v1.SecretService/SetSecret", R(Admin)),
     ("/rivet.v1.SecretService/ListSecrets", R(Operator)),
     ("/rivet.v1.SecretService/DeleteSecret", R(Admin)),
+    // A schedule is a standing launch: operators, who may launch by hand, manage them.
+    ("/rivet.v1.ScheduleService/CreateSchedule", R(Operator)),
+    ("/rivet.v1.ScheduleService/GetSchedule", R(Viewer)),
+    ("/rivet.v1.ScheduleService/ListSchedules", R(Viewer)),
+    ("/rivet.v1.ScheduleService/DeleteSchedule", R(Operator)),
+    ("/rivet.v1.ScheduleService/PauseSchedule", R(Operator)),
+    ("/rivet.v1.ScheduleService/ResumeSchedule", R(Operator)),
     ("/grpc.health.v1.Health/Check", Public),
     ("/grpc.health.v1.Health/Watch", Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Public),

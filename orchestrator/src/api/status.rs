@@ -45,6 +45,13 @@ impl From<Error> for Status {
                 format!("{field}: {message}"),
                 ErrorDetails::with_bad_request(vec![FieldViolation::new(field, message)]),
             ),
+            Error::InvalidFields(ref problems) => Status::with_error_details(
+                Code::InvalidArgument,
+                err.to_string(),
+                ErrorDetails::with_bad_request(
+                    problems.iter().map(|(field, message)| FieldViolation::new(field, message)).collect::<Vec<_>>(),
+                ),
+            ),
             Error::AlreadyEnded(..) | Error::SecretsRefused(_) => Status::failed_precondition(err.to_string()),
             Error::StaleAssignment(_) => Status::aborted(err.to_string()),
             Error::ProtocolMismatch { .. } => Status::failed_precondition(err.to_string()),

@@ -37,6 +37,10 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// Several malformed request fields, each with what is wrong with it: validation that
+    /// reports every problem at once (e.g. `CreateSchedule`).
+    #[error("invalid request: {}", .0.iter().map(|(field, message)| format!("{field}: {message}")).collect::<Vec<_>>().join("; "))]
+    InvalidFields(Vec<(String, String)>),
     /// An operation that needs a job which has not ended yet.
     #[error("job {0} has already ended: it is {1}")]
     AlreadyEnded(Uuid, JobState),

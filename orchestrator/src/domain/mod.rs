@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod plugins;
 pub mod registry;
+pub mod schedules;
 pub mod secrets;
 pub mod session;
 pub mod statuses;

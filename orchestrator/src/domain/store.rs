@@ -16,6 +16,7 @@ use rivet_core::{
 };
 use uuid::Uuid;
 
+use crate::domain::schedules::ScheduleRecord;
 use crate::domain::secrets::SecretStore;
 use crate::domain::statuses::StatusStore;
 use crate::domain::tokens::{Role, TokenDigest};
@@ -535,4 +536,31 @@ pub trait Store: SecretStore + StatusStore + Send + Sync + 'static {
     async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>>;
     /// Records that a token was presented at `at`.
     async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Stores a new schedule; `false` when `schedules::MAX_SCHEDULES` are stored already.
+    async fn create_schedule(&self, schedule: &ScheduleRecord) -> StoreResult<bool>;
+    /// A schedule by id.
+    async fn schedule(&self, id: Uuid) -> StoreResult<Option<ScheduleRecord>>;
+    /// Schedules in creation order, after the schedule `after`, at most `limit`.
+    async fn list_schedules(&self, after: Option<Uuid>, limit: u64) -> StoreResult<Vec<ScheduleRecord>>;
+    /// Deletes a schedule and its fires; `false` when there was none.
+    async fn delete_schedule(&self, id: Uuid) -> StoreResult<bool>;
+    /// Pauses or resumes a schedule at `at`; resuming moves its last due time up to `at`,
+    /// so that nothing missed while paused fires. `None` when there is no such schedule.
+    async fn set_schedule_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<ScheduleRecord>>;
+    /// Claims the fire of `due` for schedule `id`, in one transaction: inserts the
+    /// `(id, due)` fire row unless it exists and advances the schedule's last due time to
+    /// `latest_due` (only forward). `true` only for the one caller whose insert won; `false`
+    /// too when the schedule is gone, paused, or already past `due`.
+    async fn claim_fire(&self, id: Uuid, due: DateTime<Utc>, latest_due: DateTime<Utc>) -> StoreResult<bool>;
+    /// Records the job that the fire of `due` launched.
+    async fn record_fire_job(&self, id: Uuid, due: DateTime<Utc>, job: Uuid) -> StoreResult<()>;
+    /// Advances schedule `id`'s last due time to `latest_due` (only forward): due times
+    /// passed over without a run.
+    async fn advance_schedule(&self, id: Uuid, latest_due: DateTime<Utc>) -> StoreResult<()>;
 }

@@ -3,8 +3,8 @@
 //! [`SeaStore`] implements [`crate::domain::store::Store`] once for both backends. The
 //! implementation is split by concern: `pipelines`, `plugins`, `jobs` (creation, reads, cancel),
 //! `claim`, `lifecycle` (the fenced state changes), `logs`, `runners`, `identity`
-//! (registration tokens and runner credentials), `tokens` (API tokens, by hash) and
-//! `secrets` (sealed values only);
+//! (registration tokens and runner credentials), `tokens` (API tokens, by hash),
+//! `secrets` (sealed values only) and `schedules` (cron schedules and their claimed fires);
 //! `entity` holds the sea-orm entities and `codec` the conversions to the domain's types.
 //! The backends
 //! differ only in how a writer is made exclusive (see [`SeaStore`]), how concurrent
@@ -21,6 +21,7 @@ mod logs;
 mod pipelines;
 mod plugins;
 mod runners;
+mod schedules;
 mod secrets;
 mod statuses;
 mod store;

@@ -13,7 +13,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use super::codec::db_err;
-use super::{claim, identity, jobs, lifecycle, logs, pipelines, plugins, runners, tokens};
+use super::{claim, identity, jobs, lifecycle, logs, pipelines, plugins, runners, schedules, tokens};
+use crate::domain::schedules::ScheduleRecord;
 use crate::domain::store::{
     ApiTokenRecord, CancelOutcome, Finish, JobCursor, JobFilter, JobRecord, NewJob, NewPipeline, NewPlugin,
     NewRegistrationToken, PipelineRecord, PluginRecord, PluginVersion, QueueGroup, Redemption, RunnerCredential,
@@ -364,5 +365,42 @@ impl Store for SeaStore {
     #[tracing::instrument(name = "store.touch_api_token", skip_all, fields(otel.kind = "client"))]
     async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
         tokens::touch(self, id, at).await
+    }
+
+    async fn create_schedule(&self, schedule: &ScheduleRecord) -> StoreResult<bool> {
+        schedules::create(self, schedule).await
+    }
+
+    async fn schedule(&self, id: Uuid) -> StoreResult<Option<ScheduleRecord>> {
+        schedules::by_id(self, id).await
+    }
+
+    async fn list_schedules(&self, after: Option<Uuid>, limit: u64) -> StoreResult<Vec<ScheduleRecord>> {
+        schedules::list(self, after, limit).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> StoreResult<bool> {
+        schedules::delete(self, id).await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Option<ScheduleRecord>> {
+        schedules::set_paused(self, id, paused, at).await
+    }
+
+    async fn claim_fire(&self, id: Uuid, due: DateTime<Utc>, latest_due: DateTime<Utc>) -> StoreResult<bool> {
+        schedules::claim_fire(self, id, due, latest_due).await
+    }
+
+    async fn record_fire_job(&self, id: Uuid, due: DateTime<Utc>, job: Uuid) -> StoreResult<()> {
+        schedules::record_fire_job(self, id, due, job).await
+    }
+
+    async fn advance_schedule(&self, id: Uuid, latest_due: DateTime<Utc>) -> StoreResult<()> {
+        schedules::advance(self, id, latest_due).await
     }
 }

@@ -18,6 +18,7 @@ mod proxy;
 mod replicas;
 mod resilience;
 mod roles;
+mod schedules;
 mod secrets;
 mod statuses;
 mod support;

@@ -10,6 +10,7 @@ use rivet_orchestrator::domain::tokens::{Role, TokenDigest};
 use rivet_orchestrator::storage::SeaStore;
 use rivet_proto::v1 as pb;
 use rivet_proto::v1::plugin_service_client::PluginServiceClient;
+use rivet_proto::v1::schedule_service_client::ScheduleServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
@@ -50,6 +51,13 @@ enum Rpc {
     SetSecret,
     ListSecrets,
     DeleteSecret,
+    RerunJob,
+    CreateSchedule,
+    GetSchedule,
+    ListSchedules,
+    DeleteSchedule,
+    PauseSchedule,
+    ResumeSchedule,
 }
 
 /// THE specification: each RPC with the role it needs. The guard's table must agree.
@@ -78,6 +86,13 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::SetSecret, "/rivet.v1.SecretService/SetSecret", Role::Admin),
     (Rpc::ListSecrets, "/rivet.v1.SecretService/ListSecrets", Role::Operator),
     (Rpc::DeleteSecret, "/rivet.v1.SecretService/DeleteSecret", Role::Admin),
+    (Rpc::RerunJob, "/rivet.v1.JobService/RerunJob", Role::Operator),
+    (Rpc::CreateSchedule, "/rivet.v1.ScheduleService/CreateSchedule", Role::Operator),
+    (Rpc::GetSchedule, "/rivet.v1.ScheduleService/GetSchedule", Role::Viewer),
+    (Rpc::ListSchedules, "/rivet.v1.ScheduleService/ListSchedules", Role::Viewer),
+    (Rpc::DeleteSchedule, "/rivet.v1.ScheduleService/DeleteSchedule", Role::Operator),
+    (Rpc::PauseSchedule, "/rivet.v1.ScheduleService/PauseSchedule", Role::Operator),
+    (Rpc::ResumeSchedule, "/rivet.v1.ScheduleService/ResumeSchedule", Role::Operator),
 ];
 
 /// `message` with `authorization: Bearer <token>` when a token is given.
@@ -95,7 +110,10 @@ struct Bench {
     tokens: TokenServiceClient<Channel>,
     plugins: PluginServiceClient<Channel>,
     secrets: SecretServiceClient<Channel>,
+    schedules: ScheduleServiceClient<Channel>,
     job: String,
+    /// A schedule that the schedule calls read, pause and resume.
+    schedule: String,
     /// A registered runner that ListRunners must list.
     runner: Registered,
 }
@@ -124,7 +142,9 @@ impl Bench {
         let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
         plugins.publish_plugin(call(plugin_request(), Some(BOOTSTRAP))).await.expect("the bootstrap token publishes");
         let runner = register_runner(&mut api).await;
-        Bench { api, tokens, plugins, secrets, job, runner }
+        let mut schedules = ScheduleServiceClient::new(channel(cluster.addr(0)).await);
+        let schedule = create_schedule(&mut schedules, Some(BOOTSTRAP)).await.expect("the bootstrap token schedules");
+        Bench { api, tokens, plugins, secrets, schedules, job, schedule, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -242,8 +262,44 @@ impl Bench {
                 let request = pb::DeleteSecretRequest { name: "DOOMED".into(), pipeline: "p".into() };
                 self.secrets.delete_secret(call(request, token)).await.map(drop)
             }
+            Rpc::RerunJob => {
+                api.jobs.rerun_job(call(pb::RerunJobRequest { job_id: self.job.clone() }, token)).await.map(drop)
+            }
+            Rpc::CreateSchedule => create_schedule(&mut self.schedules, token).await.map(drop),
+            Rpc::GetSchedule => {
+                let request = pb::GetScheduleRequest { schedule_id: self.schedule.clone() };
+                self.schedules.get_schedule(call(request, token)).await.map(drop)
+            }
+            Rpc::ListSchedules => {
+                self.schedules.list_schedules(call(pb::ListSchedulesRequest::default(), token)).await.map(drop)
+            }
+            Rpc::DeleteSchedule => {
+                let doomed = create_schedule(&mut self.schedules, Some(BOOTSTRAP)).await.expect("a schedule to delete");
+                let request = pb::DeleteScheduleRequest { schedule_id: doomed };
+                self.schedules.delete_schedule(call(request, token)).await.map(drop)
+            }
+            Rpc::PauseSchedule => {
+                let request = pb::PauseScheduleRequest { schedule_id: self.schedule.clone() };
+                self.schedules.pause_schedule(call(request, token)).await.map(drop)
+            }
+            Rpc::ResumeSchedule => {
+                let request = pb::ResumeScheduleRequest { schedule_id: self.schedule.clone() };
+                self.schedules.resume_schedule(call(request, token)).await.map(drop)
+            }
         }
     }
+}
+
+/// Creates a daily schedule of the `roles` pipeline; returns its id.
+async fn create_schedule(client: &mut ScheduleServiceClient<Channel>, token: Option<&str>) -> Result<String, Status> {
+    let request = pb::CreateScheduleRequest {
+        pipeline: "roles".into(),
+        cron: "@daily".into(),
+        inputs: [("image".to_owned(), "alpine".to_owned())].into_iter().collect(),
+        ..Default::default()
+    };
+    let created = client.create_schedule(call(request, token)).await?.into_inner();
+    Ok(created.schedule.expect("schedule").id)
 }
 
 /// Publishing the same version with the same content again succeeds, so every allowed call

@@ -74,6 +74,8 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("max_pipeline_bytes", "65536", json!(65536)),
         ("shutdown_grace_ms", "2500", json!(2500)),
         ("log_follow_poll_ms", "250", json!(250)),
+        ("schedules.tick_ms", "250", json!(250)),
+        ("schedules.grace_secs", "120", json!(120)),
         ("insecure", "true", json!(true)),
         ("auth.api_tokens", r#"["api-one","api-two"]"#, json!([REDACTED, REDACTED])),
         ("auth.registration_tokens", r#"["registration-one","registration-two"]"#, json!([REDACTED, REDACTED])),

@@ -11,5 +11,7 @@ pub mod plugin;
 pub mod registration_token;
 pub mod runner;
 pub mod runner_credential;
+pub mod schedule;
+pub mod schedule_fire;
 pub mod secret;
 pub mod status_report;
