@@ -51,7 +51,6 @@ enum Rpc {
     SetSecret,
     ListSecrets,
     DeleteSecret,
-    RerunJob,
     CreateSchedule,
     GetSchedule,
     ListSchedules,
@@ -86,7 +85,6 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::SetSecret, "/rivet.v1.SecretService/SetSecret", Role::Admin),
     (Rpc::ListSecrets, "/rivet.v1.SecretService/ListSecrets", Role::Operator),
     (Rpc::DeleteSecret, "/rivet.v1.SecretService/DeleteSecret", Role::Admin),
-    (Rpc::RerunJob, "/rivet.v1.JobService/RerunJob", Role::Operator),
     (Rpc::CreateSchedule, "/rivet.v1.ScheduleService/CreateSchedule", Role::Operator),
     (Rpc::GetSchedule, "/rivet.v1.ScheduleService/GetSchedule", Role::Viewer),
     (Rpc::ListSchedules, "/rivet.v1.ScheduleService/ListSchedules", Role::Viewer),
@@ -261,9 +259,6 @@ impl Bench {
                 self.secrets.set_secret(call(set, Some(BOOTSTRAP))).await.expect("set a secret to delete");
                 let request = pb::DeleteSecretRequest { name: "DOOMED".into(), pipeline: "p".into() };
                 self.secrets.delete_secret(call(request, token)).await.map(drop)
-            }
-            Rpc::RerunJob => {
-                api.jobs.rerun_job(call(pb::RerunJobRequest { job_id: self.job.clone() }, token)).await.map(drop)
             }
             Rpc::CreateSchedule => create_schedule(&mut self.schedules, token).await.map(drop),
             Rpc::GetSchedule => {
