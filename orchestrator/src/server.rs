@@ -1,6 +1,6 @@
-//! Assembles and runs the gRPC server: the six services behind the role guard, health,
-//! reflection, message limits, and the background tasks (dispatcher, lease sweeper); shuts
-//! down gracefully.
+//! Assembles and runs the gRPC server: the services behind the role guard, health,
+//! reflection, message limits, the webhook listener, and the background tasks (dispatcher,
+//! lease sweeper); shuts down gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,6 +16,7 @@ use rivet_proto::v1::plugin_service_server::PluginServiceServer;
 use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
+use rivet_proto::v1::trigger_service_server::TriggerServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,7 @@ use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
 use crate::api::{
     jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, secrets::Secrets, tokens::Tokens,
+    triggers::Triggers,
 };
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
@@ -39,6 +41,7 @@ use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
 use crate::domain::{dispatch, leases, metrics};
 use crate::storage::SeaStore;
+use crate::webhooks::WebhookServer;
 
 /// Connects the store and the coordinator the configuration names.
 pub async fn connect_backends(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Coordinator>)> {
@@ -83,6 +86,9 @@ pub struct RunningServer {
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
     metrics_server: Option<MetricsServer>,
+    webhook_server: Option<WebhookServer>,
+    /// Where the webhook listener listens, when it is on.
+    pub webhooks_addr: Option<SocketAddr>,
 }
 
 /// Starts serving on `listener` with the given backends.
@@ -111,6 +117,15 @@ pub async fn start(
     if keyring.current_id().is_none() {
         tracing::info!("no secrets key is configured (secrets.key_file): secrets cannot be set");
     }
+    // Bound before anything serves, so that trigger URLs name the bound port.
+    let webhook_listener = match config.webhooks.listen {
+        Some(listen) => Some(WebhookServer::bind(listen).await?),
+        None => None,
+    };
+    let webhook_base = match &webhook_listener {
+        Some(listener) => Some(config.webhooks.base_url(listener.local_addr()?)),
+        None => None,
+    };
     let orchestrator = Orchestrator::new(store, coord, config, keyring);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -121,6 +136,7 @@ pub async fn start(
     health.set_serving::<TokenServiceServer<Tokens>>().await;
     health.set_serving::<PluginServiceServer<Plugins>>().await;
     health.set_serving::<SecretServiceServer<Secrets>>().await;
+    health.set_serving::<TriggerServiceServer<Triggers>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -151,6 +167,9 @@ pub async fn start(
     let secrets = SecretServiceServer::new(Secrets::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let triggers = TriggerServiceServer::new(Triggers::new(orchestrator.clone(), webhook_base.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let stop_serving = CancellationToken::new();
     let stop = stop_serving.clone();
@@ -174,7 +193,8 @@ pub async fn start(
         .add_service(runners)
         .add_service(tokens)
         .add_service(plugins)
-        .add_service(secrets);
+        .add_service(secrets)
+        .add_service(triggers);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -192,12 +212,28 @@ pub async fn start(
         }
         None => None,
     };
+    let webhook_server = webhook_listener.map(|listener| {
+        let server = WebhookServer::serve(listener, orchestrator.clone(), &orchestrator.config().webhooks);
+        tracing::info!(addr = %server.addr, url = webhook_base.as_deref().unwrap_or_default(), "serving forge webhooks");
+        server
+    });
+    let webhooks_addr = webhook_server.as_ref().map(|server| server.addr);
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
-    Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health, metrics_server })
+    Ok(RunningServer {
+        addr,
+        orchestrator,
+        server,
+        stop_serving,
+        tasks,
+        health,
+        metrics_server,
+        webhook_server,
+        webhooks_addr,
+    })
 }
 
 /// The health service name that reports whether the coordinator (Redis) answers. The
@@ -246,6 +282,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.health.set_not_serving::<RunnerServiceServer<Runners>>().await;
         self.health.set_not_serving::<JobServiceServer<Jobs>>().await;
+        // No new deliveries; the ones under way finish (each within its timeout).
+        if let Some(webhooks) = self.webhook_server {
+            webhooks.shutdown().await;
+        }
         self.orchestrator.shutdown_token().cancel();
         let registry = self.orchestrator.registry();
         for runner in registry.drain_all() {
@@ -273,6 +313,9 @@ impl RunningServer {
 
     /// Stops at once, like a crash: no drain, no goodbye. For tests of failover.
     pub fn abort(self) {
+        if let Some(webhooks) = &self.webhook_server {
+            webhooks.abort();
+        }
         self.orchestrator.shutdown_token().cancel();
         self.server.abort();
     }

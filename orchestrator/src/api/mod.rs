@@ -12,6 +12,7 @@ pub mod runners;
 pub mod secrets;
 mod status;
 pub mod tokens;
+pub mod triggers;
 
 use tonic::Status;
 

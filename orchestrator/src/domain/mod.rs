@@ -18,3 +18,4 @@ pub mod session;
 pub mod store;
 pub mod timeouts;
 pub mod tokens;
+pub mod triggers;

@@ -534,4 +534,14 @@ pub trait Store: SecretStore + Send + Sync + 'static {
     async fn revoke_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<Option<ApiTokenRecord>>;
     /// Records that a token was presented at `at`.
     async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Stores a new trigger with its sealed secret; `false` when
+    /// `domain::triggers::MAX_TRIGGERS` are stored already.
+    async fn create_trigger(&self, row: &crate::domain::triggers::TriggerRow) -> StoreResult<bool>;
+    /// A trigger by id, with its sealed secret (for the webhook listener).
+    async fn trigger(&self, id: Uuid) -> StoreResult<Option<crate::domain::triggers::TriggerRow>>;
+    /// Every trigger, oldest first, without secrets.
+    async fn list_triggers(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRecord>>;
+    /// Deletes a trigger; `false` when there was none.
+    async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool>;
 }

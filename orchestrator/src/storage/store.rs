@@ -325,4 +325,20 @@ impl Store for SeaStore {
     async fn touch_api_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
         tokens::touch(self, id, at).await
     }
+
+    async fn create_trigger(&self, row: &crate::domain::triggers::TriggerRow) -> StoreResult<bool> {
+        super::triggers::create(self, row).await
+    }
+
+    async fn trigger(&self, id: Uuid) -> StoreResult<Option<crate::domain::triggers::TriggerRow>> {
+        super::triggers::by_id(self, id).await
+    }
+
+    async fn list_triggers(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRecord>> {
+        super::triggers::all(self).await
+    }
+
+    async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool> {
+        super::triggers::delete(self, id).await
+    }
 }

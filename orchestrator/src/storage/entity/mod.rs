@@ -12,3 +12,4 @@ pub mod registration_token;
 pub mod runner;
 pub mod runner_credential;
 pub mod secret;
+pub mod trigger;
