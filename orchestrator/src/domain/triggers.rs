@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use rivet_core::forge::Forge;
 use rivet_core::forge::webhook::EventKind;
 use rivet_core::limits::MAX_NAME_BYTES;
@@ -237,7 +237,8 @@ pub async fn create(
         repository: spec.repository.trim().to_owned(),
         filter,
         inputs: spec.inputs,
-        created_at: Utc::now(),
+        // The stored precision, so that the record returned equals the one read back.
+        created_at: Utc::now().trunc_subsecs(6),
     };
     let row = TriggerRow { record, sealed };
     if !orchestrator.store().create_trigger(&row).await.map_err(Error::from)? {

@@ -21,3 +21,4 @@ mod roles;
 mod secrets;
 mod support;
 mod trust;
+mod webhooks;
