@@ -51,6 +51,9 @@ pub enum Command {
     /// Set, list and delete the secrets pipelines declare.
     #[command(subcommand)]
     Secret(crate::commands::secret::SecretCommand),
+    /// Create, list and delete triggers: forge webhooks that launch a pipeline.
+    #[command(subcommand)]
+    Trigger(crate::commands::trigger::TriggerCommand),
     /// Publish and list Lua plugins, which pipelines name in `plugins = { "git@1.2.0" }`.
     #[command(subcommand)]
     Plugin(crate::commands::plugin::PluginCommand),

@@ -11,6 +11,7 @@ use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
+use rivet_proto::v1::trigger_service_client::TriggerServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -56,6 +57,8 @@ pub struct Client {
     pub plugins: PluginServiceClient<Service>,
     /// Secrets.
     pub secrets: SecretServiceClient<Service>,
+    /// Triggers.
+    pub triggers: TriggerServiceClient<Service>,
 }
 
 impl Client {
@@ -99,7 +102,10 @@ impl Client {
             plugins: PluginServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            secrets: SecretServiceClient::with_interceptor(channel, auth).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            secrets: SecretServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            triggers: TriggerServiceClient::with_interceptor(channel, auth)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })
     }

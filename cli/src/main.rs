@@ -120,6 +120,9 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
         Command::Secret(command) => {
             remote(overrides, async |client| commands::secret::run(client, command, format).await)
         }
+        Command::Trigger(command) => {
+            remote(overrides, async |client| commands::trigger::run(client, command, format).await)
+        }
         Command::Plugin(command) => {
             remote(overrides, async |client| commands::plugin::run(client, command, format).await)
         }

@@ -11,3 +11,4 @@ pub mod runner;
 pub mod secret;
 pub mod settings;
 pub mod token;
+pub mod trigger;

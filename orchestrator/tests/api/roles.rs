@@ -12,6 +12,7 @@ use rivet_proto::v1 as pb;
 use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
+use rivet_proto::v1::trigger_service_client::TriggerServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -49,6 +50,11 @@ enum Rpc {
     SetSecret,
     ListSecrets,
     DeleteSecret,
+    RerunJob,
+    CreateTrigger,
+    GetTrigger,
+    ListTriggers,
+    DeleteTrigger,
 }
 
 /// THE specification: each RPC with the role it needs. The guard's table must agree.
@@ -76,6 +82,11 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::SetSecret, "/rivet.v1.SecretService/SetSecret", Role::Admin),
     (Rpc::ListSecrets, "/rivet.v1.SecretService/ListSecrets", Role::Operator),
     (Rpc::DeleteSecret, "/rivet.v1.SecretService/DeleteSecret", Role::Admin),
+    (Rpc::RerunJob, "/rivet.v1.JobService/RerunJob", Role::Operator),
+    (Rpc::CreateTrigger, "/rivet.v1.TriggerService/CreateTrigger", Role::Admin),
+    (Rpc::GetTrigger, "/rivet.v1.TriggerService/GetTrigger", Role::Viewer),
+    (Rpc::ListTriggers, "/rivet.v1.TriggerService/ListTriggers", Role::Viewer),
+    (Rpc::DeleteTrigger, "/rivet.v1.TriggerService/DeleteTrigger", Role::Admin),
 ];
 
 /// `message` with `authorization: Bearer <token>` when a token is given.
@@ -93,6 +104,9 @@ struct Bench {
     tokens: TokenServiceClient<Channel>,
     plugins: PluginServiceClient<Channel>,
     secrets: SecretServiceClient<Channel>,
+    triggers: TriggerServiceClient<Channel>,
+    /// A trigger GetTrigger must find.
+    trigger: String,
     job: String,
     /// A registered runner that ListRunners must list.
     runner: Registered,
@@ -122,7 +136,10 @@ impl Bench {
         let mut plugins = PluginServiceClient::new(channel(cluster.addr(0)).await);
         plugins.publish_plugin(call(plugin_request(), Some(BOOTSTRAP))).await.expect("the bootstrap token publishes");
         let runner = register_runner(&mut api).await;
-        Bench { api, tokens, plugins, secrets, job, runner }
+        let mut triggers = TriggerServiceClient::new(channel(cluster.addr(0)).await);
+        let created = triggers.create_trigger(call(trigger_request(), Some(BOOTSTRAP))).await;
+        let trigger = created.expect("the bootstrap token creates triggers").into_inner().trigger.expect("trigger").id;
+        Bench { api, tokens, plugins, secrets, triggers, trigger, job, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -237,7 +254,33 @@ impl Bench {
                 let request = pb::DeleteSecretRequest { name: "DOOMED".into(), pipeline: "p".into() };
                 self.secrets.delete_secret(call(request, token)).await.map(drop)
             }
+            Rpc::RerunJob => {
+                let request = pb::RerunJobRequest { job_id: self.job.clone() };
+                api.jobs.rerun_job(call(request, token)).await.map(drop)
+            }
+            Rpc::CreateTrigger => self.triggers.create_trigger(call(trigger_request(), token)).await.map(drop),
+            Rpc::GetTrigger => {
+                let request = pb::GetTriggerRequest { trigger_id: self.trigger.clone() };
+                self.triggers.get_trigger(call(request, token)).await.map(drop)
+            }
+            Rpc::ListTriggers => self.triggers.list_triggers(call(pb::ListTriggersRequest {}, token)).await.map(drop),
+            Rpc::DeleteTrigger => {
+                let created = self.triggers.create_trigger(call(trigger_request(), Some(BOOTSTRAP))).await;
+                let doomed = created.expect("create a trigger to delete").into_inner().trigger.expect("trigger").id;
+                let request = pb::DeleteTriggerRequest { trigger_id: doomed };
+                self.triggers.delete_trigger(call(request, token)).await.map(drop)
+            }
         }
+    }
+}
+
+/// A trigger of the bench's pipeline.
+fn trigger_request() -> pb::CreateTriggerRequest {
+    pb::CreateTriggerRequest {
+        pipeline: "roles".into(),
+        forge: "github".into(),
+        repository: "acme/roles".into(),
+        ..Default::default()
     }
 }
 
