@@ -14,4 +14,5 @@ mod secrets;
 mod server;
 mod support;
 mod tokens;
+mod triggers;
 mod usage;
