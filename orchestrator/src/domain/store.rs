@@ -544,4 +544,14 @@ pub trait Store: SecretStore + Send + Sync + 'static {
     async fn list_triggers(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRecord>>;
     /// Deletes a trigger; `false` when there was none.
     async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool>;
+    /// Every trigger with its sealed secret, for re-encryption.
+    async fn trigger_rows(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRow>>;
+    /// Replaces the sealed secret of trigger `id` if it still holds `old`; `false` when the
+    /// trigger changed (deleted) since it was read.
+    async fn reseal_trigger(
+        &self,
+        id: Uuid,
+        old: &crate::domain::keyring::Sealed,
+        new: &crate::domain::keyring::Sealed,
+    ) -> StoreResult<bool>;
 }

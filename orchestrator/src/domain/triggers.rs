@@ -20,8 +20,10 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::domain::error::{Error, Result};
-use crate::domain::keyring::{KeyError, Sealed};
+use crate::domain::keyring::{KeyError, Keyring, Sealed};
 use crate::domain::orchestrator::Orchestrator;
+use crate::domain::secrets::Rotation;
+use crate::domain::store::Store;
 
 /// The most triggers stored in all.
 pub const MAX_TRIGGERS: u64 = 10_000;
@@ -279,6 +281,28 @@ pub async fn delete(orchestrator: &Orchestrator, id: Uuid) -> Result<()> {
 /// Opens the webhook secret of `row`, for the listener to check a delivery with.
 pub fn open_secret(orchestrator: &Orchestrator, row: &TriggerRow) -> std::result::Result<Zeroizing<String>, KeyError> {
     orchestrator.keyring().open(SECRET_SCOPE, &row.record.id.to_string(), &row.sealed)
+}
+
+/// Re-encrypts every trigger secret not sealed under the current key (`rotate-key`), as
+/// `secrets::rotate` does for secrets: safe while replicas serve.
+pub async fn rotate(store: &dyn Store, keyring: &Keyring) -> Result<Rotation> {
+    let current = keyring.current_id().ok_or(KeyError::NoKey)?.to_owned();
+    let mut rotation = Rotation::default();
+    for row in store.trigger_rows().await? {
+        if row.sealed.key_id == current {
+            rotation.current += 1;
+            continue;
+        }
+        let name = row.record.id.to_string();
+        let secret = keyring.open(SECRET_SCOPE, &name, &row.sealed)?;
+        let sealed = keyring.seal(SECRET_SCOPE, &name, &secret)?;
+        if store.reseal_trigger(row.record.id, &row.sealed, &sealed).await? {
+            rotation.resealed += 1;
+        } else {
+            rotation.raced += 1;
+        }
+    }
+    Ok(rotation)
 }
 
 /// A new webhook secret: 32 random bytes as 64 hex digits.

@@ -341,4 +341,17 @@ impl Store for SeaStore {
     async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool> {
         super::triggers::delete(self, id).await
     }
+
+    async fn trigger_rows(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRow>> {
+        super::triggers::rows(self).await
+    }
+
+    async fn reseal_trigger(
+        &self,
+        id: Uuid,
+        old: &crate::domain::keyring::Sealed,
+        new: &crate::domain::keyring::Sealed,
+    ) -> StoreResult<bool> {
+        super::triggers::reseal(self, id, old, new).await
+    }
 }

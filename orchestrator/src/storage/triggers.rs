@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ActiveValue::Set, EntityTrait, PaginatorTrait, QueryOrder};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::codec::{db_err, from_json, parse, stored_time, to_json};
@@ -60,6 +61,30 @@ pub(super) async fn delete(store: &SeaStore, id: Uuid) -> StoreResult<bool> {
     let deleted = trigger::Entity::delete_by_id(id).exec(&*txn).await.map_err(db_err)?;
     txn.commit().await?;
     Ok(deleted.rows_affected > 0)
+}
+
+/// Every trigger with its sealed secret, by id.
+pub(super) async fn rows(store: &SeaStore) -> StoreResult<Vec<TriggerRow>> {
+    let models = trigger::Entity::find().order_by_asc(trigger::Column::Id).all(&store.db).await.map_err(db_err)?;
+    models.into_iter().map(decode).collect()
+}
+
+/// Replaces the sealed secret of `id` if it still holds `old`.
+pub(super) async fn reseal(store: &SeaStore, id: Uuid, old: &Sealed, new: &Sealed) -> StoreResult<bool> {
+    let txn = store.write().await?;
+    // Compare and swap, as for secrets: a row changed since it was read is left alone.
+    let updated = trigger::Entity::update_many()
+        .col_expr(trigger::Column::KeyId, Expr::value(new.key_id.clone()))
+        .col_expr(trigger::Column::Nonce, Expr::value(new.nonce.clone()))
+        .col_expr(trigger::Column::Ciphertext, Expr::value(new.ciphertext.clone()))
+        .filter(trigger::Column::Id.eq(id))
+        .filter(trigger::Column::KeyId.eq(old.key_id.clone()))
+        .filter(trigger::Column::Nonce.eq(old.nonce.clone()))
+        .exec(&*txn)
+        .await
+        .map_err(db_err)?;
+    txn.commit().await?;
+    Ok(updated.rows_affected == 1)
 }
 
 fn decode(model: trigger::Model) -> StoreResult<TriggerRow> {

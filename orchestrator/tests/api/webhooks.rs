@@ -501,3 +501,36 @@ async fn webhook_trigger_secret_is_shown_once() {
         .expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound);
 }
+
+/// `rivet-orchestrator rotate-key` reseals trigger secrets too: after it, a replica with the
+/// new key alone still checks deliveries with the secret shown at creation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_trigger_secrets_survive_a_key_rotation() {
+    const NEW_KEY: &str = "9a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let mut cluster = cluster(Backend::Sqlite, 1).await;
+    cluster.api(0).await.create(PIPELINE).await;
+    let mut client = triggers(&cluster).await;
+    let created = create(&mut client, "github", "Codertocat/Hello-World", &[]).await;
+    let id = created.trigger.expect("trigger").id;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rivet-orchestrator"))
+        .arg("rotate-key")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RIVET_DATABASE_URL", cluster.database_url())
+        .env("RIVET_SECRETS__KEY", NEW_KEY)
+        .env("RIVET_SECRETS__PREVIOUS_KEYS", format!("[\"{}\"]", crate::support::TEST_SECRETS_KEY))
+        .output()
+        .expect("rivet-orchestrator runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "rotate-key failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("re-encrypted 1 trigger secret(s)"), "{stdout}");
+    assert!(!stdout.contains(&created.secret), "{stdout}");
+    cluster.kill(0).await;
+    cluster.reconfigure(|config| {
+        config.secrets = SecretsConfig { key: Some(NEW_KEY.to_owned()), ..SecretsConfig::default() };
+    });
+    cluster.restart(0).await;
+    let push = Delivery::new("github", "push", "after-rotation", fixture!("github", "push"));
+    let answer = deliver(hooks(&cluster, 0), &id, &created.secret, &push).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+}
