@@ -87,6 +87,16 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("secrets.key", "ab5e2d0c1f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c", json!(REDACTED)),
         ("secrets.previous_key_files", r#"["/etc/rivet/old.key"]"#, json!(["/etc/rivet/old.key"])),
         ("secrets.previous_keys", r#"["old-key-in-base64"]"#, json!([REDACTED])),
+        ("telemetry.otlp_endpoint", "http://collector.internal:4317", json!("http://collector.internal:4317")),
+        ("telemetry.service_name", "rivet-ci", json!("rivet-ci")),
+        ("telemetry.filter", "debug", json!("debug")),
+        ("telemetry.export_timeout_secs", "5", json!(5)),
+        ("metrics.listen", "127.0.0.1:9999", json!("127.0.0.1:9999")),
+        ("webhooks.listen", "127.0.0.1:7998", json!("127.0.0.1:7998")),
+        ("webhooks.public_url", "https://ci.example.com", json!("https://ci.example.com")),
+        ("webhooks.max_body_bytes", "1048576", json!(1048576)),
+        ("webhooks.request_timeout_secs", "20", json!(20)),
+        ("webhooks.max_connections", "32", json!(32)),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
@@ -99,8 +109,10 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         assert!(covered.contains(&path.as_str()), "deploy/config/orchestrator.toml documents `{path}`, untested");
     }
 
-    let vars: Vec<(String, String)> =
+    let mut vars: Vec<(String, String)> =
         settings.iter().map(|(path, value, _)| (var_name("RIVET_", path), (*value).to_owned())).collect();
+    // An OTLP endpoint would start an exporter, which says so on stdout, before the JSON.
+    vars.push(var("OTEL_SDK_DISABLED", "true"));
     let effective = print_config(&vars);
     for (path, _, expected) in &settings {
         let pointer = format!("/{}", path.replace('.', "/"));
