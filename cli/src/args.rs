@@ -54,6 +54,9 @@ pub enum Command {
     /// Launch pipelines on cron schedules: create, list, delete, pause and resume them.
     #[command(subcommand)]
     Schedule(crate::commands::schedule::ScheduleCommand),
+    /// Create, list and delete triggers: forge webhooks that launch a pipeline.
+    #[command(subcommand)]
+    Trigger(crate::commands::trigger::TriggerCommand),
     /// Publish and list Lua plugins, which pipelines name in `plugins = { "git@1.2.0" }`.
     #[command(subcommand)]
     Plugin(crate::commands::plugin::PluginCommand),

@@ -12,6 +12,7 @@ use rivet_proto::v1::runner_service_client::RunnerServiceClient;
 use rivet_proto::v1::schedule_service_client::ScheduleServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
+use rivet_proto::v1::trigger_service_client::TriggerServiceClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -59,6 +60,8 @@ pub struct Client {
     pub secrets: SecretServiceClient<Service>,
     /// Cron schedules.
     pub schedules: ScheduleServiceClient<Service>,
+    /// Triggers.
+    pub triggers: TriggerServiceClient<Service>,
 }
 
 impl Client {
@@ -104,7 +107,9 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             secrets: SecretServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            schedules: ScheduleServiceClient::with_interceptor(channel, auth)
+            schedules: ScheduleServiceClient::with_interceptor(channel.clone(), auth.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            triggers: TriggerServiceClient::with_interceptor(channel, auth)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             server,
         })

@@ -123,6 +123,9 @@ fn run(command: Command, overrides: &config::Overrides, format: Format) -> anyho
         Command::Schedule(command) => {
             remote(overrides, async |client| commands::schedule::run(client, command, format).await)
         }
+        Command::Trigger(command) => {
+            remote(overrides, async |client| commands::trigger::run(client, command, format).await)
+        }
         Command::Plugin(command) => {
             remote(overrides, async |client| commands::plugin::run(client, command, format).await)
         }

@@ -75,10 +75,94 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The cron scheduler every replica runs.
     pub schedules: SchedulesConfig,
+    /// The forge webhook listener (off unless `listen` is set).
+    pub webhooks: WebhooksConfig,
     /// Allow listening off loopback without TLS or without authentication. Never in
     /// production: anyone who can reach the port can then read and do everything. A
     /// warning is logged at every start while it is set.
     pub insecure: bool,
+}
+
+/// The forge webhook listener: plain HTTP/1 (put a TLS-terminating proxy in front of it
+/// off a private network), serving only `POST /hooks/<trigger-id>`. Every delivery is
+/// checked against its trigger's secret before anything is parsed or launched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Where the listener listens, e.g. `0.0.0.0:7421`; unset, there is none and triggers
+    /// launch nothing.
+    pub listen: Option<SocketAddr>,
+    /// The base URL forges reach the listener at (`https://ci.example.com`), shown as each
+    /// trigger's webhook URL with `/hooks/<id>` appended; `http://<listen>` when unset.
+    pub public_url: Option<String>,
+    /// The largest webhook body accepted, in bytes; larger ones are refused with 413
+    /// without being read. At most 4 MiB (what `rivet_core` parses).
+    pub max_body_bytes: usize,
+    /// How long one connection may take to send its request and get the answer, in seconds.
+    pub request_timeout_secs: u64,
+    /// How many connections are served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            listen: None,
+            public_url: None,
+            max_body_bytes: rivet_core::forge::webhook::MAX_BODY,
+            request_timeout_secs: 10,
+            max_connections: 64,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The most connections `max_connections` may be.
+    const MAX_CONNECTIONS: usize = 4096;
+    /// The longest `request_timeout_secs` may be: forges give up after 10 to 30 s.
+    const MAX_TIMEOUT_SECS: u64 = 300;
+
+    /// How long one connection may last.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// The base URL of trigger webhooks when the listener is bound to `bound`: the
+    /// configured public URL without a trailing `/`, else `http://<bound>`.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    /// Checks the settings, every problem at once.
+    fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let max_body = rivet_core::forge::webhook::MAX_BODY;
+        if self.max_body_bytes == 0 || self.max_body_bytes > max_body {
+            problems.push(format!("webhooks.max_body_bytes must be between 1 and {max_body} (4 MiB)"));
+        }
+        if self.request_timeout_secs == 0 || self.request_timeout_secs > Self::MAX_TIMEOUT_SECS {
+            problems.push(format!("webhooks.request_timeout_secs must be between 1 and {}", Self::MAX_TIMEOUT_SECS));
+        }
+        if self.max_connections == 0 || self.max_connections > Self::MAX_CONNECTIONS {
+            problems.push(format!("webhooks.max_connections must be between 1 and {}", Self::MAX_CONNECTIONS));
+        }
+        if let Some(url) = &self.public_url {
+            match url::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+                    if parsed.query().is_some() || parsed.fragment().is_some() {
+                        problems.push(format!("webhooks.public_url `{url}` must have no query or fragment"));
+                    }
+                }
+                _ => problems.push(format!(
+                    "webhooks.public_url `{url}` is not an http:// or https:// URL, e.g. https://ci.example.com"
+                )),
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
 }
 
 /// TLS for the gRPC server (rustls). Off loopback, the orchestrator refuses to start
@@ -278,6 +362,7 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             metrics: MetricsConfig::default(),
             schedules: SchedulesConfig::default(),
+            webhooks: WebhooksConfig::default(),
             insecure: false,
         }
     }
@@ -337,6 +422,7 @@ impl Config {
             *key = REDACTED.to_owned();
         }
         config.telemetry.otlp_endpoint = config.telemetry.otlp_endpoint.as_deref().map(redact_url);
+        config.webhooks.public_url = config.webhooks.public_url.as_deref().map(redact_url);
         config
     }
 
@@ -405,6 +491,17 @@ impl Config {
             return Err(format!("metrics.listen ({}) must differ from listen", self.listen));
         }
         self.schedules.validate()?;
+        self.webhooks.validate()?;
+        if let Some(webhooks) = self.webhooks.listen
+            && webhooks.port() != 0
+        {
+            if webhooks == self.listen {
+                return Err(format!("webhooks.listen ({webhooks}) must differ from listen"));
+            }
+            if self.metrics.listen == Some(webhooks) {
+                return Err(format!("webhooks.listen ({webhooks}) must differ from metrics.listen"));
+            }
+        }
         self.evaluation.validate()
     }
 
@@ -557,5 +654,31 @@ mod tests {
         let err = Config::load(Some(&file)).expect_err("a scheduler must not spin").to_string();
         assert!(err.contains("schedules.tick_ms must be at least 10"), "{err}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn webhook_settings_are_bounded_and_their_url_defaults_to_the_listener() {
+        let check = |webhooks: WebhooksConfig| Config { webhooks, ..Config::default() }.validate();
+        assert_eq!(check(WebhooksConfig::default()), Ok(()));
+        let err = check(WebhooksConfig {
+            max_body_bytes: 5 * 1024 * 1024,
+            request_timeout_secs: 0,
+            max_connections: 0,
+            public_url: Some("ci.example.com".into()),
+            ..WebhooksConfig::default()
+        })
+        .expect_err("every setting is wrong");
+        for setting in ["max_body_bytes", "request_timeout_secs", "max_connections", "public_url"] {
+            assert!(err.contains(&format!("webhooks.{setting}")), "{err}");
+        }
+        let taken = Config {
+            webhooks: WebhooksConfig { listen: Some(Config::default().listen), ..WebhooksConfig::default() },
+            ..Config::default()
+        };
+        assert!(taken.validate().expect_err("same port").contains("must differ from listen"));
+        let bound = SocketAddr::from(([127, 0, 0, 1], 7421));
+        assert_eq!(WebhooksConfig::default().base_url(bound), "http://127.0.0.1:7421");
+        let public = WebhooksConfig { public_url: Some("https://ci.example.com/".into()), ..WebhooksConfig::default() };
+        assert_eq!(public.base_url(bound), "https://ci.example.com");
     }
 }

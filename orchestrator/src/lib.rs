@@ -16,3 +16,4 @@ pub mod storage;
 /// Test and bench support, behind the `testing` feature: never in a shipped orchestrator.
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;

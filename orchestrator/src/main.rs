@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use rivet_orchestrator::config::Config;
-use rivet_orchestrator::domain::{keyring, secrets};
+use rivet_orchestrator::domain::{keyring, secrets, triggers};
 use rivet_orchestrator::server;
 use rivet_telemetry::LogOutput;
 use tracing_subscriber::EnvFilter;
@@ -28,7 +28,7 @@ struct Args {
 /// Maintenance commands; without one, the orchestrator serves.
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Re-encrypt every stored secret under the current key (`secrets.key_file` or
+    /// Re-encrypt every stored secret and trigger webhook secret under the current key (`secrets.key_file` or
     /// `secrets.key`), opening each with whichever configured key sealed it. Safe while
     /// replicas serve, once each of them has both keys configured.
     RotateKey,
@@ -98,6 +98,11 @@ async fn rotate_key(config: &Config) -> anyhow::Result<()> {
         keys.current_id().unwrap_or_default(),
         rotation.current,
         rotation.raced
+    );
+    let triggers = triggers::rotate(store.as_ref(), &keys).await.context("cannot re-encrypt the trigger secrets")?;
+    println!(
+        "re-encrypted {} trigger secret(s); {} already were; {} deleted while this ran",
+        triggers.resealed, triggers.current, triggers.raced
     );
     Ok(())
 }

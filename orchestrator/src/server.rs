@@ -1,6 +1,6 @@
 //! Assembles and runs the gRPC server: the services behind the role guard, health,
-//! reflection, message limits, and the background tasks (dispatcher, lease sweeper,
-//! scheduler); shuts down gracefully.
+//! reflection, message limits, the webhook listener, and the background tasks (dispatcher,
+//! lease sweeper, scheduler, commit statuses); shuts down gracefully.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +17,7 @@ use rivet_proto::v1::runner_service_server::RunnerServiceServer;
 use rivet_proto::v1::schedule_service_server::ScheduleServiceServer;
 use rivet_proto::v1::secret_service_server::SecretServiceServer;
 use rivet_proto::v1::token_service_server::TokenServiceServer;
+use rivet_proto::v1::trigger_service_server::TriggerServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +31,7 @@ use crate::api::auth::Auth;
 use crate::api::guard::GuardLayer;
 use crate::api::{
     jobs::Jobs, logs::Logs, pipelines::Pipelines, plugins::Plugins, runners::Runners, schedules::Schedules,
-    secrets::Secrets, tokens::Tokens,
+    secrets::Secrets, tokens::Tokens, triggers::Triggers,
 };
 use crate::config::{Config, TlsConfig, redact_url};
 use crate::coord::{MemoryCoordinator, RedisCoordinator};
@@ -41,6 +42,7 @@ use crate::domain::orchestrator::Orchestrator;
 use crate::domain::store::Store;
 use crate::domain::{dispatch, leases, metrics, schedules, statuses};
 use crate::storage::SeaStore;
+use crate::webhooks::WebhookServer;
 
 /// Connects the store and the coordinator the configuration names.
 pub async fn connect_backends(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Coordinator>)> {
@@ -85,6 +87,9 @@ pub struct RunningServer {
     tasks: TaskTracker,
     health: tonic_health::server::HealthReporter,
     metrics_server: Option<MetricsServer>,
+    webhook_server: Option<WebhookServer>,
+    /// Where the webhook listener listens, when it is on.
+    pub webhooks_addr: Option<SocketAddr>,
 }
 
 /// Starts serving on `listener` with the given backends.
@@ -113,6 +118,15 @@ pub async fn start(
     if keyring.current_id().is_none() {
         tracing::info!("no secrets key is configured (secrets.key_file): secrets cannot be set");
     }
+    // Bound before anything serves, so that trigger URLs name the bound port.
+    let webhook_listener = match config.webhooks.listen {
+        Some(listen) => Some(WebhookServer::bind(listen).await?),
+        None => None,
+    };
+    let webhook_base = match &webhook_listener {
+        Some(listener) => Some(config.webhooks.base_url(listener.local_addr()?)),
+        None => None,
+    };
     let orchestrator = Orchestrator::new(store, coord, config, keyring);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -124,6 +138,7 @@ pub async fn start(
     health.set_serving::<PluginServiceServer<Plugins>>().await;
     health.set_serving::<SecretServiceServer<Secrets>>().await;
     health.set_serving::<ScheduleServiceServer<Schedules>>().await;
+    health.set_serving::<TriggerServiceServer<Triggers>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(rivet_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -154,6 +169,9 @@ pub async fn start(
     let secrets = SecretServiceServer::new(Secrets::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
+    let triggers = TriggerServiceServer::new(Triggers::new(orchestrator.clone(), webhook_base.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let schedules = ScheduleServiceServer::new(Schedules::new(orchestrator.clone()))
         .max_decoding_message_size(limit)
@@ -182,7 +200,8 @@ pub async fn start(
         .add_service(tokens)
         .add_service(plugins)
         .add_service(secrets)
-        .add_service(schedules);
+        .add_service(schedules)
+        .add_service(triggers);
     // No Nagle: every pushed message (an assignment, an ack) is small and must go out at
     // once; with the default, each waited ~40 ms for the runner's delayed ACK.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -200,6 +219,12 @@ pub async fn start(
         }
         None => None,
     };
+    let webhook_server = webhook_listener.map(|listener| {
+        let server = WebhookServer::serve(listener, orchestrator.clone(), &orchestrator.config().webhooks);
+        tracing::info!(addr = %server.addr, url = webhook_base.as_deref().unwrap_or_default(), "serving forge webhooks");
+        server
+    });
+    let webhooks_addr = webhook_server.as_ref().map(|server| server.addr);
     tasks.spawn(dispatch::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(statuses::run(orchestrator.clone(), shutdown.clone()));
     tasks.spawn(leases::run(orchestrator.clone(), shutdown.clone()));
@@ -207,7 +232,17 @@ pub async fn start(
     tasks.spawn(watch_coordination(orchestrator.clone(), health.clone(), shutdown));
     tasks.close();
     tracing::info!(%addr, replica = orchestrator.replica(), "orchestrator serving");
-    Ok(RunningServer { addr, orchestrator, server, stop_serving, tasks, health, metrics_server })
+    Ok(RunningServer {
+        addr,
+        orchestrator,
+        server,
+        stop_serving,
+        tasks,
+        health,
+        metrics_server,
+        webhook_server,
+        webhooks_addr,
+    })
 }
 
 /// The health service name that reports whether the coordinator (Redis) answers. The
@@ -256,6 +291,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         self.health.set_not_serving::<RunnerServiceServer<Runners>>().await;
         self.health.set_not_serving::<JobServiceServer<Jobs>>().await;
+        // No new deliveries; the ones under way finish (each within its timeout).
+        if let Some(webhooks) = self.webhook_server {
+            webhooks.shutdown().await;
+        }
         self.orchestrator.shutdown_token().cancel();
         let registry = self.orchestrator.registry();
         for runner in registry.drain_all() {
@@ -283,6 +322,9 @@ impl RunningServer {
 
     /// Stops at once, like a crash: no drain, no goodbye. For tests of failover.
     pub fn abort(self) {
+        if let Some(webhooks) = &self.webhook_server {
+            webhooks.abort();
+        }
         self.orchestrator.shutdown_token().cancel();
         self.server.abort();
     }

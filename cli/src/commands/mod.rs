@@ -12,3 +12,4 @@ pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod token;
+pub mod trigger;

@@ -15,4 +15,5 @@ mod secrets;
 mod server;
 mod support;
 mod tokens;
+mod triggers;
 mod usage;

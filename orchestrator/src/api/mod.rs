@@ -13,6 +13,7 @@ pub mod schedules;
 pub mod secrets;
 mod status;
 pub mod tokens;
+pub mod triggers;
 
 use tonic::Status;
 

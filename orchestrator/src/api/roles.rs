@@ -60,6 +60,12 @@ pub const ROLE_TABLE: &[(&str, Need)] = &[
     ("/rivet.v1.ScheduleService/DeleteSchedule", R(Operator)),
     ("/rivet.v1.ScheduleService/PauseSchedule", R(Operator)),
     ("/rivet.v1.ScheduleService/ResumeSchedule", R(Operator)),
+    // Admins create and delete triggers (creating one makes a webhook secret that can
+    // launch jobs); viewers see them, never with their secret.
+    ("/rivet.v1.TriggerService/CreateTrigger", R(Admin)),
+    ("/rivet.v1.TriggerService/GetTrigger", R(Viewer)),
+    ("/rivet.v1.TriggerService/ListTriggers", R(Viewer)),
+    ("/rivet.v1.TriggerService/DeleteTrigger", R(Admin)),
     ("/grpc.health.v1.Health/Check", Public),
     ("/grpc.health.v1.Health/Watch", Public),
     ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Public),

@@ -20,3 +20,4 @@ pub mod statuses;
 pub mod store;
 pub mod timeouts;
 pub mod tokens;
+pub mod triggers;

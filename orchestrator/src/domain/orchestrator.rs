@@ -225,6 +225,13 @@ impl Orchestrator {
     /// `launch` span (a child of the caller's trace, when it sent one) starts the job's
     /// trace: its context is stored with the job, and every later span of the job, on any
     /// replica and on the runner, descends from it.
+    pub async fn launch(&self, launch: Launch) -> Result<JobRecord> {
+        self.launch_created(launch).await.map(|(job, _)| job)
+    }
+
+    /// [`Orchestrator::launch`], also telling whether the job is new: `false` when the
+    /// idempotency key was used already and the job returned is the first launch's (a
+    /// webhook redelivered, say).
     #[tracing::instrument(
         name = "launch",
         skip_all,
@@ -235,7 +242,7 @@ impl Orchestrator {
             pipeline_version = tracing::field::Empty,
         )
     )]
-    pub async fn launch(&self, launch: Launch) -> Result<JobRecord> {
+    pub async fn launch_created(&self, launch: Launch) -> Result<(JobRecord, bool)> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
@@ -257,7 +264,9 @@ impl Orchestrator {
             .await?
             .ok_or_else(|| Error::NotFound { what: "pipeline version", id: original.pipeline_id.to_string() })?;
         let span = tracing::info_span!("launch", pipeline = %pipeline.name, origin = "rerun", rerun_of = %job);
-        self.queue(&pipeline, original.inputs, None, JobOrigin::Rerun { of: job }).instrument(span).await
+        let (job, _) =
+            self.queue(&pipeline, original.inputs, None, JobOrigin::Rerun { of: job }).instrument(span).await?;
+        Ok(job)
     }
 
     /// Queues a job of `pipeline` with typed `inputs`; its trace is the current span's.
@@ -267,7 +276,7 @@ impl Orchestrator {
         inputs: rivet_core::ResolvedInputs,
         idempotency_key: Option<String>,
         origin: JobOrigin,
-    ) -> Result<JobRecord> {
+    ) -> Result<(JobRecord, bool)> {
         let span = tracing::Span::current();
         let new = NewJob {
             id: Uuid::now_v7(),
@@ -286,7 +295,7 @@ impl Orchestrator {
             self.job_changed(job.id).await;
             self.announce_dispatch().await;
         }
-        Ok(job)
+        Ok((job, created))
     }
 
     /// A pipeline version by id, from a cache: versions are immutable.

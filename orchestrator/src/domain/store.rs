@@ -563,4 +563,23 @@ pub trait Store: SecretStore + StatusStore + Send + Sync + 'static {
     /// Advances schedule `id`'s last due time to `latest_due` (only forward): due times
     /// passed over without a run.
     async fn advance_schedule(&self, id: Uuid, latest_due: DateTime<Utc>) -> StoreResult<()>;
+    /// Stores a new trigger with its sealed secret; `false` when
+    /// `domain::triggers::MAX_TRIGGERS` are stored already.
+    async fn create_trigger(&self, row: &crate::domain::triggers::TriggerRow) -> StoreResult<bool>;
+    /// A trigger by id, with its sealed secret (for the webhook listener).
+    async fn trigger(&self, id: Uuid) -> StoreResult<Option<crate::domain::triggers::TriggerRow>>;
+    /// Every trigger, oldest first, without secrets.
+    async fn list_triggers(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRecord>>;
+    /// Deletes a trigger; `false` when there was none.
+    async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool>;
+    /// Every trigger with its sealed secret, for re-encryption.
+    async fn trigger_rows(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRow>>;
+    /// Replaces the sealed secret of trigger `id` if it still holds `old`; `false` when the
+    /// trigger changed (deleted) since it was read.
+    async fn reseal_trigger(
+        &self,
+        id: Uuid,
+        old: &crate::domain::keyring::Sealed,
+        new: &crate::domain::keyring::Sealed,
+    ) -> StoreResult<bool>;
 }

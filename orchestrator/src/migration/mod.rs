@@ -19,6 +19,7 @@ mod m20261129_030101_create_runner_credentials;
 mod m20261204_010000_create_secrets;
 mod m20261204_020000_create_plugins;
 mod m20261205_010000_add_job_trace;
+mod m20261205_020000_create_triggers;
 mod m20261205_030000_create_schedules;
 mod m20261205_040000_create_status_reports;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_010000_create_secrets::Migration),
             Box::new(m20261204_020000_create_plugins::Migration),
             Box::new(m20261205_010000_add_job_trace::Migration),
+            Box::new(m20261205_020000_create_triggers::Migration),
             Box::new(m20261205_030000_create_schedules::Migration),
             Box::new(m20261205_040000_create_status_reports::Migration),
         ]

@@ -28,5 +28,6 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod triggers;
 
 pub use store::{Backend, SeaStore};

@@ -403,4 +403,33 @@ impl Store for SeaStore {
     async fn advance_schedule(&self, id: Uuid, latest_due: DateTime<Utc>) -> StoreResult<()> {
         schedules::advance(self, id, latest_due).await
     }
+
+    async fn create_trigger(&self, row: &crate::domain::triggers::TriggerRow) -> StoreResult<bool> {
+        super::triggers::create(self, row).await
+    }
+
+    async fn trigger(&self, id: Uuid) -> StoreResult<Option<crate::domain::triggers::TriggerRow>> {
+        super::triggers::by_id(self, id).await
+    }
+
+    async fn list_triggers(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRecord>> {
+        super::triggers::all(self).await
+    }
+
+    async fn delete_trigger(&self, id: Uuid) -> StoreResult<bool> {
+        super::triggers::delete(self, id).await
+    }
+
+    async fn trigger_rows(&self) -> StoreResult<Vec<crate::domain::triggers::TriggerRow>> {
+        super::triggers::rows(self).await
+    }
+
+    async fn reseal_trigger(
+        &self,
+        id: Uuid,
+        old: &crate::domain::keyring::Sealed,
+        new: &crate::domain::keyring::Sealed,
+    ) -> StoreResult<bool> {
+        super::triggers::reseal(self, id, old, new).await
+    }
 }

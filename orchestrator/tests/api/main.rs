@@ -23,3 +23,4 @@ mod secrets;
 mod statuses;
 mod support;
 mod trust;
+mod webhooks;

@@ -13,6 +13,7 @@ use rivet_proto::v1::plugin_service_client::PluginServiceClient;
 use rivet_proto::v1::schedule_service_client::ScheduleServiceClient;
 use rivet_proto::v1::secret_service_client::SecretServiceClient;
 use rivet_proto::v1::token_service_client::TokenServiceClient;
+use rivet_proto::v1::trigger_service_client::TriggerServiceClient;
 use sea_orm::{ConnectionTrait, Statement};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -57,6 +58,10 @@ enum Rpc {
     DeleteSchedule,
     PauseSchedule,
     ResumeSchedule,
+    CreateTrigger,
+    GetTrigger,
+    ListTriggers,
+    DeleteTrigger,
 }
 
 /// THE specification: each RPC with the role it needs. The guard's table must agree.
@@ -91,6 +96,10 @@ const EXPECTED: &[(Rpc, &str, Role)] = &[
     (Rpc::DeleteSchedule, "/rivet.v1.ScheduleService/DeleteSchedule", Role::Operator),
     (Rpc::PauseSchedule, "/rivet.v1.ScheduleService/PauseSchedule", Role::Operator),
     (Rpc::ResumeSchedule, "/rivet.v1.ScheduleService/ResumeSchedule", Role::Operator),
+    (Rpc::CreateTrigger, "/rivet.v1.TriggerService/CreateTrigger", Role::Admin),
+    (Rpc::GetTrigger, "/rivet.v1.TriggerService/GetTrigger", Role::Viewer),
+    (Rpc::ListTriggers, "/rivet.v1.TriggerService/ListTriggers", Role::Viewer),
+    (Rpc::DeleteTrigger, "/rivet.v1.TriggerService/DeleteTrigger", Role::Admin),
 ];
 
 /// `message` with `authorization: Bearer <token>` when a token is given.
@@ -109,6 +118,9 @@ struct Bench {
     plugins: PluginServiceClient<Channel>,
     secrets: SecretServiceClient<Channel>,
     schedules: ScheduleServiceClient<Channel>,
+    triggers: TriggerServiceClient<Channel>,
+    /// A trigger GetTrigger must find.
+    trigger: String,
     job: String,
     /// A schedule that the schedule calls read, pause and resume.
     schedule: String,
@@ -142,7 +154,10 @@ impl Bench {
         let runner = register_runner(&mut api).await;
         let mut schedules = ScheduleServiceClient::new(channel(cluster.addr(0)).await);
         let schedule = create_schedule(&mut schedules, Some(BOOTSTRAP)).await.expect("the bootstrap token schedules");
-        Bench { api, tokens, plugins, secrets, schedules, job, schedule, runner }
+        let mut triggers = TriggerServiceClient::new(channel(cluster.addr(0)).await);
+        let created = triggers.create_trigger(call(trigger_request(), Some(BOOTSTRAP))).await;
+        let trigger = created.expect("the bootstrap token creates triggers").into_inner().trigger.expect("trigger").id;
+        Bench { api, tokens, plugins, secrets, schedules, job, schedule, triggers, trigger, runner }
     }
 
     /// Creates a token with `role` (as the bootstrap admin) and returns it.
@@ -281,6 +296,18 @@ impl Bench {
                 let request = pb::ResumeScheduleRequest { schedule_id: self.schedule.clone() };
                 self.schedules.resume_schedule(call(request, token)).await.map(drop)
             }
+            Rpc::CreateTrigger => self.triggers.create_trigger(call(trigger_request(), token)).await.map(drop),
+            Rpc::GetTrigger => {
+                let request = pb::GetTriggerRequest { trigger_id: self.trigger.clone() };
+                self.triggers.get_trigger(call(request, token)).await.map(drop)
+            }
+            Rpc::ListTriggers => self.triggers.list_triggers(call(pb::ListTriggersRequest {}, token)).await.map(drop),
+            Rpc::DeleteTrigger => {
+                let created = self.triggers.create_trigger(call(trigger_request(), Some(BOOTSTRAP))).await;
+                let doomed = created.expect("create a trigger to delete").into_inner().trigger.expect("trigger").id;
+                let request = pb::DeleteTriggerRequest { trigger_id: doomed };
+                self.triggers.delete_trigger(call(request, token)).await.map(drop)
+            }
         }
     }
 }
@@ -295,6 +322,16 @@ async fn create_schedule(client: &mut ScheduleServiceClient<Channel>, token: Opt
     };
     let created = client.create_schedule(call(request, token)).await?.into_inner();
     Ok(created.schedule.expect("schedule").id)
+}
+
+/// A trigger of the bench's pipeline.
+fn trigger_request() -> pb::CreateTriggerRequest {
+    pb::CreateTriggerRequest {
+        pipeline: "roles".into(),
+        forge: "github".into(),
+        repository: "acme/roles".into(),
+        ..Default::default()
+    }
 }
 
 /// Publishing the same version with the same content again succeeds, so every allowed call

@@ -94,6 +94,11 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("telemetry.filter", "info,rivet_orchestrator=debug", json!("info,rivet_orchestrator=debug")),
         ("telemetry.export_timeout_secs", "3", json!(3)),
         ("metrics.listen", "0.0.0.0:9464", json!("0.0.0.0:9464")),
+        ("webhooks.listen", "127.0.0.1:7998", json!("127.0.0.1:7998")),
+        ("webhooks.public_url", "https://ci.example.com", json!("https://ci.example.com")),
+        ("webhooks.max_body_bytes", "1048576", json!(1048576)),
+        ("webhooks.request_timeout_secs", "20", json!(20)),
+        ("webhooks.max_connections", "32", json!(32)),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));
@@ -106,8 +111,10 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         assert!(covered.contains(&path.as_str()), "deploy/config/orchestrator.toml documents `{path}`, untested");
     }
 
-    let vars: Vec<(String, String)> =
+    let mut vars: Vec<(String, String)> =
         settings.iter().map(|(path, value, _)| (var_name("RIVET_", path), (*value).to_owned())).collect();
+    // An OTLP endpoint would start an exporter, which says so on stdout, before the JSON.
+    vars.push(var("OTEL_SDK_DISABLED", "true"));
     let effective = print_config(&vars);
     for (path, _, expected) in &settings {
         let pointer = format!("/{}", path.replace('.', "/"));

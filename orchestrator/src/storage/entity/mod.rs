@@ -15,3 +15,4 @@ pub mod schedule;
 pub mod schedule_fire;
 pub mod secret;
 pub mod status_report;
+pub mod trigger;
