@@ -84,6 +84,17 @@ pub enum TriggerCommand {
         /// An input every launch gets, `NAME=VALUE`; repeat. The event's inputs win.
         #[arg(long = "input", short, value_name = "NAME=VALUE", value_parser = parse_input)]
         inputs: Vec<(String, String)>,
+        /// Report each job's state on the commit, with the forge API token held by this
+        /// secret (`rivet secret set NAME`).
+        #[arg(long, value_name = "SECRET")]
+        status_token_secret: Option<String>,
+        /// The forge's REST API for commit statuses; the public instance's by default
+        /// (required for Gitea and Forgejo, e.g. https://gitea.example/api/v1).
+        #[arg(long, value_name = "URL", requires = "status_token_secret")]
+        status_api_url: Option<String>,
+        /// The name the status is shown under; `rivet/<pipeline>` by default.
+        #[arg(long, value_name = "NAME", requires = "status_token_secret")]
+        status_context: Option<String>,
     },
     /// List triggers, never with their secrets.
     List,
@@ -97,7 +108,19 @@ pub enum TriggerCommand {
 /// Runs a `rivet trigger` command.
 pub async fn run(client: &Client, command: TriggerCommand, format: Format) -> Result<u8, Error> {
     match command {
-        TriggerCommand::Create { pipeline, forge, repository, events, branches, tags, paths, inputs } => {
+        TriggerCommand::Create {
+            pipeline,
+            forge,
+            repository,
+            events,
+            branches,
+            tags,
+            paths,
+            inputs,
+            status_token_secret,
+            status_api_url,
+            status_context,
+        } => {
             let request = CreateTriggerRequest {
                 pipeline,
                 forge: forge.as_str().to_owned(),
@@ -107,6 +130,11 @@ pub async fn run(client: &Client, command: TriggerCommand, format: Format) -> Re
                 tags,
                 paths,
                 inputs: collect_inputs(inputs)?.into_iter().collect(),
+                status: status_token_secret.map(|token_secret| rivet_proto::v1::StatusReporting {
+                    token_secret,
+                    api_url: status_api_url.unwrap_or_default(),
+                    context: status_context.unwrap_or_default(),
+                }),
             };
             create(client, request, format).await
         }

@@ -45,6 +45,11 @@ impl Triggers {
             inputs: record.inputs.clone().into_iter().collect(),
             create_time: Some(convert::time_to_proto(record.created_at)),
             url: self.webhook_base.as_ref().map(|base| format!("{base}/hooks/{}", record.id)).unwrap_or_default(),
+            status: record.status.as_ref().map(|status| pb::StatusReporting {
+                token_secret: status.token_secret.clone(),
+                api_url: status.api_url.clone(),
+                context: status.context.clone(),
+            }),
         }
     }
 }
@@ -84,6 +89,11 @@ impl TriggerService for Triggers {
             tags: request.tags,
             paths: request.paths,
             inputs: request.inputs.into_iter().collect(),
+            status: request.status.map(|status| triggers::StatusSpec {
+                token_secret: status.token_secret,
+                api_url: status.api_url,
+                context: status.context,
+            }),
         };
         let (record, secret) = triggers::create(&self.orchestrator, spec).await?;
         tracing::info!(

@@ -9,6 +9,7 @@
 //! - A trigger names an existing pipeline, a known forge, a bounded repository and a valid
 //!   filter; every problem of a request is reported at once.
 
+use crate::domain::statuses::StatusTarget;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -55,8 +56,48 @@ pub struct TriggerRecord {
     pub filter: TriggerFilter,
     /// Inputs every launch gets.
     pub inputs: BTreeMap<String, String>,
+    /// Where launched jobs report their state, when they do.
+    pub status: Option<StatusReporting>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// Commit statuses for a trigger's jobs (see `domain::statuses`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusReporting {
+    /// The secret holding the forge API token.
+    pub token_secret: String,
+    /// The forge's REST API base URL.
+    pub api_url: String,
+    /// The name the status is shown under.
+    pub context: String,
+}
+
+impl TriggerRecord {
+    /// Where the statuses of a job this trigger launched for `event` go, when it reports.
+    pub fn status_target(&self, event: &rivet_core::forge::webhook::ForgeEvent) -> Option<StatusTarget> {
+        let status = self.status.as_ref()?;
+        Some(StatusTarget {
+            forge: self.forge,
+            api_url: status.api_url.clone(),
+            repository: self.repository.clone(),
+            sha: event.sha.clone(),
+            token_secret: status.token_secret.clone(),
+            context: status.context.clone(),
+            link: None,
+        })
+    }
+}
+
+/// Commit statuses as requested.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusSpec {
+    /// The secret holding the token; required.
+    pub token_secret: String,
+    /// The API base URL; the forge's public one when empty.
+    pub api_url: String,
+    /// The status name; `rivet/<pipeline>` when empty.
+    pub context: String,
 }
 
 /// A stored trigger with its sealed secret.
@@ -87,6 +128,8 @@ pub struct TriggerSpec {
     pub paths: Vec<String>,
     /// Fixed inputs.
     pub inputs: BTreeMap<String, String>,
+    /// Commit statuses, when wanted.
+    pub status: Option<StatusSpec>,
 }
 
 /// One problem of a request field.
@@ -181,9 +224,48 @@ pub fn check(spec: &TriggerSpec) -> Result<(Forge, TriggerFilter), Vec<FieldProb
             None
         }
     };
+    if let (Some(status), Some(forge)) = (&spec.status, forge) {
+        check_status(status, forge, &mut problems);
+    }
     match (forge, filter) {
         (Some(forge), Some(filter)) if problems.is_empty() => Ok((forge, filter)),
         _ => Err(problems),
+    }
+}
+
+/// The longest status name (GitHub's context).
+const MAX_STATUS_CONTEXT_BYTES: usize = 255;
+
+fn check_status(status: &StatusSpec, forge: Forge, problems: &mut Vec<FieldProblem>) {
+    let mut problem = |field: &str, message: String| problems.push(FieldProblem { field: field.to_owned(), message });
+    if status.token_secret.is_empty() {
+        problem("status.token_secret", "is required: the name of the secret holding the forge's API token".to_owned());
+    } else if let Err(err) = crate::domain::secrets::check_name(&status.token_secret) {
+        problem("status.token_secret", err.to_string());
+    }
+    if status.api_url.is_empty() {
+        if forge.default_api_url().is_none() {
+            problem(
+                "status.api_url",
+                format!("is required for {forge}: the instance's API, e.g. https://gitea.example/api/v1"),
+            );
+        }
+    } else if status.api_url.len() > MAX_REPOSITORY_BYTES {
+        problem("status.api_url", format!("is longer than {MAX_REPOSITORY_BYTES} bytes"));
+    } else {
+        match url::Url::parse(&status.api_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => problem(
+                "status.api_url",
+                format!("`{}` is not an http(s) URL", rivet_core::text::truncate(&status.api_url, 64)),
+            ),
+        }
+    }
+    if status.context.len() > MAX_STATUS_CONTEXT_BYTES || status.context.chars().any(|c| c.is_control()) {
+        problem(
+            "status.context",
+            format!("must be at most {MAX_STATUS_CONTEXT_BYTES} bytes without control characters"),
+        );
     }
 }
 
@@ -239,6 +321,17 @@ pub async fn create(
         repository: spec.repository.trim().to_owned(),
         filter,
         inputs: spec.inputs,
+        status: spec.status.map(|status| StatusReporting {
+            api_url: match status.api_url.is_empty() {
+                true => forge.default_api_url().unwrap_or_default().to_owned(),
+                false => status.api_url,
+            },
+            context: match status.context.is_empty() {
+                true => format!("rivet/{}", pipeline.name),
+                false => status.context,
+            },
+            token_secret: status.token_secret,
+        }),
         // The stored precision, so that the record returned equals the one read back.
         created_at: Utc::now().trunc_subsecs(6),
     };

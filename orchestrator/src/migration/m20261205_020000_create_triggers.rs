@@ -17,6 +17,7 @@ enum Triggers {
     Repository,
     Filter,
     Inputs,
+    Status,
     KeyId,
     Nonce,
     Ciphertext,
@@ -36,6 +37,7 @@ impl MigrationTrait for Migration {
                     .col(text(Triggers::Repository))
                     .col(json_binary(Triggers::Filter))
                     .col(json_binary(Triggers::Inputs))
+                    .col(json_binary_null(Triggers::Status))
                     .col(text(Triggers::KeyId))
                     .col(blob(Triggers::Nonce))
                     .col(blob(Triggers::Ciphertext))

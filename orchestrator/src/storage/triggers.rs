@@ -24,6 +24,7 @@ pub(super) async fn create(store: &SeaStore, row: &TriggerRow) -> StoreResult<bo
         repository: Set(record.repository.clone()),
         filter: Set(to_json(&record.filter, "triggers.filter")?),
         inputs: Set(to_json(&record.inputs, "triggers.inputs")?),
+        status: Set(record.status.as_ref().map(|status| to_json(status, "triggers.status")).transpose()?),
         key_id: Set(row.sealed.key_id.clone()),
         nonce: Set(row.sealed.nonce.clone()),
         ciphertext: Set(row.sealed.ciphertext.clone()),
@@ -96,6 +97,7 @@ fn decode(model: trigger::Model) -> StoreResult<TriggerRow> {
         repository: model.repository,
         filter: from_json(model.filter, "triggers.filter")?,
         inputs,
+        status: model.status.map(|status| from_json(status, "triggers.status")).transpose()?,
         created_at: model.created_at,
     };
     let sealed = Sealed { key_id: model.key_id, nonce: model.nonce, ciphertext: model.ciphertext };

@@ -22,24 +22,24 @@ const TOKEN: &str = "forge-t0ken";
 
 /// One request the fake forge received.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    authorization: String,
-    private_token: String,
-    body: String,
+pub(crate) struct Received {
+    pub path: String,
+    pub authorization: String,
+    pub private_token: String,
+    pub body: String,
 }
 
 /// A forge on loopback: records every request and answers with the next status of
 /// `answers` (201 once they run out).
 #[derive(Clone)]
-struct FakeForge {
-    received: Arc<Mutex<Vec<Received>>>,
+pub(crate) struct FakeForge {
+    pub received: Arc<Mutex<Vec<Received>>>,
     answers: Arc<Mutex<Vec<u16>>>,
-    url: String,
+    pub url: String,
 }
 
 impl FakeForge {
-    async fn start(answers: Vec<u16>) -> FakeForge {
+    pub async fn start(answers: Vec<u16>) -> FakeForge {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let forge = FakeForge {
             received: Arc::default(),
@@ -94,7 +94,7 @@ impl FakeForge {
     }
 
     /// Waits until `count` statuses were accepted, and returns them.
-    async fn accepted(&self, count: usize) -> Vec<Received> {
+    pub async fn accepted(&self, count: usize) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let received = self.received.lock().unwrap().clone();

@@ -534,3 +534,66 @@ async fn webhook_trigger_secrets_survive_a_key_rotation() {
     let answer = deliver(hooks(&cluster, 0), &id, &created.secret, &push).await;
     assert_eq!(answer.status, 201, "{answer:?}");
 }
+
+/// A trigger that reports statuses: the job a push launches reports pending, then success,
+/// on the pushed commit, with the token from the secret store; a redelivery reports
+/// nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_jobs_report_their_commit_statuses() {
+    let forge = crate::statuses::FakeForge::start(Vec::new()).await;
+    let cluster = cluster(Backend::Sqlite, 1).await;
+    cluster.api(0).await.create(PIPELINE).await;
+    let mut secrets = rivet_proto::v1::secret_service_client::SecretServiceClient::new(channel(cluster.addr(0)).await);
+    let request = pb::SetSecretRequest { name: "GH_TOKEN".into(), pipeline: String::new(), value: "gh-t0ken".into() };
+    secrets.set_secret(request).await.expect("set the token");
+    let request = pb::CreateTriggerRequest {
+        pipeline: "hooked".into(),
+        forge: "github".into(),
+        repository: "Codertocat/Hello-World".into(),
+        status: Some(pb::StatusReporting {
+            token_secret: "GH_TOKEN".into(),
+            api_url: forge.url.clone(),
+            context: String::new(),
+        }),
+        ..Default::default()
+    };
+    let created = triggers(&cluster).await.create_trigger(request).await.expect("create trigger").into_inner();
+    let trigger = created.trigger.expect("trigger");
+    assert_eq!(trigger.status.as_ref().map(|status| status.context.as_str()), Some("rivet/hooked"));
+    let delivery = Delivery::new("github", "push", "gh-status-1", fixture!("github", "push"));
+    let addr = hooks(&cluster, 0);
+    assert_eq!(deliver(addr, &trigger.id, &created.secret, &delivery).await.status, 201);
+
+    let mut runner = crate::support::FakeRunner::connect(cluster.addr(0), 1, &[]).await;
+    let assign = runner.assignment().await;
+    runner.accept(&assign).await;
+    runner.finish(&assign, pb::JobState::Succeeded, 0).await;
+    assert_eq!(deliver(addr, &trigger.id, &created.secret, &delivery).await.status, 200, "a redelivery");
+
+    let received = forge.accepted(2).await;
+    let states: Vec<String> = received
+        .iter()
+        .map(|request| {
+            assert_eq!(request.path, "/repos/Codertocat/Hello-World/statuses/0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c");
+            assert_eq!(request.authorization, "Bearer gh-t0ken");
+            let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON");
+            assert_eq!(body["context"], "rivet/hooked");
+            body["state"].as_str().expect("a state").to_owned()
+        })
+        .collect();
+    assert_eq!(states, ["pending", "success"]);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(forge.received.lock().expect("lock").len(), 2, "the redelivery reported nothing");
+
+    // A Gitea trigger must say where its API is.
+    let request = pb::CreateTriggerRequest {
+        pipeline: "hooked".into(),
+        forge: "gitea".into(),
+        repository: "gitea/webhooks".into(),
+        status: Some(pb::StatusReporting { token_secret: "GH_TOKEN".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let refused = triggers(&cluster).await.create_trigger(request).await.expect_err("no API URL");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("status.api_url"), "{}", refused.message());
+}

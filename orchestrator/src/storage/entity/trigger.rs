@@ -21,6 +21,9 @@ pub struct Model {
     /// The fixed inputs, by name.
     #[sea_orm(column_type = "JsonBinary")]
     pub inputs: Json,
+    /// A `domain::triggers::StatusReporting`, as serde JSON; null when statuses are off.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub status: Option<Json>,
     /// The id of the key that sealed the secret.
     #[sea_orm(column_type = "Text")]
     pub key_id: String,
