@@ -54,6 +54,8 @@ impl EventArg {
 }
 
 /// The `rivet trigger` subcommands.
+// Parsed once per invocation: the size of `Create` costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum TriggerCommand {
     /// Create a trigger (admins only): prints its webhook URL and secret, once. A pipeline
