@@ -8,6 +8,7 @@ mod plugins;
 mod secrets;
 #[path = "../executor/support.rs"]
 mod support;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
@@ -60,6 +61,11 @@ impl Stack {
             secrets: SecretsConfig {
                 key: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".to_owned()),
                 ..SecretsConfig::default()
+            },
+            // Forges' webhooks, on a port of its own.
+            webhooks: rivet_orchestrator::config::WebhooksConfig {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                ..Default::default()
             },
             ..Config::default()
         };
