@@ -24,14 +24,26 @@ use crate::exit;
 /// The largest message accepted from the server (pipeline sources, log batches, lists).
 const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Adds `authorization: Bearer <token>` to every request when a token is configured.
+/// Adds `authorization: Bearer <token>` to every request when a token is configured, and
+/// the caller's trace context when `TRACEPARENT` holds one (the convention of CI systems
+/// and `otel-cli`): a job launched from a traced script joins the script's trace.
 #[derive(Debug, Clone)]
 pub struct Auth(Option<AsciiMetadataValue>);
+
+/// The W3C trace context in `TRACEPARENT`, when it is a valid one.
+fn traceparent() -> Option<AsciiMetadataValue> {
+    let value = std::env::var("TRACEPARENT").ok()?;
+    let parsed: rivet_core::trace::TraceParent = value.parse().ok()?;
+    parsed.to_string().parse().ok()
+}
 
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
             request.metadata_mut().insert("authorization", value.clone());
+        }
+        if let Some(parent) = traceparent() {
+            request.metadata_mut().insert("traceparent", parent);
         }
         Ok(request)
     }

@@ -15,5 +15,6 @@ mod secrets;
 mod server;
 mod support;
 mod tokens;
+mod trace;
 mod triggers;
 mod usage;

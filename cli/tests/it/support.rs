@@ -83,6 +83,11 @@ impl Server {
 
     /// Starts `rivet dev --listen 127.0.0.1:0 ARGS...`.
     pub fn start_with(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// Starts `rivet dev --listen 127.0.0.1:0 ARGS...` with more environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
 
         ensure_test_image();
@@ -92,6 +97,7 @@ impl Server {
             .args(["dev", "--listen", "127.0.0.1:0"])
             .args(args)
             .envs(Server::env(home.path()))
+            .envs(env.iter().copied())
             .env_remove("RIVET_SERVER")
             .env_remove("RIVET_TOKEN")
             .stdin(std::process::Stdio::null())
