@@ -281,6 +281,35 @@ async fn a_job_is_one_trace_across_orchestrator_and_runner_and_its_metrics_count
     for name in after.names().iter().chain(runner.names().iter()) {
         assert!(!name.contains(&id), "a job id became part of a metric: {name}");
     }
+    // Every series the shipped dashboard and alert rules ask for is one these endpoints
+    // serve, by the names their declarations give it.
+    let mut served = std::collections::BTreeSet::new();
+    for addr in [orchestrator_metrics, runner_metrics] {
+        let text = scrape(addr).await.expect("scrape");
+        for line in text.lines() {
+            let Some(declared) = line.strip_prefix("# TYPE ") else { continue };
+            let (name, kind) = declared.split_once(' ').expect("# TYPE name kind");
+            match kind {
+                "counter" => served.extend([format!("{name}_total")]),
+                "histogram" => served.extend(["_bucket", "_count", "_sum"].map(|suffix| format!("{name}{suffix}"))),
+                _ => served.extend([name.to_owned()]),
+            }
+        }
+    }
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    for file in ["grafana/rivet-dashboard.json", "prometheus/rules.yml"] {
+        let text = std::fs::read_to_string(format!("{deploy}/{file}")).expect("a deploy file");
+        let mut asked: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|word| word.starts_with("rivet_"))
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        assert!(!asked.is_empty(), "{file} asks for no Rivet metric");
+        for name in asked {
+            assert!(served.contains(name), "{file} asks for `{name}`, which neither endpoint serves");
+        }
+    }
 
     // The trace: every span of both processes, once both exported them.
     let wanted = ["launch", "queued", "dispatch", "job", "stage", "process", "finish"];
@@ -466,4 +495,31 @@ fn which_prometheus() -> Result<std::path::PathBuf, ()> {
         .map(|dir| dir.join("prometheus"))
         .find(|path| path.is_file())
         .ok_or(())
+}
+
+/// The shipped Prometheus configuration and alert rules are what `promtool` (Debian's
+/// `prometheus` package) accepts, with the rules where the configuration looks for them.
+#[test]
+fn the_shipped_prometheus_configuration_and_rules_are_valid() {
+    let Ok(prometheus) = which_prometheus() else {
+        eprintln!("skipped: no `prometheus` binary (apt-get install prometheus)");
+        return;
+    };
+    let promtool = prometheus.with_file_name("promtool");
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    // The compose file mounts deploy/prometheus at /etc/prometheus.
+    let config = std::fs::read_to_string(deploy.join("prometheus.yml")).unwrap();
+    assert!(config.contains("/etc/prometheus/rules.yml"), "the configuration names its rules");
+    std::fs::write(dir.path().join("prometheus.yml"), config.replace("/etc/prometheus/rules.yml", "rules.yml")).unwrap();
+    std::fs::copy(deploy.join("rules.yml"), dir.path().join("rules.yml")).unwrap();
+    for args in [["check", "config", "prometheus.yml"], ["check", "rules", "rules.yml"]] {
+        let output = std::process::Command::new(&promtool).args(args).current_dir(dir.path()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
