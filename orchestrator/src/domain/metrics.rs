@@ -58,6 +58,15 @@ pub enum Requeue {
 }
 
 impl Requeue {
+    /// Every reason.
+    const ALL: [Requeue; 5] = [
+        Requeue::LeaseExpired,
+        Requeue::RunnerForgot,
+        Requeue::RunnerRejected,
+        Requeue::NotDelivered,
+        Requeue::RunnerRevoked,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Requeue::LeaseExpired => "lease_expired",
@@ -165,6 +174,14 @@ impl Metrics {
             reports_rejected.clone(),
         );
         let rpc = RpcMetrics::register(&mut registry, methods);
+        // Every known label value starts at 0, so that a rate or an alert sees the first
+        // increment, and every family is in the exposition from the start.
+        for state in rivet_core::JobState::ALL.iter().filter(|state| state.is_terminal()) {
+            finished.get_or_create(&StateLabel { state: state.as_str() });
+        }
+        for reason in Requeue::ALL {
+            requeued.get_or_create(&ReasonLabel { reason: reason.as_str() });
+        }
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -234,9 +251,11 @@ impl Metrics {
     }
 
     /// Sets the queue gauges from `groups` (largest first): the first [`QUEUE_GROUPS`]
-    /// by their tags, the rest summed under `other`; tag sets no longer queued disappear.
+    /// by their tags, the rest summed under `other`; tag sets no longer queued disappear,
+    /// but for `none` (jobs any runner may take), which is always there, 0 when empty.
     pub fn set_queue(&self, groups: &[QueueGroup], now: DateTime<Utc>) {
         let mut shown = BTreeMap::<String, (i64, f64)>::new();
+        shown.insert("none".to_owned(), (0, 0.0));
         for (index, group) in groups.iter().enumerate() {
             let key = if index < QUEUE_GROUPS { tags_label(&group.tags) } else { "other".to_owned() };
             let entry = shown.entry(key).or_insert((0, 0.0));
@@ -326,9 +345,11 @@ mod tests {
 
         metrics.set_queue(&[group(&[("os", "linux")], 2, 1, now)], now);
         let text = metrics.render();
-        assert!(!text.contains("tags=\"none\""), "{text}");
+        assert!(!text.contains("pool=p00"), "{text}");
         let scrape = rivet_telemetry::metrics::Scrape::parse(&text).expect("parses");
         assert_eq!(scrape.sum("rivet_queue_depth", &[]), 2.0);
+        assert_eq!(scrape.sum("rivet_queue_depth", &[("tags", "none")]), 0.0);
+        assert!(scrape.has("rivet_queue_depth"), "an empty queue still shows");
         assert_eq!(scrape.sum("rivet_queue_depth", &[("tags", "os=linux")]), 2.0);
     }
 }

@@ -511,7 +511,8 @@ fn the_shipped_prometheus_configuration_and_rules_are_valid() {
     // The compose file mounts deploy/prometheus at /etc/prometheus.
     let config = std::fs::read_to_string(deploy.join("prometheus.yml")).unwrap();
     assert!(config.contains("/etc/prometheus/rules.yml"), "the configuration names its rules");
-    std::fs::write(dir.path().join("prometheus.yml"), config.replace("/etc/prometheus/rules.yml", "rules.yml")).unwrap();
+    std::fs::write(dir.path().join("prometheus.yml"), config.replace("/etc/prometheus/rules.yml", "rules.yml"))
+        .unwrap();
     std::fs::copy(deploy.join("rules.yml"), dir.path().join("rules.yml")).unwrap();
     for args in [["check", "config", "prometheus.yml"], ["check", "rules", "rules.yml"]] {
         let output = std::process::Command::new(&promtool).args(args).current_dir(dir.path()).output().unwrap();
