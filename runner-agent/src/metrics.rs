@@ -108,10 +108,10 @@ impl RunnerMetrics {
         );
         // Known label values start at 0: a rate or an alert sees the first increment.
         for state in JobState::ALL.iter().filter(|state| state.is_terminal()) {
-            jobs_finished.get_or_create(&StateLabel { state: state.as_str() });
+            drop(jobs_finished.get_or_create(&StateLabel { state: state.as_str() }));
         }
         for call in [PodmanCall::Pull, PodmanCall::Create, PodmanCall::Start, PodmanCall::Remove] {
-            podman.get_or_create(&CallLabel { call: call.as_str() });
+            drop(podman.get_or_create(&CallLabel { call: call.as_str() }));
         }
         RunnerMetrics { registry, jobs_running, jobs_finished, stage_duration, podman, outbox_bytes, reconnects }
     }

@@ -177,10 +177,10 @@ impl Metrics {
         // Every known label value starts at 0, so that a rate or an alert sees the first
         // increment, and every family is in the exposition from the start.
         for state in rivet_core::JobState::ALL.iter().filter(|state| state.is_terminal()) {
-            finished.get_or_create(&StateLabel { state: state.as_str() });
+            drop(finished.get_or_create(&StateLabel { state: state.as_str() }));
         }
         for reason in Requeue::ALL {
-            requeued.get_or_create(&ReasonLabel { reason: reason.as_str() });
+            drop(requeued.get_or_create(&ReasonLabel { reason: reason.as_str() }));
         }
         Metrics {
             inner: Arc::new(Inner {
