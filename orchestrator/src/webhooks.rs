@@ -20,7 +20,6 @@
 //! do not fit the pipeline, 503 while the orchestrator is shutting down or its database is
 //! unreachable (forges retry those), 500 otherwise.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -29,14 +28,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rivet_core::JobOrigin;
 use rivet_core::forge::webhook;
+use rivet_telemetry::http::{HttpServer, Limits};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::config::WebhooksConfig;
@@ -68,8 +64,7 @@ pub enum Error {
 pub struct WebhookServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    server: HttpServer,
 }
 
 /// What the listener serves with.
@@ -86,64 +81,29 @@ impl WebhookServer {
 
     /// Serves the triggers of `orchestrator` on `listener` until stopped.
     pub fn serve(listener: TcpListener, orchestrator: Orchestrator, config: &WebhooksConfig) -> WebhookServer {
-        let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let stop = CancellationToken::new();
         let shared = Arc::new(Shared { orchestrator, max_body_bytes: config.max_body_bytes });
-        let task = tokio::spawn(accept_loop(listener, shared, config.clone(), stop.clone()));
-        WebhookServer { addr, stop, task }
+        let limits = Limits {
+            max_connections: config.max_connections,
+            connection_timeout: config.request_timeout(),
+            max_head_bytes: MAX_HEAD_BYTES,
+        };
+        let server = HttpServer::serve(listener, limits, "webhooks", move |request| {
+            let shared = shared.clone();
+            async move { respond(&shared, request).await }
+        });
+        WebhookServer { addr: server.addr, server }
     }
 
     /// Stops accepting, and waits for the requests under way (each within its timeout).
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+        self.server.shutdown().await;
     }
 
     /// Stops accepting at once, like a crash (connections under way are left to their
     /// timeout). For tests of failover.
     pub fn abort(&self) {
-        self.stop.cancel();
-        self.task.abort();
+        self.server.abort();
     }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, config: WebhooksConfig, stop: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(config.max_connections));
-    let connections = TaskTracker::new();
-    let timeout = config.request_timeout();
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, peer) = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::debug!(%err, "webhook accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(MAX_HEAD_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
-            if tokio::time::timeout(timeout, conn).await.is_err() {
-                tracing::debug!(%peer, "a webhook connection outlived webhooks.request_timeout_secs; closed");
-            }
-            drop(permit);
-        });
-    }
-    connections.close();
-    connections.wait().await;
 }
 
 /// An answer: a status and a JSON body.

@@ -3,8 +3,10 @@
 //! - [`trace`]: the process's log lines and, when an OTLP endpoint is configured, its spans
 //!   exported over OTLP/gRPC; W3C trace context across processes;
 //! - [`rpc`]: a server span and a latency observation for every gRPC call;
-//! - [`metrics`]: the Prometheus `/metrics` endpoint and an exposition parser for tests.
+//! - [`metrics`]: the Prometheus `/metrics` endpoint and an exposition parser for tests;
+//! - [`http`]: the bounded HTTP/1 server under it (and under the orchestrator's webhooks).
 
+pub mod http;
 pub mod metrics;
 pub mod rpc;
 pub mod trace;

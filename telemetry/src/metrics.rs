@@ -7,7 +7,6 @@
 //! [`CONNECTION_TIMEOUT`] in all.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +15,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+
+use crate::http::{HttpServer, Limits};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 pub use prometheus_client;
 
@@ -63,9 +61,12 @@ pub fn render(registry: &Registry) -> String {
 pub struct MetricsServer {
     /// The address it listens on.
     pub addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    server: HttpServer,
 }
+
+/// What a scrape may take.
+const LIMITS: Limits =
+    Limits { max_connections: MAX_CONNECTIONS, connection_timeout: CONNECTION_TIMEOUT, max_head_bytes: 16 * 1024 };
 
 impl MetricsServer {
     /// Binds `addr` and serves what `render` writes (exposition text, see [`render`])
@@ -80,55 +81,23 @@ impl MetricsServer {
 
     /// Serves what `render` writes on `listener` until stopped.
     pub fn serve(listener: TcpListener, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
-        let addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, Arc::new(render), stop.clone()));
-        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
-        Self { addr, stop, task }
+        let render: Render = Arc::new(render);
+        let server = HttpServer::serve(listener, LIMITS, "metrics", move |request| {
+            let answer = respond(&request, &render);
+            async move { answer }
+        });
+        tracing::info!(addr = %server.addr, "serving Prometheus metrics at /metrics");
+        Self { addr: server.addr, server }
     }
 
-    /// Stops accepting and waits for the accept loop to end.
+    /// Stops accepting and waits for the scrapes under way.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        let _ = self.task.await;
+        self.server.shutdown().await;
     }
 }
 
 /// Renders the exposition text of a scrape.
 type Render = Arc<dyn Fn() -> String + Send + Sync>;
-
-async fn accept_loop(listener: TcpListener, registry: Render, stop: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => return,
-            permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
-        };
-        let (stream, _) = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::debug!(%err, "metrics accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let registry = registry.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(respond(&req, &registry)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(16 * 1024)
-                .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await;
-            drop(permit);
-        });
-    }
-}
 
 fn respond(req: &Request<Incoming>, render: &Render) -> Response<Full<Bytes>> {
     let plain = |status: StatusCode, body: &'static str| {
