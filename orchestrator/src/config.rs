@@ -102,6 +102,9 @@ pub struct WebhooksConfig {
     pub request_timeout_secs: u64,
     /// How many connections are served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// The page a triggered job's commit status links to, with `{job}` replaced by the
+    /// job's id (e.g. `https://rivet.example/jobs/{job}`); unset, statuses carry no link.
+    pub job_url: Option<String>,
 }
 
 impl Default for WebhooksConfig {
@@ -112,6 +115,7 @@ impl Default for WebhooksConfig {
             max_body_bytes: rivet_core::forge::webhook::MAX_BODY,
             request_timeout_secs: 10,
             max_connections: 64,
+            job_url: None,
         }
     }
 }
@@ -134,6 +138,11 @@ impl WebhooksConfig {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{bound}"),
         }
+    }
+
+    /// The link of job `job`'s commit statuses, when `job_url` is set.
+    pub fn job_link(&self, job: uuid::Uuid) -> Option<String> {
+        self.job_url.as_ref().map(|template| template.replace("{job}", &job.to_string()))
     }
 
     /// Checks the settings, every problem at once.
@@ -159,6 +168,16 @@ impl WebhooksConfig {
                 _ => problems.push(format!(
                     "webhooks.public_url `{url}` is not an http:// or https:// URL, e.g. https://ci.example.com"
                 )),
+            }
+        }
+        if let Some(template) = &self.job_url {
+            let example = template.replace("{job}", "00000000-0000-0000-0000-000000000000");
+            let web = url::Url::parse(&example).is_ok_and(|url| matches!(url.scheme(), "http" | "https"));
+            if !template.contains("{job}") || !web || template.len() > 2048 {
+                problems.push(format!(
+                    "webhooks.job_url `{}` must be an http(s) URL naming the job as {{job}}, e.g. https://rivet.example/jobs/{{job}}",
+                    rivet_core::text::truncate(template, 128)
+                ));
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }

@@ -99,6 +99,7 @@ fn every_documented_setting_can_be_set_through_the_environment() {
         ("webhooks.max_body_bytes", "1048576", json!(1048576)),
         ("webhooks.request_timeout_secs", "20", json!(20)),
         ("webhooks.max_connections", "32", json!(32)),
+        ("webhooks.job_url", "https://ci.example.com/jobs/{job}", json!("https://ci.example.com/jobs/{job}")),
     ];
 
     let keys = KeyPaths::from_defaults(&serde_json::to_value(Config::default()).expect("serializable"));

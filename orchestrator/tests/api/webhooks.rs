@@ -541,7 +541,11 @@ async fn webhook_trigger_secrets_survive_a_key_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_jobs_report_their_commit_statuses() {
     let forge = crate::statuses::FakeForge::start(Vec::new()).await;
-    let cluster = cluster(Backend::Sqlite, 1).await;
+    let cluster = Cluster::with(Backend::Sqlite, 1, |config| {
+        config.webhooks.listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.webhooks.job_url = Some("https://rivet.example/jobs/{job}".to_owned());
+    })
+    .await;
     cluster.api(0).await.create(PIPELINE).await;
     let mut secrets = rivet_proto::v1::secret_service_client::SecretServiceClient::new(channel(cluster.addr(0)).await);
     let request = pb::SetSecretRequest { name: "GH_TOKEN".into(), pipeline: String::new(), value: "gh-t0ken".into() };
@@ -571,6 +575,8 @@ async fn webhook_jobs_report_their_commit_statuses() {
     assert_eq!(deliver(addr, &trigger.id, &created.secret, &delivery).await.status, 200, "a redelivery");
 
     let received = forge.accepted(2).await;
+    let jobs_of: Vec<String> = jobs(&cluster).await.into_iter().map(|job| job.id).collect();
+    assert_eq!(jobs_of.len(), 1);
     let states: Vec<String> = received
         .iter()
         .map(|request| {
@@ -578,6 +584,7 @@ async fn webhook_jobs_report_their_commit_statuses() {
             assert_eq!(request.authorization, "Bearer gh-t0ken");
             let body: serde_json::Value = serde_json::from_str(&request.body).expect("JSON");
             assert_eq!(body["context"], "rivet/hooked");
+            assert_eq!(body["target_url"], format!("https://rivet.example/jobs/{}", jobs_of[0]), "the job's page");
             body["state"].as_str().expect("a state").to_owned()
         })
         .collect();
