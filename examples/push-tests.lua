@@ -20,6 +20,10 @@ return pipeline.define({
             script = function()
                 local sha = input.require("sha")
                 log.info("testing " .. input.get("repository", "") .. " " .. input.get("ref", "") .. " at " .. sha)
+                local origin = job.origin()
+                if origin.kind == "trigger" then
+                    log.info("started by webhook delivery " .. (origin.delivery_id or "?"))
+                end
                 local function git(args, cwd)
                     local result = process.run({ cmd = "git", args = args, cwd = cwd })
                     if result.exit_code ~= 0 then

@@ -8,7 +8,7 @@ mod runner;
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::Timestamp;
 use rivet_core::{
-    Assignment, Diagnostic, FailureReason, InputSpec, InputType, InputValue, JobState, LogLevel, LogLine,
+    Assignment, Diagnostic, FailureReason, InputSpec, InputType, InputValue, JobOrigin, JobState, LogLevel, LogLine,
     PipelineDefinition, StageState,
 };
 use uuid::Uuid;
@@ -288,5 +288,55 @@ pub fn diagnostic_to_proto(diagnostic: &Diagnostic) -> pb::Diagnostic {
         line: diagnostic.line,
         field: diagnostic.field.clone(),
         message: diagnostic.message.clone(),
+    }
+}
+
+/// What started a job, on the wire.
+pub fn origin_to_proto(origin: &JobOrigin) -> pb::JobOrigin {
+    use pb::job_origin::Kind;
+    let kind = match origin {
+        JobOrigin::Api { caller } => Kind::Api(pb::job_origin::Api { caller: caller.clone().unwrap_or_default() }),
+        JobOrigin::Trigger { trigger_id, delivery_id, event, sha, git_ref } => Kind::Trigger(pb::job_origin::Trigger {
+            trigger_id: trigger_id.to_string(),
+            delivery_id: delivery_id.clone(),
+            event: event.clone(),
+            sha: sha.clone(),
+            r#ref: git_ref.clone(),
+        }),
+        JobOrigin::Schedule { schedule_id, due } => Kind::Schedule(pb::job_origin::Schedule {
+            schedule_id: schedule_id.to_string(),
+            due_time: Some(time_to_proto(*due)),
+        }),
+        JobOrigin::Rerun { of } => Kind::Rerun(pb::job_origin::Rerun { job_id: of.to_string() }),
+    };
+    pb::JobOrigin { kind: Some(kind) }
+}
+
+/// What started a job, from the wire; an unset or malformed origin reads as an API
+/// launch (it is informational: nothing is refused for it).
+pub fn origin_from_proto(origin: Option<&pb::JobOrigin>) -> JobOrigin {
+    use pb::job_origin::Kind;
+    let api = JobOrigin::Api { caller: None };
+    match origin.and_then(|origin| origin.kind.as_ref()) {
+        None => api,
+        Some(Kind::Api(call)) => JobOrigin::Api { caller: (!call.caller.is_empty()).then(|| call.caller.clone()) },
+        Some(Kind::Trigger(trigger)) => match Uuid::parse_str(&trigger.trigger_id) {
+            Ok(trigger_id) => JobOrigin::Trigger {
+                trigger_id,
+                delivery_id: trigger.delivery_id.clone(),
+                event: trigger.event.clone(),
+                sha: trigger.sha.clone(),
+                git_ref: trigger.r#ref.clone(),
+            },
+            Err(_) => api,
+        },
+        Some(Kind::Schedule(schedule)) => match Uuid::parse_str(&schedule.schedule_id) {
+            Ok(schedule_id) => JobOrigin::Schedule { schedule_id, due: time_from_proto(schedule.due_time.as_ref()) },
+            Err(_) => api,
+        },
+        Some(Kind::Rerun(rerun)) => match Uuid::parse_str(&rerun.job_id) {
+            Ok(of) => JobOrigin::Rerun { of },
+            Err(_) => api,
+        },
     }
 }

@@ -1,7 +1,6 @@
 //! Conversions of the orchestrator's records to wire types; the conversions of the shared
 //! domain types live in `rivet_proto::convert` and are re-exported here.
 
-use rivet_core::JobOrigin;
 pub use rivet_proto::convert::*;
 use rivet_proto::v1 as pb;
 
@@ -80,25 +79,4 @@ pub fn job_to_proto(job: &JobRecord, stages: &[StageRecord], transitions: &[Tran
         trace_id: job.trace.map(|trace| trace.trace_id_hex()).unwrap_or_default(),
         origin: Some(origin_to_proto(&job.origin)),
     }
-}
-
-/// What started a job, on the wire.
-pub fn origin_to_proto(origin: &JobOrigin) -> pb::JobOrigin {
-    use pb::job_origin::Kind;
-    let kind = match origin {
-        JobOrigin::Api { caller } => Kind::Api(pb::job_origin::Api { caller: caller.clone().unwrap_or_default() }),
-        JobOrigin::Trigger { trigger_id, delivery_id, event, sha, git_ref } => Kind::Trigger(pb::job_origin::Trigger {
-            trigger_id: trigger_id.to_string(),
-            delivery_id: delivery_id.clone(),
-            event: event.clone(),
-            sha: sha.clone(),
-            r#ref: git_ref.clone(),
-        }),
-        JobOrigin::Schedule { schedule_id, due } => Kind::Schedule(pb::job_origin::Schedule {
-            schedule_id: schedule_id.to_string(),
-            due_time: Some(time_to_proto(*due)),
-        }),
-        JobOrigin::Rerun { of } => Kind::Rerun(pb::job_origin::Rerun { job_id: of.to_string() }),
-    };
-    pb::JobOrigin { kind: Some(kind) }
 }

@@ -187,6 +187,7 @@ impl From<ToRunner> for pb::ConnectResponse {
                 timeout_seconds: assign.timeout.map_or(0, |timeout| timeout.as_secs()),
                 plugins: assign.plugins.iter().map(pinned_plugin_to_proto).collect(),
                 traceparent: assign.trace.map(|trace| trace.to_string()).unwrap_or_default(),
+                origin: Some(super::origin_to_proto(&assign.origin)),
             }),
             ToRunner::Cancel { assignment, reason } => Body::CancelJob(pb::CancelJob {
                 assignment: Some(assignment_to_proto(assignment)),
@@ -264,6 +265,7 @@ fn assign_job_from_proto(assign: pb::AssignJob) -> ConvertResult<AssignJob> {
         // Advisory: a trace context that does not parse starts a trace of the runner's own
         // rather than failing the job.
         trace: assign.traceparent.parse().ok(),
+        origin: super::origin_from_proto(assign.origin.as_ref()),
     })
 }
 
@@ -397,6 +399,13 @@ mod tests {
                     source: "return {}".into(),
                 }],
                 trace: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().ok(),
+                origin: rivet_core::JobOrigin::Trigger {
+                    trigger_id: Uuid::from_u128(5),
+                    delivery_id: "d-1".into(),
+                    event: "push".into(),
+                    sha: "ab".repeat(20),
+                    git_ref: "refs/heads/main".into(),
+                },
             }),
             ToRunner::Cancel { assignment: assignment(), reason: Some(FailureReason::Timeout) },
             ToRunner::LogAck(LogAck { job_id: Uuid::from_u128(8), sequence: 4 }),

@@ -120,6 +120,7 @@ async fn time_jobs(env: &Env, source: &str, runs: usize) -> Vec<Duration> {
             timeout: None,
             plugins: Vec::new(),
             trace: None,
+            origin: rivet_core::JobOrigin::Api { caller: None },
         };
         let start = Instant::now();
         let outcome = run_job(spec, &env.config, &env.podman, Arc::new(Discard), CancellationToken::new()).await;

@@ -170,5 +170,6 @@ fn assign_job(job: &JobRecord, pipeline: &PipelineRecord, first_sequence: u64, t
         plugins: Vec::new(),
         // Filled in by `assign_one` with its `dispatch` span's context.
         trace: None,
+        origin: job.origin.clone(),
     }
 }

@@ -210,4 +210,6 @@ pub struct AssignJob {
     /// The trace context of the orchestrator's `dispatch` span: the runner's `job` span is
     /// its child. `None` when tracing is off.
     pub trace: Option<crate::trace::TraceParent>,
+    /// What started the job, for `job.origin()`.
+    pub origin: crate::job::JobOrigin,
 }

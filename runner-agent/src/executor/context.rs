@@ -55,6 +55,8 @@ pub(crate) struct JobContext {
     /// The job's workspace on the host.
     pub workspace: PathBuf,
     pub inputs: ResolvedInputs,
+    /// What started the job (`job.origin()`).
+    pub origin: rivet_core::JobOrigin,
     /// Cancelled when the job must stop; [`JobContext::stop_failure`] says why.
     pub stop: CancellationToken,
     /// Process tasks and container removals, waited for before the job reports its end.
@@ -107,6 +109,7 @@ pub(crate) struct ContextParts {
     pub handle: Handle,
     pub workspace: PathBuf,
     pub inputs: ResolvedInputs,
+    pub origin: rivet_core::JobOrigin,
     pub secrets: BTreeMap<String, String>,
     pub first_sequence: u64,
     pub sink: Arc<dyn EventSink>,
@@ -122,6 +125,7 @@ impl JobContext {
             handle: parts.handle,
             workspace: parts.workspace,
             inputs: parts.inputs,
+            origin: parts.origin,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             budget,

@@ -133,6 +133,7 @@ pub async fn run_job(
         handle: tokio::runtime::Handle::current(),
         workspace: dir.clone(),
         inputs: spec.inputs,
+        origin: spec.origin,
         secrets: spec.secrets,
         first_sequence: spec.first_sequence,
         sink,

@@ -14,6 +14,7 @@ mod fault;
 mod fs;
 pub mod http;
 mod input;
+mod job;
 mod json;
 mod log;
 mod output;
@@ -34,6 +35,7 @@ use crate::executor::context::JobContext;
 pub(crate) fn install(lua: &Lua, ctx: &Arc<JobContext>, definition: &PipelineDefinition) -> mlua::Result<()> {
     log::install(lua, ctx)?;
     input::install(lua, ctx)?;
+    job::install(lua, ctx)?;
     output::install(lua, ctx)?;
     container::install(lua, ctx)?;
     process::install(lua, ctx)?;

@@ -152,6 +152,11 @@ async fn a_push_to_a_local_repository_runs_its_tests_at_the_pushed_commit() {
     let log = texts(&stack.follow(&first.id).await);
     assert_eq!(ended.state(), pb::JobState::Succeeded, "{}: {log:?}", ended.message);
     assert!(log.iter().any(|line| line.contains("tests passed at hello")), "{log:?}");
+    let delivery = match first.origin.as_ref().and_then(|origin| origin.kind.as_ref()) {
+        Some(pb::job_origin::Kind::Trigger(trigger)) => trigger.delivery_id.clone(),
+        other => panic!("not a trigger's job: {other:?}"),
+    };
+    assert!(log.contains(&format!("started by webhook delivery {delivery}")), "the stage reads its origin: {log:?}");
     assert_eq!(ended.outputs.get("tested"), Some(&first_sha), "it tested the pushed commit");
 
     // A push that breaks the tests fails; a push to another branch starts nothing.

@@ -216,3 +216,50 @@ return pipeline.define {
     let get = |key: &str| outputs.get(key).map(String::as_str);
     assert_eq!((get("n"), get("f"), get("b")), (Some("42"), Some("1.5"), Some("false")));
 }
+
+/// A stage reads which job it is and what started it: here a trigger's push delivery,
+/// then a rerun.
+#[tokio::test]
+async fn a_stage_reads_what_started_its_job() {
+    let env = Env::new().await;
+    let source = r#"return pipeline.define {
+      name = "origin",
+      stages = { { name = "s", script = function()
+        local origin = job.origin()
+        log.info("kind=" .. origin.kind .. " id=" .. job.id() .. " attempt=" .. job.attempt())
+        if origin.kind == "trigger" then
+          log.info("event=" .. origin.event .. " sha=" .. origin.sha .. " ref=" .. origin.ref
+            .. " delivery=" .. origin.delivery_id .. " trigger=" .. origin.trigger_id)
+        elseif origin.kind == "rerun" then
+          log.info("of=" .. origin.of)
+        end
+        origin.kind = "changed"
+        output.set("kind", job.origin().kind)
+      end } },
+    }"#;
+    let mut spec = env.spec(source, &[], &[]);
+    let trigger = uuid::Uuid::from_u128(42);
+    spec.origin = rivet_core::JobOrigin::Trigger {
+        trigger_id: trigger,
+        delivery_id: "delivery-7".into(),
+        event: "push".into(),
+        sha: "9fceb02d0ae598e95dc970b74767f19372d61af8".into(),
+        git_ref: "refs/heads/main".into(),
+    };
+    let job = spec.assignment.job_id;
+    let run = env.run_spec(spec, tokio_util::sync::CancellationToken::new()).await;
+    run.assert_succeeded();
+    assert!(run.logged(LogLevel::Info, &format!("kind=trigger id={job} attempt=1")), "{:?}", run.texts());
+    let expected = format!(
+        "event=push sha=9fceb02d0ae598e95dc970b74767f19372d61af8 ref=refs/heads/main delivery=delivery-7 trigger={trigger}"
+    );
+    assert!(run.logged(LogLevel::Info, &expected), "{:?}", run.texts());
+    assert_eq!(run.outcome.outputs.get("kind").map(String::as_str), Some("trigger"), "each call is a fresh table");
+
+    let mut spec = env.spec(source, &[], &[]);
+    let of = uuid::Uuid::from_u128(7);
+    spec.origin = rivet_core::JobOrigin::Rerun { of };
+    let run = env.run_spec(spec, tokio_util::sync::CancellationToken::new()).await;
+    run.assert_succeeded();
+    assert!(run.logged(LogLevel::Info, &format!("of={of}")), "{:?}", run.texts());
+}

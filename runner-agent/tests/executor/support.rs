@@ -81,6 +81,7 @@ impl Env {
             timeout: None,
             plugins: Vec::new(),
             trace: None,
+            origin: rivet_core::JobOrigin::Api { caller: None },
         }
     }
 
