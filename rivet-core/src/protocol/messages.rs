@@ -36,7 +36,9 @@ pub enum FromRunner {
     Finished(JobFinished),
 }
 
-/// A message from the orchestrator to a runner.
+/// A message from the orchestrator to a runner. An assignment is by far the largest; the
+/// others are few per job, so a box for it would save little and cost an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToRunner {
     /// The answer to the hello.
