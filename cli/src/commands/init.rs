@@ -30,6 +30,7 @@ const STUBS: &[(&str, &str)] = &[
     ("git.lua", include_str!("../../../lua-stubs/git.lua")),
     ("http.lua", include_str!("../../../lua-stubs/http.lua")),
     ("input.lua", include_str!("../../../lua-stubs/input.lua")),
+    ("job.lua", include_str!("../../../lua-stubs/job.lua")),
     ("json.lua", include_str!("../../../lua-stubs/json.lua")),
     ("log.lua", include_str!("../../../lua-stubs/log.lua")),
     ("notify.lua", include_str!("../../../lua-stubs/notify.lua")),
