@@ -28,7 +28,11 @@ const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// the caller's trace context when `TRACEPARENT` holds one (the convention of CI systems
 /// and `otel-cli`): a job launched from a traced script joins the script's trace.
 #[derive(Debug, Clone)]
-pub struct Auth(Option<AsciiMetadataValue>);
+pub struct Auth {
+    authorization: Option<AsciiMetadataValue>,
+    /// Read from the environment once, when the client is made.
+    traceparent: Option<AsciiMetadataValue>,
+}
 
 /// The W3C trace context in `TRACEPARENT`, when it is a valid one.
 fn traceparent() -> Option<AsciiMetadataValue> {
@@ -39,11 +43,11 @@ fn traceparent() -> Option<AsciiMetadataValue> {
 
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.authorization {
             request.metadata_mut().insert("authorization", value.clone());
         }
-        if let Some(parent) = traceparent() {
-            request.metadata_mut().insert("traceparent", parent);
+        if let Some(parent) = &self.traceparent {
+            request.metadata_mut().insert("traceparent", parent.clone());
         }
         Ok(request)
     }
@@ -101,7 +105,7 @@ impl Client {
             })?),
             None => None,
         };
-        let auth = Auth(token);
+        let auth = Auth { authorization: token, traceparent: traceparent() };
         Ok(Client {
             pipelines: PipelineServiceClient::with_interceptor(channel.clone(), auth.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)

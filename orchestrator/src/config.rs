@@ -395,9 +395,9 @@ const FOREIGN_VARIABLES: &[&str] =
 /// Settings under their old names: still read, never serialized when unset.
 const OLD_NAMES: &[&str] = &["auth.runner_tokens"];
 
-/// What `--print-config` shows instead of a secret (plain letters, so that it stays
-/// readable where a URL's password was).
-pub const REDACTED: &str = "REDACTED";
+/// What `--print-config` shows instead of a secret, and the redaction of URLs: shared
+/// with the runner.
+pub use rivet_core::settings::{REDACTED, redact_url};
 
 impl Config {
     /// Loads defaults, then `file` (when given, it must exist), then `RIVET_*` variables.
@@ -563,18 +563,6 @@ pub fn settings_typos(typos: &[(String, Option<String>)]) -> String {
     format!("unknown environment variable(s): {}", lines.join("; "))
 }
 
-/// `url` with its password replaced by [`REDACTED`]; unchanged when it has none or does
-/// not parse as a URL.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some(REDACTED)) {
-            Ok(()) => parsed.to_string(),
-            Err(()) => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,9 +630,14 @@ mod tests {
                 registration_tokens: vec!["t2".into(), "t3".into()],
                 runner_tokens: vec!["t4".into()],
             },
+            telemetry: TelemetryConfig {
+                otlp_endpoint: Some("https://rivet:s3cret@collector:4317".into()),
+                ..TelemetryConfig::default()
+            },
             ..Config::default()
         };
         let redacted = config.redacted();
+        assert_eq!(redacted.telemetry.otlp_endpoint.as_deref(), Some("https://rivet:REDACTED@collector:4317/"));
         assert_eq!(redacted.database_url, "postgres://rivet:REDACTED@db:5432/rivet?sslmode=require");
         assert_eq!(redacted.redis_url.as_deref(), Some("rediss://default:REDACTED@cache:6380/0"));
         assert_eq!(redacted.auth.api_tokens, vec![REDACTED]);

@@ -246,11 +246,9 @@ async fn deliver(shared: &Shared, id: &str, req: Request<Incoming>) -> Answer {
     match shared.orchestrator.launch_created(launch).await {
         Ok((job, true)) => {
             tracing::info!(trigger = %trigger_id, %delivery, job = %job.id, outcome = "launched", "webhook launched a job");
-            if let Some(mut target) = trigger.status_target(&event)
-                && let Err(err) = {
-                    target.link = shared.orchestrator.config().webhooks.job_link(job.id);
-                    shared.orchestrator.track_status(&job, target).await
-                }
+            let link = shared.orchestrator.config().webhooks.job_link(job.id);
+            if let Some(target) = trigger.status_target(&event, link)
+                && let Err(err) = shared.orchestrator.track_status(&job, target).await
             {
                 // The job runs whatever happens to its statuses.
                 tracing::warn!(trigger = %trigger_id, job = %job.id, error = %err, "cannot track the job's commit status");

@@ -10,6 +10,22 @@
 
 use std::collections::BTreeSet;
 
+/// What `--print-config` shows instead of a secret (plain letters, so that it stays
+/// readable where a URL's password was).
+pub const REDACTED: &str = "REDACTED";
+
+/// `url` with its password replaced by [`REDACTED`]; unchanged when it has none or does
+/// not parse as a URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some(REDACTED)) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
 /// The key paths of a configuration, from its serialized defaults: `auth.api_tokens`.
 ///
 /// A key whose default is an empty object (a map such as the runner's `labels`) accepts

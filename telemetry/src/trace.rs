@@ -58,14 +58,19 @@ impl TelemetryConfig {
     /// The endpoint spans are exported to: the configured one, else the standard
     /// environment variables'; `None` when tracing is off (`OTEL_SDK_DISABLED=true` too).
     pub fn endpoint(&self) -> Option<String> {
-        if env_set("OTEL_SDK_DISABLED").is_some_and(|value| value.eq_ignore_ascii_case("true")) {
+        self.endpoint_in(env_set)
+    }
+
+    /// [`Self::endpoint`], with the environment's set, non-empty variables read by `env`.
+    fn endpoint_in(&self, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+        if env("OTEL_SDK_DISABLED").is_some_and(|value| value.eq_ignore_ascii_case("true")) {
             return None;
         }
         self.otlp_endpoint
             .clone()
             .filter(|endpoint| !endpoint.trim().is_empty())
-            .or_else(|| env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-            .or_else(|| env_set("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     }
 
     /// Checks the settings without starting anything: the message names the bad value.
@@ -247,6 +252,29 @@ mod tests {
             ..TelemetryConfig::default()
         };
         assert!(config.validate().expect_err("refused").contains("telemetry.filter"));
+    }
+
+    #[test]
+    fn the_endpoint_is_the_setting_then_the_standard_variables() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+        };
+        let configured =
+            TelemetryConfig { otlp_endpoint: Some("http://set:4317".into()), ..TelemetryConfig::default() };
+        let unset = TelemetryConfig::default();
+        let both = &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://all:4317"),
+        ];
+        assert_eq!(configured.endpoint_in(env(both)).as_deref(), Some("http://set:4317"));
+        assert_eq!(unset.endpoint_in(env(both)).as_deref(), Some("http://traces:4317"));
+        assert_eq!(
+            unset.endpoint_in(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://all:4317")])).as_deref(),
+            Some("http://all:4317")
+        );
+        assert_eq!(unset.endpoint_in(env(&[])), None, "off by default");
+        assert_eq!(configured.endpoint_in(env(&[("OTEL_SDK_DISABLED", "TRUE")])), None);
+        assert_eq!(configured.endpoint_in(env(&[("OTEL_SDK_DISABLED", "false")])).as_deref(), Some("http://set:4317"));
     }
 
     #[test]

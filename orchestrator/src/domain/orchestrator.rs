@@ -236,7 +236,8 @@ impl Orchestrator {
         name = "launch",
         skip_all,
         fields(
-            pipeline = %launch.pipeline,
+            // Recorded once resolved: the request's reference is the caller's to choose.
+            pipeline = tracing::field::Empty,
             origin = launch.origin.kind(),
             job = tracing::field::Empty,
             pipeline_version = tracing::field::Empty,
@@ -247,6 +248,7 @@ impl Orchestrator {
             return Err(Error::ShuttingDown);
         }
         let pipeline = self.find_pipeline(&launch.pipeline, 0).await?;
+        tracing::Span::current().record("pipeline", pipeline.name.as_str());
         let inputs = rivet_core::resolve(&pipeline.definition.inputs, &launch.inputs).map_err(Error::InvalidInputs)?;
         self.queue(&pipeline, inputs, launch.idempotency_key, launch.origin).await
     }

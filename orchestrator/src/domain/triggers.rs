@@ -74,8 +74,13 @@ pub struct StatusReporting {
 }
 
 impl TriggerRecord {
-    /// Where the statuses of a job this trigger launched for `event` go, when it reports.
-    pub fn status_target(&self, event: &rivet_core::forge::webhook::ForgeEvent) -> Option<StatusTarget> {
+    /// Where the statuses of a job this trigger launched for `event` go, when it reports;
+    /// they link to `link`.
+    pub fn status_target(
+        &self,
+        event: &rivet_core::forge::webhook::ForgeEvent,
+        link: Option<String>,
+    ) -> Option<StatusTarget> {
         let status = self.status.as_ref()?;
         Some(StatusTarget {
             forge: self.forge,
@@ -84,7 +89,7 @@ impl TriggerRecord {
             sha: event.sha.clone(),
             token_secret: status.token_secret.clone(),
             context: status.context.clone(),
-            link: None,
+            link,
         })
     }
 }

@@ -190,8 +190,9 @@ impl AgentConfig {
     pub fn redacted(&self) -> AgentConfig {
         let mut config = self.clone();
         for token in [&mut config.registration_token, &mut config.token].into_iter().flatten() {
-            *token = "REDACTED".to_owned();
+            *token = settings::REDACTED.to_owned();
         }
+        config.telemetry.otlp_endpoint = config.telemetry.otlp_endpoint.as_deref().map(settings::redact_url);
         config
     }
 
@@ -226,6 +227,21 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/config/runner.toml");
+
+    #[test]
+    fn redaction_hides_tokens_and_the_collectors_password() {
+        let config = AgentConfig {
+            registration_token: Some("reg".into()),
+            telemetry: rivet_telemetry::TelemetryConfig {
+                otlp_endpoint: Some("https://runner:s3cret@collector:4317".into()),
+                ..Default::default()
+            },
+            ..AgentConfig::default()
+        };
+        let redacted = config.redacted();
+        assert_eq!(redacted.registration_token.as_deref(), Some("REDACTED"));
+        assert_eq!(redacted.telemetry.otlp_endpoint.as_deref(), Some("https://runner:REDACTED@collector:4317/"));
+    }
 
     /// The documented example configuration must load, hold the defaults, and mention
     /// every setting: it is the configuration reference.

@@ -15,6 +15,10 @@ use crate::executor::context::JobContext;
 use crate::executor::podman::{ProcessRequest, ensure_image, run_process};
 use crate::executor::workspace::resolve_cwd;
 
+/// The most of a requested image reference a span records (the script chose it; it is
+/// checked only when it is pulled).
+const MAX_SPAN_IMAGE: usize = 256;
+
 const FIELDS: &[&str] =
     &["cmd", "args", "cwd", "env", "capture_stdout", "capture_stderr", "stdout_level", "stderr_level"];
 
@@ -34,7 +38,7 @@ pub(super) fn install(lua: &Lua, ctx: &Arc<JobContext>) -> mlua::Result<()> {
                 let span = tracing::info_span!(
                     "process",
                     argv0 = %ctx.message(&request.cmd),
-                    image = %request.image,
+                    image = %rivet_core::text::truncate(&request.image, MAX_SPAN_IMAGE),
                     exit_code = tracing::field::Empty,
                     duration_ms = tracing::field::Empty,
                     otel.status_code = tracing::field::Empty,

@@ -111,6 +111,12 @@ impl PullRequestPayload {
 
 /// The event of a GitHub webhook named `event` (its `X-GitHub-Event`).
 pub(super) fn parse(event: &str, body: &[u8]) -> Result<Option<ForgeEvent>, ParseError> {
+    parse_events(event, body, "synchronize")
+}
+
+/// The events of GitHub's shapes (Gitea's follow them), where a pull request's new commits
+/// are the action named `synchronize`.
+pub(super) fn parse_events(event: &str, body: &[u8], synchronize: &str) -> Result<Option<ForgeEvent>, ParseError> {
     match event {
         "push" => payload::<PushPayload>("push", body)?.into_push().into_event(),
         "pull_request" => {
@@ -118,7 +124,7 @@ pub(super) fn parse(event: &str, body: &[u8]) -> Result<Option<ForgeEvent>, Pars
             let action = match pr.action.as_str() {
                 "opened" => PullRequestAction::Opened,
                 "reopened" => PullRequestAction::Reopened,
-                "synchronize" => PullRequestAction::Synchronize,
+                action if action == synchronize => PullRequestAction::Synchronize,
                 _ => return Ok(None),
             };
             pr.into_pull_request(action).into_event().map(Some)
